@@ -1,0 +1,1 @@
+//! Authority registry: storage trait with SQLite and PostgreSQL back ends

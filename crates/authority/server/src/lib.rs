@@ -1,0 +1,1 @@
+//! Authority HTTP adapter (axum): CA endpoints, CRLs, OCSP

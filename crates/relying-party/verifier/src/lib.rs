@@ -1,0 +1,1 @@
+//! Relying party: verify signatures and certificate status
