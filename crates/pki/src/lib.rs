@@ -1,1 +1,17 @@
-//! Shared PKI: JPKI certificate profiles, CSR checks, CRLs, OCSP and CMS, sans-IO
+//! Shared PKI for Shōmei: JPKI certificate profiles, CSR checks, sharded
+//! CRLs, OCSP and CMS. Everything here takes bytes, `now` and a
+//! [`shomei_core::Signer`] in, and hands bytes out: no IO, no clock.
+
+#![forbid(unsafe_code)]
+
+pub mod cms;
+pub mod crl;
+pub mod csr;
+pub mod error;
+pub mod keys;
+pub mod ocsp;
+pub mod oids;
+pub mod profile;
+
+pub use error::PkiError;
+pub use keys::{EcdsaP256Signer, RsaSigner, SystemRandom};
