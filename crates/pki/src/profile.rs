@@ -548,7 +548,7 @@ mod tests {
         }
         let root_text = openssl_text(ca.cert_der());
         assert!(
-            root_text.contains("OU = Shomei for digital signature"),
+            root_text.contains("OU=Shomei for digital signature"),
             "{root_text}"
         );
         assert!(root_text.contains("CA:TRUE") && root_text.contains("Certificate Sign, CRL Sign"));
