@@ -1,1 +1,376 @@
-//! Authority core: issuance and revocation logic over an injected registry, signer and clock
+//! The authority's core (the J-LIS role): decides and builds what an
+//! enrolment or a lifecycle request produces, without doing any IO.
+//!
+//! Callers (the HTTP adapter, the CLI) hand in bytes, `now` and randomness;
+//! they get back certificates plus the exact records to commit to the
+//! registry. Nothing is published until the registry commit succeeds.
+
+#![forbid(unsafe_code)]
+
+use core::fmt;
+use std::sync::Arc;
+
+use shomei_core::{BasicFour, CertClass, CertStatus, RandomSource, Root, Serial, Timestamp};
+use shomei_pki::PkiError;
+use shomei_pki::csr::{CheckedCsr, check_csr};
+use shomei_pki::profile::{
+    EndEntityRequest, PublicationPoints, RootCa, card_not_after, issue_end_entity,
+};
+
+/// Age under which a holder gets no signing certificate (JPKI: under-15s).
+pub const SIGNING_MIN_AGE: i32 = 15;
+
+/// The authority core's one error type. Messages never carry personal data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A CSR or other PKI input was refused.
+    Pki(PkiError),
+    /// A holder under 15 asked for a signing certificate.
+    MinorCannotSign,
+    /// No authentication CSR was given.
+    MissingAuthCsr,
+    /// The two CSRs carry the same key.
+    SameKeyTwice,
+    /// The holder's 5th birthday after today is not after today (impossible dates).
+    BadValidity,
+    /// Randomness failed.
+    Random,
+}
+
+impl fmt::Display for CaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pki(e) => write!(f, "{e}"),
+            Self::MinorCannotSign => write!(
+                f,
+                "holders under {SIGNING_MIN_AGE} get no signing certificate: omit sign_csr"
+            ),
+            Self::MissingAuthCsr => f.write_str("auth_csr is required"),
+            Self::SameKeyTwice => f.write_str("sign_csr and auth_csr must carry different keys"),
+            Self::BadValidity => {
+                f.write_str("cannot compute a validity period for this birth date")
+            }
+            Self::Random => f.write_str("randomness source failed"),
+        }
+    }
+}
+
+impl std::error::Error for CaError {}
+
+impl From<PkiError> for CaError {
+    fn from(e: PkiError) -> Self {
+        Self::Pki(e)
+    }
+}
+
+/// Static configuration of an authority.
+#[derive(Clone, Debug)]
+pub struct AuthorityConfig {
+    /// Where certificates point relying parties for CRLs and OCSP.
+    pub points: PublicationPoints,
+    /// Number of CRL shards per certificate class (≥ 1).
+    pub crl_shards: u32,
+}
+
+/// The authority: its two roots and its configuration.
+pub struct Authority {
+    config: AuthorityConfig,
+    sign_root: Arc<RootCa>,
+    auth_root: Arc<RootCa>,
+}
+
+/// One certificate just built, with what the registry needs to store.
+#[derive(Clone, Debug)]
+pub struct IssuedCertificate {
+    /// Its serial.
+    pub serial: Serial,
+    /// Its class.
+    pub class: CertClass,
+    /// DER.
+    pub der: Vec<u8>,
+    /// Validity start.
+    pub not_before: Timestamp,
+    /// Validity end.
+    pub not_after: Timestamp,
+    /// CRL shard.
+    pub shard: u32,
+}
+
+/// The result of an enrolment: certificates to commit, then return.
+#[derive(Clone, Debug)]
+pub struct IssuedCard {
+    /// The signing certificate (absent for holders under 15).
+    pub sign: Option<IssuedCertificate>,
+    /// The authentication certificate.
+    pub auth: IssuedCertificate,
+}
+
+/// An enrolment request, already decoded from its wire form.
+pub struct EnrolRequest<'a> {
+    /// The holder's basic four.
+    pub holder: &'a BasicFour,
+    /// DER PKCS#10 for the signing key, if any.
+    pub sign_csr: Option<&'a [u8]>,
+    /// DER PKCS#10 for the authentication key.
+    pub auth_csr: &'a [u8],
+}
+
+impl Authority {
+    /// Assembles an authority from its roots.
+    pub fn new(config: AuthorityConfig, sign_root: Arc<RootCa>, auth_root: Arc<RootCa>) -> Self {
+        let config = AuthorityConfig {
+            crl_shards: config.crl_shards.max(1),
+            ..config
+        };
+        Self {
+            config,
+            sign_root,
+            auth_root,
+        }
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.config
+    }
+
+    /// The root for `root`.
+    pub fn root(&self, root: Root) -> &Arc<RootCa> {
+        match root {
+            Root::Sign => &self.sign_root,
+            Root::Auth => &self.auth_root,
+        }
+    }
+
+    /// Checks an enrolment and builds the card's certificates. Pure: nothing
+    /// is stored; the caller commits the result to the registry.
+    pub fn enrol(
+        &self,
+        req: &EnrolRequest<'_>,
+        now: Timestamp,
+        rng: &mut dyn RandomSource,
+    ) -> Result<IssuedCard, CaError> {
+        let age = req.holder.birth_date().age_on(now.date());
+        if age < 0 {
+            return Err(CaError::Pki(PkiError::Unsupported(
+                "birth date lies in the future".into(),
+            )));
+        }
+        let auth_csr = check_csr(req.auth_csr)?;
+        let sign_csr = match req.sign_csr {
+            Some(_) if age < SIGNING_MIN_AGE => return Err(CaError::MinorCannotSign),
+            Some(der) => Some(check_csr(der)?),
+            None => None,
+        };
+        if let Some(s) = &sign_csr {
+            if s.spki() == auth_csr.spki() {
+                return Err(CaError::SameKeyTwice);
+            }
+        }
+        let not_after = card_not_after(req.holder, now);
+        let sign = match &sign_csr {
+            Some(csr) => {
+                Some(self.issue(CertClass::CardSign, csr, req.holder, now, not_after, rng)?)
+            }
+            None => None,
+        };
+        let auth = self.issue(
+            CertClass::CardAuth,
+            &auth_csr,
+            req.holder,
+            now,
+            not_after,
+            rng,
+        )?;
+        Ok(IssuedCard { sign, auth })
+    }
+
+    /// Issues one end-entity certificate of `class` for a checked CSR, with a
+    /// fresh random serial, capped at `not_after`.
+    pub fn issue(
+        &self,
+        class: CertClass,
+        csr: &CheckedCsr,
+        holder: &BasicFour,
+        now: Timestamp,
+        not_after: Timestamp,
+        rng: &mut dyn RandomSource,
+    ) -> Result<IssuedCertificate, CaError> {
+        let serial = Serial::random(rng).map_err(|_| CaError::Random)?;
+        let shard = serial.shard(self.config.crl_shards);
+        if not_after <= now {
+            return Err(CaError::BadValidity);
+        }
+        let req = EndEntityRequest {
+            class,
+            csr,
+            holder,
+            serial: &serial,
+            now,
+            not_after,
+            shard,
+        };
+        let der = issue_end_entity(self.root(class.root()), &self.config.points, &req)?;
+        let not_before = now.replace_nanosecond(0).unwrap_or(now);
+        Ok(IssuedCertificate {
+            serial,
+            class,
+            der,
+            not_before,
+            not_after,
+            shard,
+        })
+    }
+}
+
+/// Whether a credential in `status` may still be used to prove something.
+pub fn usable(status: CertStatus) -> bool {
+    status == CertStatus::Active
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shomei_core::{Sex, SignError};
+    use shomei_pki::RsaSigner;
+    use shomei_pki::csr::build_csr;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+
+    /// Deterministic randomness for tests.
+    struct Counter(u8);
+    impl RandomSource for Counter {
+        fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
+            for b in buf {
+                self.0 = self.0.wrapping_add(1);
+                *b = self.0;
+            }
+            Ok(())
+        }
+    }
+
+    fn authority() -> Authority {
+        let mk = |r: Root, n: u8| {
+            Arc::new(
+                RootCa::create(
+                    r,
+                    "Test",
+                    Arc::new(RsaSigner::generate().unwrap()),
+                    &Serial::from_be_bytes(&[n]).unwrap(),
+                    NOW,
+                )
+                .unwrap(),
+            )
+        };
+        Authority::new(
+            AuthorityConfig {
+                points: PublicationPoints::new("http://127.0.0.1:8700"),
+                crl_shards: 4,
+            },
+            mk(Root::Sign, 1),
+            mk(Root::Auth, 2),
+        )
+    }
+
+    fn holder(birth: &str) -> BasicFour {
+        BasicFour::new("山田 花子", "東京都", birth.parse().unwrap(), Sex::Female).unwrap()
+    }
+
+    #[test]
+    fn adult_gets_both_certificates_with_distinct_random_serials() {
+        let a = authority();
+        let (k1, k2) = (
+            RsaSigner::generate().unwrap(),
+            RsaSigner::generate().unwrap(),
+        );
+        let (c1, c2) = (build_csr(&k1, "s").unwrap(), build_csr(&k2, "a").unwrap());
+        let h = holder("1990-04-01");
+        let card = a
+            .enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: Some(&c1),
+                    auth_csr: &c2,
+                },
+                NOW,
+                &mut Counter(0),
+            )
+            .unwrap();
+        let sign = card.sign.unwrap();
+        assert_ne!(sign.serial, card.auth.serial);
+        assert!(sign.serial.as_bytes().len() >= 9, "at least 64 random bits");
+        assert_eq!(sign.not_after, datetime!(2031-04-01 14:59:59 UTC));
+        assert_eq!(sign.shard, sign.serial.shard(4));
+    }
+
+    #[test]
+    fn minor_gets_no_signing_certificate() {
+        let a = authority();
+        let k = RsaSigner::generate().unwrap();
+        let c = build_csr(&k, "a").unwrap();
+        let h = holder("2015-01-01");
+        assert_eq!(
+            a.enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: Some(&c),
+                    auth_csr: &c
+                },
+                NOW,
+                &mut Counter(0)
+            )
+            .unwrap_err(),
+            CaError::MinorCannotSign
+        );
+        let card = a
+            .enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: None,
+                    auth_csr: &c,
+                },
+                NOW,
+                &mut Counter(0),
+            )
+            .unwrap();
+        assert!(card.sign.is_none());
+    }
+
+    #[test]
+    fn same_key_for_both_is_refused_and_bad_csr_is_typed() {
+        let a = authority();
+        let k = RsaSigner::generate().unwrap();
+        let c = build_csr(&k, "a").unwrap();
+        let h = holder("1990-04-01");
+        assert_eq!(
+            a.enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: Some(&c),
+                    auth_csr: &c
+                },
+                NOW,
+                &mut Counter(0)
+            )
+            .unwrap_err(),
+            CaError::SameKeyTwice
+        );
+        assert!(matches!(
+            a.enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: None,
+                    auth_csr: b"junk"
+                },
+                NOW,
+                &mut Counter(0)
+            ),
+            Err(CaError::Pki(PkiError::Malformed { .. }))
+        ));
+    }
+}
