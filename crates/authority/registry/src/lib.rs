@@ -1,1 +1,256 @@
-//! Authority registry: storage trait with SQLite and PostgreSQL back ends
+//! The authority's registry: holders, cards, phones, certificates and their
+//! status, CRL numbers, and the audit trail, behind one async trait
+//! ([`Registry`]) with two back ends: embedded SQLite (the default) and
+//! PostgreSQL. [`open`] picks one from a URL.
+//!
+//! * Every write is one transaction: it all lands, or none of it does.
+//! * Status changes are compare-and-set ([`Registry::apply`]): a plan made
+//!   from a stale read is refused with [`RegistryError::Conflict`].
+//! * [`Registry::enrol`] is group-committed: concurrent enrolments share one
+//!   transaction (a savepoint each) and so one durable commit.
+//! * The crate never reads the clock: every timestamp is a parameter.
+//!   Timestamps are stored in UTC at microsecond precision (finer parts are
+//!   dropped), years 1–9999.
+//! * Errors never carry personal data (see [`RegistryError`]); nor may audit
+//!   events (see [`Event`]).
+//!
+//! The schema lives in `migrations/{sqlite,postgres}/*.sql`, embedded in the
+//! binary and applied by [`open`].
+
+#![forbid(unsafe_code)]
+
+mod db;
+mod error;
+mod group;
+mod migrate;
+mod model;
+mod store;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shomei_core::{BasicFour, CertClass, Plan, Serial, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::RegistryError;
+pub use model::{
+    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats,
+    HolderRecord, RevokedEntry, StatusRow,
+};
+
+/// The authority's registry.
+///
+/// Implementations must be used from within the Tokio runtime they were
+/// opened in (a background writer task lives there).
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Which back end this is: `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Stores a first issuance: the holder, their card, the card's
+    /// certificates and the audit events, all or nothing. Group-committed
+    /// with concurrent calls, but each call gets its own answer and a
+    /// refused enrolment (e.g. [`RegistryError::Duplicate`] for a reused
+    /// serial or holder id) leaves nothing behind.
+    async fn enrol(&self, e: &Enrolment) -> Result<(), RegistryError>;
+
+    /// Stores many enrolments in one transaction, a savepoint each, so one
+    /// bad item does not sink the others. The outer error means the
+    /// transaction as a whole failed and nothing was stored.
+    async fn enrol_batch(
+        &self,
+        e: &[Enrolment],
+    ) -> Result<Vec<Result<(), RegistryError>>, RegistryError>;
+
+    /// Stores further certificates of existing holders (phone issuance,
+    /// renewal) with their events, atomically. Links (`parent`, `pair`,
+    /// `replaces`) may point at certificates stored before or in the same call.
+    async fn add_certificates(
+        &self,
+        certs: &[CertRecord],
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// Stores a further card of an existing holder (re-issue) with its
+    /// certificates and events, atomically.
+    async fn add_card(
+        &self,
+        card: &CardRecord,
+        certs: &[CertRecord],
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// One holder, if known.
+    async fn holder(&self, id: &str) -> Result<Option<HolderRecord>, RegistryError>;
+
+    /// One card, if known.
+    async fn card(&self, id: &str) -> Result<Option<CardRecord>, RegistryError>;
+
+    /// A holder's cards, oldest first.
+    async fn holder_cards(&self, holder_id: &str) -> Result<Vec<CardRecord>, RegistryError>;
+
+    /// One certificate, if known.
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, RegistryError>;
+
+    /// A holder's certificates, in issuance order.
+    async fn holder_certificates(&self, holder_id: &str)
+    -> Result<Vec<CertRecord>, RegistryError>;
+
+    /// Applies a lifecycle plan atomically, with `events`.
+    ///
+    /// Compare-and-set: each change's `from` must equal the certificate's
+    /// status as of `now` — the stored status, except that a stored active
+    /// or suspended certificate whose `not_after` is before `now` counts as
+    /// expired (as [`shomei_core::Credential::status_at`] sees it). On the
+    /// first mismatch nothing is changed and the call fails with
+    /// [`RegistryError::Conflict`] ([`RegistryError::NotFound`] for an
+    /// unknown serial). Changes that are not lifecycle transitions, or whose
+    /// reason does not fit (`Revoked` needs one, other targets none), are
+    /// refused as [`RegistryError::Invalid`]. `status_changed_at` becomes `now`.
+    async fn apply(&self, plan: &Plan, now: Timestamp, events: &[Event])
+    -> Result<(), RegistryError>;
+
+    /// Changes a holder's basic four and applies `plan` (normally
+    /// [`Plan::for_basic_four_change`]) in one transaction; `updated_at`
+    /// becomes `now`. Fails as [`Registry::apply`] does, or with
+    /// [`RegistryError::NotFound`] for an unknown holder, changing nothing.
+    async fn change_basic_four(
+        &self,
+        holder_id: &str,
+        new: &BasicFour,
+        plan: &Plan,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// The entries of one CRL: certificates of `class` in `shard` that are
+    /// revoked (with their reason) or suspended (as `CertificateHold`) and
+    /// whose `not_after` is not before `now`. Ordered by serial.
+    async fn revoked_entries(
+        &self,
+        class: CertClass,
+        shard: u32,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedEntry>, RegistryError>;
+
+    /// Atomically takes the next CRL number of `class`/`shard`; the first is 1.
+    async fn next_crl_number(&self, class: CertClass, shard: u32) -> Result<u64, RegistryError>;
+
+    /// The audit events about a holder, oldest first (in recording order).
+    async fn events_for_holder(&self, holder_id: &str) -> Result<Vec<Event>, RegistryError>;
+
+    /// The audit events about a certificate, oldest first.
+    async fn events_for_certificate(&self, serial: &Serial) -> Result<Vec<Event>, RegistryError>;
+
+    /// Every certificate's stored status, for warming an in-memory OCSP cache.
+    async fn statuses(&self) -> Result<Vec<StatusRow>, RegistryError>;
+
+    /// Registers a phone, with its events.
+    async fn add_device(&self, device: &DeviceRecord, events: &[Event])
+    -> Result<(), RegistryError>;
+
+    /// One phone, if known.
+    async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, RegistryError>;
+
+    /// A holder's phones, oldest first.
+    async fn holder_devices(&self, holder_id: &str) -> Result<Vec<DeviceRecord>, RegistryError>;
+
+    /// Marks a phone's credentials as wiped (`status` becomes `"wiped"`,
+    /// `wiped_at` becomes `now`), with its events. Revoking the phone's
+    /// certificates is a separate [`Registry::apply`].
+    async fn wipe_device(&self, id: &str, now: Timestamp, events: &[Event])
+    -> Result<(), RegistryError>;
+
+    /// Counters of the group-commit writer behind [`Registry::enrol`].
+    fn group_commit_stats(&self) -> GroupCommitStats;
+
+    /// Closes the connections; later calls fail with [`RegistryError::Backend`].
+    async fn close(&self);
+}
+
+/// Connections kept by the SQLite reader pool.
+const SQLITE_READERS: u32 = 4;
+/// Connections kept by the PostgreSQL pool.
+const POSTGRES_CONNECTIONS: u32 = 8;
+/// How long SQLite waits on a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating and migrating if needed) a registry.
+///
+/// * `postgres://…` or `postgresql://…`: PostgreSQL; the database must exist.
+/// * `sqlite:PATH`, `sqlite://PATH` or a plain file path: SQLite, created if
+///   missing, in WAL mode with `synchronous=FULL` (every commit durable),
+///   foreign keys on and a busy timeout. `sqlite::memory:` gives a private
+///   in-memory database (for tests).
+///
+/// Must be called within a Tokio runtime. Errors never repeat the URL (it
+/// may hold a password).
+pub async fn open(url: &str) -> Result<Arc<dyn Registry>, RegistryError> {
+    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        open_postgres(url).await?
+    } else if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| RegistryError::BadUrl("not a valid sqlite: URL".into()))?;
+        let memory = url.starts_with("sqlite::memory:") || url.contains("mode=memory");
+        open_sqlite(options, memory).await?
+    } else if url.is_empty() {
+        return Err(RegistryError::BadUrl("empty".into()));
+    } else if url.contains("://") {
+        return Err(RegistryError::BadUrl(
+            "unsupported scheme (use sqlite: or postgres://)".into(),
+        ));
+    } else {
+        open_sqlite(SqliteConnectOptions::new().filename(url), false).await?
+    };
+    if let Err(e) = migrate::run(&db).await {
+        db.close().await;
+        return Err(e);
+    }
+    Ok(Arc::new(store::SqlRegistry::new(db)))
+}
+
+async fn open_sqlite(options: SqliteConnectOptions, memory: bool) -> Result<db::Db, RegistryError> {
+    const OP: &str = "open sqlite";
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(if memory { 1 } else { 0 })
+        .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+        .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) });
+    let write = writer
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| RegistryError::from_sqlx(OP, e))?;
+    // An in-memory database lives in one connection: read through it too.
+    let read = if memory {
+        write.clone()
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options)
+            .await
+            .map_err(|e| RegistryError::from_sqlx(OP, e))?
+    };
+    Ok(db::Db::Sqlite { write, read })
+}
+
+async fn open_postgres(url: &str) -> Result<db::Db, RegistryError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| RegistryError::BadUrl("not a valid postgres:// URL".into()))?
+        .application_name("shomei-registry");
+    let pool = PgPoolOptions::new()
+        .max_connections(POSTGRES_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(|e| RegistryError::from_sqlx("open postgres", e))?;
+    Ok(db::Db::Postgres(pool))
+}

@@ -1,1 +1,136 @@
-//! Authority HTTP adapter (axum): CA endpoints, CRLs, OCSP
+//! The authority's HTTP adapter (axum): trust anchors, CRLs, OCSP, the
+//! operator's enrolment and lifecycle API, and the authority folder.
+//!
+//! All decisions live in `shomei-ca`, `shomei-core` and `shomei-pki`; this
+//! crate moves bytes between HTTP, the registry, files and the clock.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+mod error;
+pub mod home;
+pub mod openapi;
+pub mod publish;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{ServerError, problem};
+use shomei_ca::{Authority, AuthorityConfig};
+use shomei_core::Timestamp;
+use shomei_pki::profile::PublicationPoints;
+use shomei_registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::home::Home;
+use crate::publish::{CrlPublisher, OcspService, StatusCache};
+
+/// The clock, injected so tests can replay any date.
+pub trait Clock: Send + Sync {
+    /// Current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock (the one place the authority reads time).
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> Timestamp {
+        time::OffsetDateTime::now_utc()
+    }
+}
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The authority core.
+    pub authority: Authority,
+    /// The registry.
+    pub registry: Arc<dyn Registry>,
+    /// Live certificate status (what OCSP answers from).
+    pub status: Arc<StatusCache>,
+    /// OCSP signing and response cache.
+    pub ocsp: OcspService,
+    /// CRL shards.
+    pub crls: Arc<CrlPublisher>,
+    /// Operator bearer token.
+    pub operator_token: String,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Trust anchors (DER), for `/ca/*`.
+    pub sign_root_der: Vec<u8>,
+    /// Authentication root (DER).
+    pub auth_root_der: Vec<u8>,
+}
+
+/// A running authority service.
+pub struct RunningAuthority {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Shared state (tests and the sandbox inspect it).
+    pub state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningAuthority {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server ends (Ctrl-C).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Loads the authority in `dir`, opens the registry (`database` or the
+/// embedded SQLite file), warms the status cache and builds the state.
+pub async fn load(dir: &Path, database: Option<&str>, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ServerError> {
+    let home = Home::open(dir)?;
+    let url = database.map(str::to_owned).unwrap_or_else(|| home.default_database());
+    let registry = shomei_registry::open(&url).await?;
+    let config = AuthorityConfig { points: PublicationPoints::new(&home.config.base_url), crl_shards: home.config.crl_shards };
+    let authority = Authority::new(config, home.sign_root.clone(), home.auth_root.clone());
+    let status = Arc::new(StatusCache::warm(registry.as_ref()).await?);
+    let ocsp = OcspService::new(&home)?;
+    let crls = Arc::new(CrlPublisher::new(dir.join("crl")));
+    Ok(Arc::new(AppState {
+        sign_root_der: home.sign_root.cert_der().to_vec(),
+        auth_root_der: home.auth_root.cert_der().to_vec(),
+        authority,
+        registry,
+        status,
+        ocsp,
+        crls,
+        operator_token: home.operator_token,
+        clock,
+    }))
+}
+
+/// Serves `state` on `listen` until stopped; also runs the CRL publisher.
+pub async fn serve(state: Arc<AppState>, listen: SocketAddr) -> Result<RunningAuthority, ServerError> {
+    let listener = TcpListener::bind(listen).await.map_err(|e| ServerError::Io(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
+    // Publish every shard once at start, then keep them fresh.
+    publish::spawn_crl_loop(state.clone());
+    let app = api::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(RunningAuthority { addr, state, task, shutdown: Some(tx) })
+}

@@ -1,0 +1,196 @@
+//! The records the registry stores and returns.
+
+use shomei_core::{
+    BasicFour, CertClass, CertStatus, Credential, RevocationReason, Serial, Timestamp,
+};
+
+/// A holder (名義人) and their basic four.
+///
+/// `Debug` is safe to log: [`BasicFour`] redacts itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderRecord {
+    /// Caller-chosen identifier (never the 個人番号 itself).
+    pub id: String,
+    /// Name, address, birth date, sex: personal data.
+    pub basic_four: BasicFour,
+    /// When the holder was enrolled.
+    pub created_at: Timestamp,
+    /// When the basic four last changed (`created_at` until then).
+    pub updated_at: Timestamp,
+}
+
+/// A card issued to a holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRecord {
+    /// Caller-chosen card identifier.
+    pub id: String,
+    /// Whose card it is.
+    pub holder_id: String,
+    /// When it was issued.
+    pub created_at: Timestamp,
+}
+
+/// A phone (移動端末設備) registered to a holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Caller-chosen device identifier.
+    pub id: String,
+    /// Whose phone it is.
+    pub holder_id: String,
+    /// Short code for the kind of device (e.g. `"android"`, `"ios"`); not interpreted here.
+    pub kind: String,
+    /// Short status code (e.g. `"active"`, or `"wiped"` once [`crate::Registry::wipe_device`] ran).
+    pub status: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When its credentials were wiped, if they were.
+    pub wiped_at: Option<Timestamp>,
+}
+
+/// One issued certificate and its current status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Serial number (primary key; stored as upper-case hex).
+    pub serial: Serial,
+    /// Credential class; decides which CRL it appears on.
+    pub class: CertClass,
+    /// Whose certificate it is.
+    pub holder_id: String,
+    /// The card holding the key, for card classes.
+    pub card_id: Option<String>,
+    /// The phone holding the key, for phone classes.
+    pub device_id: Option<String>,
+    /// Current stored status. A stored `Active`/`Suspended` past `not_after`
+    /// is expired in effect (see [`Credential::status_at`]).
+    pub status: CertStatus,
+    /// Set exactly when `status` is `Revoked` (never `CertificateHold`).
+    pub reason: Option<RevocationReason>,
+    /// When `status` last changed; `None` while it is still as issued.
+    pub status_changed_at: Option<Timestamp>,
+    /// Start of validity.
+    pub not_before: Timestamp,
+    /// End of validity.
+    pub not_after: Timestamp,
+    /// CRL shard within the class.
+    pub shard: u32,
+    /// The credential this one was derived from (a phone certificate's card certificate).
+    pub parent: Option<Serial>,
+    /// The other half of a sign/auth pair issued together.
+    pub pair: Option<Serial>,
+    /// On renewal, the credential this one replaces.
+    pub replaces: Option<Serial>,
+    /// The certificate, DER-encoded.
+    pub der: Vec<u8>,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+}
+
+impl CertRecord {
+    /// What the lifecycle planner needs to know about this certificate.
+    pub fn credential(&self) -> Credential {
+        Credential {
+            serial: self.serial.clone(),
+            class: self.class,
+            status: self.status,
+            not_after: self.not_after,
+            parent: self.parent.clone(),
+        }
+    }
+}
+
+/// Who did something recorded in the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// An authority operator (窓口 staff or administrator), by operator id.
+    Operator(String),
+    /// The holder themself, by holder id.
+    Holder(String),
+    /// The authority acting on its own (expiry sweeps, CRL publication…).
+    System,
+}
+
+impl Actor {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Operator(_) => "operator",
+            Self::Holder(_) => "holder",
+            Self::System => "system",
+        }
+    }
+
+    pub(crate) fn id(&self) -> Option<&str> {
+        match self {
+            Self::Operator(id) | Self::Holder(id) => Some(id),
+            Self::System => None,
+        }
+    }
+}
+
+/// One audit-trail entry: who did what, when, to which holder or certificate.
+///
+/// **Never put personal data in an event**: no name, address, birth date,
+/// sex, PIN or 個人番号 in `action` or `detail`. The trail is kept longer and
+/// read more widely than the holder table; refer to holders by id and to
+/// certificates by serial. (A basic-four change is recorded as "changed",
+/// not as old and new values.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it.
+    pub actor: Actor,
+    /// What was done, as a short code (`"enrol"`, `"revoke"`, `"suspend"`…).
+    pub action: String,
+    /// The holder concerned, if any.
+    pub holder_id: Option<String>,
+    /// The certificate concerned, if any.
+    pub serial: Option<Serial>,
+    /// Further non-personal detail (reason codes, request ids…), as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// Everything a first issuance writes, stored together or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The new holder.
+    pub holder: HolderRecord,
+    /// The new card's id; the card's `created_at` is `holder.created_at`.
+    pub card_id: String,
+    /// The card's certificates (each must name `holder.id`).
+    pub certificates: Vec<CertRecord>,
+    /// Audit entries for the enrolment.
+    pub events: Vec<Event>,
+}
+
+/// One entry of a CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The certificate.
+    pub serial: Serial,
+    /// When it was revoked or suspended.
+    pub at: Timestamp,
+    /// Why; a suspended certificate appears as `CertificateHold`.
+    pub reason: RevocationReason,
+}
+
+/// One certificate's status, for warming an in-memory OCSP cache:
+/// serial, class, stored status, reason (when revoked), and when the status
+/// last changed.
+pub type StatusRow = (
+    Serial,
+    CertClass,
+    CertStatus,
+    Option<RevocationReason>,
+    Option<Timestamp>,
+);
+
+/// Counters of the group-commit writer behind [`crate::Registry::enrol`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions the writer committed (or tried to).
+    pub transactions: u64,
+    /// Enrolments those transactions carried.
+    pub enrolments: u64,
+    /// The most enrolments carried by one transaction.
+    pub largest_batch: u64,
+}

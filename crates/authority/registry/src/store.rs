@@ -1,0 +1,769 @@
+//! The SQL implementation of [`Registry`], shared by both back ends.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use shomei_core::{
+    BasicFour, BirthDate, CertClass, CertStatus, Plan, RevocationReason, Serial, Sex,
+    StatusChange, Timestamp,
+};
+
+use crate::db::{Arg, Conn, Db, Row};
+use crate::group::GroupCommit;
+use crate::model::{
+    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats,
+    HolderRecord, RevokedEntry, StatusRow,
+};
+use crate::{Registry, RegistryError};
+
+type Result<T> = core::result::Result<T, RegistryError>;
+
+/// The registry over an SQL database (either back end).
+pub(crate) struct SqlRegistry {
+    db: Db,
+    group: GroupCommit,
+}
+
+impl SqlRegistry {
+    /// Wraps migrated pools and starts the group-commit writer (needs a Tokio runtime).
+    pub(crate) fn new(db: Db) -> Self {
+        let group = GroupCommit::start(db.clone());
+        Self { db, group }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SQL
+
+const CERT_COLS: &str = "serial, class, holder_id, card_id, device_id, status, reason, \
+    status_changed_at, not_before, not_after, shard, parent_serial, pair_serial, \
+    replaces_serial, der, issued_at";
+
+const INSERT_CERT: &str = "INSERT INTO certificates (serial, class, holder_id, card_id, \
+    device_id, status, reason, status_changed_at, not_before, not_after, shard, \
+    parent_serial, pair_serial, replaces_serial, der, issued_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+const LINK_CERT: &str = "UPDATE certificates SET parent_serial = $2, pair_serial = $3, \
+    replaces_serial = $4 WHERE serial = $1";
+
+const INSERT_EVENT: &str = "INSERT INTO events (at, actor_kind, actor_id, action, holder_id, \
+    serial, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const HOLDER_COLS: &str = "id, name, address, birth_date, sex, created_at, updated_at";
+
+/// Compare-and-set on the status *as of now*: a stored active/suspended
+/// certificate past its notAfter counts as `expired`, exactly as
+/// `Credential::status_at` (and so the planner) sees it.
+const CAS_STATUS: &str = "UPDATE certificates SET status = $1, reason = $2, \
+    status_changed_at = $3 WHERE serial = $4 AND (CASE WHEN status IN ('active', 'suspended') \
+    AND not_after < $3 THEN 'expired' ELSE status END) = $5";
+
+// ---------------------------------------------------------------------------
+// Writing
+
+fn holder_args(h: &HolderRecord) -> Result<Vec<Arg>> {
+    let b = &h.basic_four;
+    Ok(vec![
+        Arg::text(h.id.as_str()),
+        Arg::text(b.name()),
+        Arg::text(b.address()),
+        Arg::text(b.birth_date().to_iso()),
+        Arg::Int(Some(i64::from(b.sex().code()))),
+        Arg::ts(h.created_at)?,
+        Arg::ts(h.updated_at)?,
+    ])
+}
+
+fn check_cert(c: &CertRecord) -> Result<()> {
+    match (c.status, c.reason) {
+        (CertStatus::Revoked, None) => Err(RegistryError::Invalid(format!(
+            "certificate {} is revoked without a reason",
+            c.serial
+        ))),
+        (CertStatus::Revoked, Some(RevocationReason::CertificateHold)) => {
+            Err(RegistryError::Invalid(format!(
+                "certificate {}: certificateHold is not a revocation reason",
+                c.serial
+            )))
+        }
+        (CertStatus::Revoked, Some(_)) | (_, None) => Ok(()),
+        (_, Some(_)) => Err(RegistryError::Invalid(format!(
+            "certificate {} has a reason but is not revoked",
+            c.serial
+        ))),
+    }
+}
+
+/// Inserts certificates. Links (`parent`, `pair`, `replaces`) that point into
+/// the same batch are written in a second pass, so the foreign keys can stay
+/// immediate (a deferred check would only fire at COMMIT, after the savepoint
+/// that should have caught it).
+async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) -> Result<()> {
+    let in_batch: HashSet<&Serial> = certs.iter().map(|c| &c.serial).collect();
+    let outside = |s: &Option<Serial>| s.as_ref().filter(|s| !in_batch.contains(s));
+    for cert in certs {
+        check_cert(cert)?;
+        let args = [
+            Arg::text(cert.serial.to_hex()),
+            Arg::text(cert.class.as_str()),
+            Arg::text(cert.holder_id.as_str()),
+            Arg::opt_text(cert.card_id.as_deref()),
+            Arg::opt_text(cert.device_id.as_deref()),
+            Arg::text(cert.status.as_str()),
+            Arg::Int(cert.reason.map(|r| i64::from(r.code()))),
+            Arg::opt_ts(cert.status_changed_at)?,
+            Arg::ts(cert.not_before)?,
+            Arg::ts(cert.not_after)?,
+            Arg::Int(Some(i64::from(cert.shard))),
+            Arg::opt_text(outside(&cert.parent).map(Serial::to_hex)),
+            Arg::opt_text(outside(&cert.pair).map(Serial::to_hex)),
+            Arg::opt_text(outside(&cert.replaces).map(Serial::to_hex)),
+            Arg::Bytes(cert.der.clone()),
+            Arg::ts(cert.issued_at)?,
+        ];
+        c.execute(op, INSERT_CERT, &args).await?;
+    }
+    for cert in certs {
+        let links = [&cert.parent, &cert.pair, &cert.replaces];
+        if links.iter().any(|l| l.as_ref().is_some_and(|s| in_batch.contains(s))) {
+            let args = [
+                Arg::text(cert.serial.to_hex()),
+                Arg::opt_text(cert.parent.as_ref().map(Serial::to_hex)),
+                Arg::opt_text(cert.pair.as_ref().map(Serial::to_hex)),
+                Arg::opt_text(cert.replaces.as_ref().map(Serial::to_hex)),
+            ];
+            c.execute(op, LINK_CERT, &args).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_events(c: &mut Conn<'_>, op: &'static str, events: &[Event]) -> Result<()> {
+    for e in events {
+        let detail = serde_json::to_string(&e.detail)
+            .map_err(|_| RegistryError::Invalid("event detail is not serialisable".into()))?;
+        let args = [
+            Arg::ts(e.at)?,
+            Arg::text(e.actor.kind()),
+            Arg::opt_text(e.actor.id()),
+            Arg::text(e.action.as_str()),
+            Arg::opt_text(e.holder_id.as_deref()),
+            Arg::opt_text(e.serial.as_ref().map(Serial::to_hex)),
+            Arg::text(detail),
+        ];
+        c.execute(op, INSERT_EVENT, &args).await?;
+    }
+    Ok(())
+}
+
+/// Writes one enrolment on `c` (inside a transaction or savepoint).
+pub(crate) async fn insert_enrolment(c: &mut Conn<'_>, e: &Enrolment) -> Result<()> {
+    const OP: &str = "enrol";
+    if let Some(bad) = e.certificates.iter().find(|c| c.holder_id != e.holder.id) {
+        return Err(RegistryError::Invalid(format!(
+            "certificate {} names another holder than the enrolment",
+            bad.serial
+        )));
+    }
+    c.execute(
+        OP,
+        &format!("INSERT INTO holders ({HOLDER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+        &holder_args(&e.holder)?,
+    )
+    .await?;
+    c.execute(
+        OP,
+        "INSERT INTO cards (id, holder_id, created_at) VALUES ($1, $2, $3)",
+        &[
+            Arg::text(e.card_id.as_str()),
+            Arg::text(e.holder.id.as_str()),
+            Arg::ts(e.holder.created_at)?,
+        ],
+    )
+    .await?;
+    insert_certs(c, OP, &e.certificates).await?;
+    insert_events(c, OP, &e.events).await
+}
+
+/// Writes many enrolments in one transaction, a savepoint each, and
+/// commits. The outer error means the transaction itself failed (nothing of
+/// it is stored); inner errors are per enrolment.
+pub(crate) async fn enrol_many(db: &Db, items: &[&Enrolment]) -> Result<Vec<Result<()>>> {
+    const OP: &str = "enrol";
+    let mut tx = db.begin_write(OP).await?;
+    let mut results = Vec::with_capacity(items.len());
+    if let [only] = items {
+        // One item: the transaction is its savepoint.
+        match insert_enrolment(&mut tx.conn(), only).await {
+            Ok(()) => {
+                tx.commit(OP).await?;
+                results.push(Ok(()));
+            }
+            Err(e) => {
+                tx.rollback().await;
+                results.push(Err(e));
+            }
+        }
+        return Ok(results);
+    }
+    for item in items {
+        let mut c = tx.conn();
+        if let Err(e) = c.raw(OP, "SAVEPOINT enrolment").await {
+            tx.rollback().await;
+            return Err(e);
+        }
+        let r = insert_enrolment(&mut c, item).await;
+        let end = if r.is_ok() {
+            c.raw(OP, "RELEASE SAVEPOINT enrolment").await
+        } else {
+            match c.raw(OP, "ROLLBACK TO SAVEPOINT enrolment").await {
+                Ok(()) => c.raw(OP, "RELEASE SAVEPOINT enrolment").await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = end {
+            tx.rollback().await;
+            return Err(e);
+        }
+        results.push(r);
+    }
+    tx.commit(OP).await?;
+    Ok(results)
+}
+
+fn check_change(ch: &StatusChange) -> Result<()> {
+    use CertStatus::*;
+    let legal = matches!(
+        (ch.from, ch.to),
+        (Active, Suspended) | (Suspended, Active) | (Active | Suspended, Revoked | Expired)
+    );
+    if !legal {
+        return Err(RegistryError::Invalid(format!(
+            "certificate {}: {} to {} is not a lifecycle transition",
+            ch.serial,
+            ch.from.as_str(),
+            ch.to.as_str()
+        )));
+    }
+    match (ch.to, ch.reason) {
+        (Revoked, Some(r)) if r != RevocationReason::CertificateHold => Ok(()),
+        (Revoked, _) => Err(RegistryError::Invalid(format!(
+            "certificate {}: revocation needs a reason other than certificateHold",
+            ch.serial
+        ))),
+        (_, None) => Ok(()),
+        (_, Some(_)) => Err(RegistryError::Invalid(format!(
+            "certificate {}: only a revocation carries a reason",
+            ch.serial
+        ))),
+    }
+}
+
+/// Applies every change of `plan` by compare-and-set; the first mismatch
+/// fails the whole call (the caller rolls back).
+async fn apply_plan(c: &mut Conn<'_>, op: &'static str, plan: &Plan, now: Timestamp) -> Result<()> {
+    for ch in &plan.changes {
+        check_change(ch)?;
+        let args = [
+            Arg::text(ch.to.as_str()),
+            Arg::Int(ch.reason.map(|r| i64::from(r.code()))),
+            Arg::ts(now)?,
+            Arg::text(ch.serial.to_hex()),
+            Arg::text(ch.from.as_str()),
+        ];
+        if c.execute(op, CAS_STATUS, &args).await? != 1 {
+            let exists = c
+                .fetch_optional(
+                    op,
+                    "SELECT serial FROM certificates WHERE serial = $1",
+                    &[Arg::text(ch.serial.to_hex())],
+                )
+                .await?
+                .is_some();
+            return Err(if exists {
+                RegistryError::Conflict {
+                    serial: ch.serial.clone(),
+                }
+            } else {
+                RegistryError::NotFound {
+                    what: format!("certificate {}", ch.serial),
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+fn parse_serial(r: &Row, col: &'static str) -> Result<Serial> {
+    r.text(col)?
+        .parse()
+        .map_err(|_| RegistryError::Corrupt(col.into()))
+}
+
+fn parse_opt_serial(r: &Row, col: &'static str) -> Result<Option<Serial>> {
+    r.opt_text(col)?
+        .map(|s| s.parse().map_err(|_| RegistryError::Corrupt(col.into())))
+        .transpose()
+}
+
+fn parse_class(r: &Row, col: &'static str) -> Result<CertClass> {
+    r.text(col)?
+        .parse()
+        .map_err(|_| RegistryError::Corrupt(col.into()))
+}
+
+fn parse_status(r: &Row, col: &'static str) -> Result<CertStatus> {
+    r.text(col)?
+        .parse()
+        .map_err(|_| RegistryError::Corrupt(col.into()))
+}
+
+fn parse_reason(r: &Row, col: &'static str) -> Result<Option<RevocationReason>> {
+    r.opt_int(col)?
+        .map(|code| {
+            u8::try_from(code)
+                .ok()
+                .and_then(RevocationReason::from_code)
+                .ok_or_else(|| RegistryError::Corrupt(col.into()))
+        })
+        .transpose()
+}
+
+fn holder_from_row(r: &Row) -> Result<HolderRecord> {
+    let corrupt = |col: &str| RegistryError::Corrupt(format!("holders.{col}"));
+    let birth: BirthDate = r
+        .text("birth_date")?
+        .parse()
+        .map_err(|_| corrupt("birth_date"))?;
+    let sex = u8::try_from(r.int("sex")?)
+        .ok()
+        .and_then(|c| Sex::from_code(c).ok())
+        .ok_or_else(|| corrupt("sex"))?;
+    let basic_four = BasicFour::new(&r.text("name")?, &r.text("address")?, birth, sex)
+        .map_err(|_| corrupt("name/address"))?;
+    Ok(HolderRecord {
+        id: r.text("id")?,
+        basic_four,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn cert_from_row(r: &Row) -> Result<CertRecord> {
+    let shard = u32::try_from(r.int("shard")?)
+        .map_err(|_| RegistryError::Corrupt("certificates.shard".into()))?;
+    Ok(CertRecord {
+        serial: parse_serial(r, "serial")?,
+        class: parse_class(r, "class")?,
+        holder_id: r.text("holder_id")?,
+        card_id: r.opt_text("card_id")?,
+        device_id: r.opt_text("device_id")?,
+        status: parse_status(r, "status")?,
+        reason: parse_reason(r, "reason")?,
+        status_changed_at: r.opt_ts("status_changed_at")?,
+        not_before: r.ts("not_before")?,
+        not_after: r.ts("not_after")?,
+        shard,
+        parent: parse_opt_serial(r, "parent_serial")?,
+        pair: parse_opt_serial(r, "pair_serial")?,
+        replaces: parse_opt_serial(r, "replaces_serial")?,
+        der: r.bytes("der")?,
+        issued_at: r.ts("issued_at")?,
+    })
+}
+
+fn event_from_row(r: &Row) -> Result<Event> {
+    let actor_id = r.opt_text("actor_id")?;
+    let actor = match (r.text("actor_kind")?.as_str(), actor_id) {
+        ("operator", Some(id)) => Actor::Operator(id),
+        ("holder", Some(id)) => Actor::Holder(id),
+        ("system", None) => Actor::System,
+        _ => return Err(RegistryError::Corrupt("events.actor_kind/actor_id".into())),
+    };
+    let detail = serde_json::from_str(&r.text("detail")?)
+        .map_err(|_| RegistryError::Corrupt("events.detail".into()))?;
+    Ok(Event {
+        at: r.ts("at")?,
+        actor,
+        action: r.text("action")?,
+        holder_id: r.opt_text("holder_id")?,
+        serial: parse_opt_serial(r, "serial")?,
+        detail,
+    })
+}
+
+fn card_from_row(r: &Row) -> Result<CardRecord> {
+    Ok(CardRecord {
+        id: r.text("id")?,
+        holder_id: r.text("holder_id")?,
+        created_at: r.ts("created_at")?,
+    })
+}
+
+fn device_from_row(r: &Row) -> Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: r.text("id")?,
+        holder_id: r.text("holder_id")?,
+        kind: r.text("kind")?,
+        status: r.text("status")?,
+        created_at: r.ts("created_at")?,
+        wiped_at: r.opt_ts("wiped_at")?,
+    })
+}
+
+impl SqlRegistry {
+    async fn read_all<T>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        args: &[Arg],
+        f: fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut conn = self.db.read(op).await?;
+        let rows = conn.conn().fetch_all(op, sql, args).await?;
+        rows.iter().map(f).collect()
+    }
+
+    async fn read_one<T>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        args: &[Arg],
+        f: fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut conn = self.db.read(op).await?;
+        let row = conn.conn().fetch_optional(op, sql, args).await?;
+        row.as_ref().map(f).transpose()
+    }
+}
+
+/// Runs `$body` (an async block using `$c: &mut Conn`) in a write
+/// transaction: commit on `Ok`, roll back on `Err`.
+macro_rules! in_write_tx {
+    ($self:ident, $op:expr, |$c:ident| $body:expr) => {{
+        let mut tx = $self.db.begin_write($op).await?;
+        let result = {
+            let mut conn = tx.conn();
+            let $c = &mut conn;
+            $body.await
+        };
+        match result {
+            Ok(v) => {
+                tx.commit($op).await?;
+                Ok(v)
+            }
+            Err(e) => {
+                tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl Registry for SqlRegistry {
+    fn backend(&self) -> &'static str {
+        self.db.name()
+    }
+
+    async fn enrol(&self, e: &Enrolment) -> Result<()> {
+        self.group.enrol(e.clone()).await
+    }
+
+    async fn enrol_batch(&self, e: &[Enrolment]) -> Result<Vec<Result<()>>> {
+        if e.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<&Enrolment> = e.iter().collect();
+        enrol_many(&self.db, &items).await
+    }
+
+    async fn add_certificates(&self, certs: &[CertRecord], events: &[Event]) -> Result<()> {
+        const OP: &str = "add_certificates";
+        in_write_tx!(self, OP, |c| async {
+            insert_certs(c, OP, certs).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn add_card(&self, card: &CardRecord, certs: &[CertRecord], events: &[Event]) -> Result<()> {
+        const OP: &str = "add_card";
+        in_write_tx!(self, OP, |c| async {
+            c.execute(
+                OP,
+                "INSERT INTO cards (id, holder_id, created_at) VALUES ($1, $2, $3)",
+                &[
+                    Arg::text(card.id.as_str()),
+                    Arg::text(card.holder_id.as_str()),
+                    Arg::ts(card.created_at)?,
+                ],
+            )
+            .await?;
+            insert_certs(c, OP, certs).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn holder(&self, id: &str) -> Result<Option<HolderRecord>> {
+        self.read_one(
+            "holder",
+            &format!("SELECT {HOLDER_COLS} FROM holders WHERE id = $1"),
+            &[Arg::text(id)],
+            holder_from_row,
+        )
+        .await
+    }
+
+    async fn card(&self, id: &str) -> Result<Option<CardRecord>> {
+        self.read_one(
+            "card",
+            "SELECT id, holder_id, created_at FROM cards WHERE id = $1",
+            &[Arg::text(id)],
+            card_from_row,
+        )
+        .await
+    }
+
+    async fn holder_cards(&self, holder_id: &str) -> Result<Vec<CardRecord>> {
+        self.read_all(
+            "holder_cards",
+            "SELECT id, holder_id, created_at FROM cards WHERE holder_id = $1 \
+             ORDER BY created_at, id",
+            &[Arg::text(holder_id)],
+            card_from_row,
+        )
+        .await
+    }
+
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertRecord>> {
+        self.read_one(
+            "certificate",
+            &format!("SELECT {CERT_COLS} FROM certificates WHERE serial = $1"),
+            &[Arg::text(serial.to_hex())],
+            cert_from_row,
+        )
+        .await
+    }
+
+    async fn holder_certificates(&self, holder_id: &str) -> Result<Vec<CertRecord>> {
+        self.read_all(
+            "holder_certificates",
+            &format!(
+                "SELECT {CERT_COLS} FROM certificates WHERE holder_id = $1 \
+                 ORDER BY issued_at, serial"
+            ),
+            &[Arg::text(holder_id)],
+            cert_from_row,
+        )
+        .await
+    }
+
+    async fn apply(&self, plan: &Plan, now: Timestamp, events: &[Event]) -> Result<()> {
+        const OP: &str = "apply";
+        in_write_tx!(self, OP, |c| async {
+            apply_plan(c, OP, plan, now).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn change_basic_four(
+        &self,
+        holder_id: &str,
+        new: &BasicFour,
+        plan: &Plan,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<()> {
+        const OP: &str = "change_basic_four";
+        in_write_tx!(self, OP, |c| async {
+            let n = c
+                .execute(
+                    OP,
+                    "UPDATE holders SET name = $2, address = $3, birth_date = $4, sex = $5, \
+                     updated_at = $6 WHERE id = $1",
+                    &[
+                        Arg::text(holder_id),
+                        Arg::text(new.name()),
+                        Arg::text(new.address()),
+                        Arg::text(new.birth_date().to_iso()),
+                        Arg::Int(Some(i64::from(new.sex().code()))),
+                        Arg::ts(now)?,
+                    ],
+                )
+                .await?;
+            if n != 1 {
+                return Err(RegistryError::NotFound {
+                    what: "holder".into(),
+                });
+            }
+            apply_plan(c, OP, plan, now).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn revoked_entries(
+        &self,
+        class: CertClass,
+        shard: u32,
+        now: Timestamp,
+    ) -> Result<Vec<RevokedEntry>> {
+        const OP: &str = "revoked_entries";
+        let args = [
+            Arg::text(class.as_str()),
+            Arg::Int(Some(i64::from(shard))),
+            Arg::ts(now)?,
+        ];
+        self.read_all(
+            OP,
+            "SELECT serial, status, reason, COALESCE(status_changed_at, issued_at) AS at \
+             FROM certificates WHERE class = $1 AND shard = $2 \
+             AND status IN ('revoked', 'suspended') AND not_after >= $3 ORDER BY serial",
+            &args,
+            |r| {
+                let reason = match parse_status(r, "status")? {
+                    CertStatus::Suspended => RevocationReason::CertificateHold,
+                    _ => parse_reason(r, "reason")?
+                        .ok_or_else(|| RegistryError::Corrupt("certificates.reason".into()))?,
+                };
+                Ok(RevokedEntry {
+                    serial: parse_serial(r, "serial")?,
+                    at: r.ts("at")?,
+                    reason,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn next_crl_number(&self, class: CertClass, shard: u32) -> Result<u64> {
+        const OP: &str = "next_crl_number";
+        let mut conn = self.db.write(OP).await?;
+        let row = conn
+            .conn()
+            .fetch_optional(
+                OP,
+                "INSERT INTO crl_numbers (class, shard, number) VALUES ($1, $2, 1) \
+                 ON CONFLICT (class, shard) DO UPDATE SET number = crl_numbers.number + 1 \
+                 RETURNING number",
+                &[Arg::text(class.as_str()), Arg::Int(Some(i64::from(shard)))],
+            )
+            .await?
+            .ok_or_else(|| RegistryError::Backend(format!("{OP}: no row returned")))?;
+        u64::try_from(row.int("number")?)
+            .map_err(|_| RegistryError::Corrupt("crl_numbers.number".into()))
+    }
+
+    async fn events_for_holder(&self, holder_id: &str) -> Result<Vec<Event>> {
+        self.read_all(
+            "events_for_holder",
+            "SELECT at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
+             WHERE holder_id = $1 ORDER BY id",
+            &[Arg::text(holder_id)],
+            event_from_row,
+        )
+        .await
+    }
+
+    async fn events_for_certificate(&self, serial: &Serial) -> Result<Vec<Event>> {
+        self.read_all(
+            "events_for_certificate",
+            "SELECT at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
+             WHERE serial = $1 ORDER BY id",
+            &[Arg::text(serial.to_hex())],
+            event_from_row,
+        )
+        .await
+    }
+
+    async fn statuses(&self) -> Result<Vec<StatusRow>> {
+        self.read_all(
+            "statuses",
+            "SELECT serial, class, status, reason, status_changed_at FROM certificates \
+             ORDER BY serial",
+            &[],
+            |r| {
+                Ok((
+                    parse_serial(r, "serial")?,
+                    parse_class(r, "class")?,
+                    parse_status(r, "status")?,
+                    parse_reason(r, "reason")?,
+                    r.opt_ts("status_changed_at")?,
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn add_device(&self, device: &DeviceRecord, events: &[Event]) -> Result<()> {
+        const OP: &str = "add_device";
+        in_write_tx!(self, OP, |c| async {
+            c.execute(
+                OP,
+                "INSERT INTO devices (id, holder_id, kind, status, created_at, wiped_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    Arg::text(device.id.as_str()),
+                    Arg::text(device.holder_id.as_str()),
+                    Arg::text(device.kind.as_str()),
+                    Arg::text(device.status.as_str()),
+                    Arg::ts(device.created_at)?,
+                    Arg::opt_ts(device.wiped_at)?,
+                ],
+            )
+            .await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+        self.read_one(
+            "device",
+            "SELECT id, holder_id, kind, status, created_at, wiped_at FROM devices WHERE id = $1",
+            &[Arg::text(id)],
+            device_from_row,
+        )
+        .await
+    }
+
+    async fn holder_devices(&self, holder_id: &str) -> Result<Vec<DeviceRecord>> {
+        self.read_all(
+            "holder_devices",
+            "SELECT id, holder_id, kind, status, created_at, wiped_at FROM devices \
+             WHERE holder_id = $1 ORDER BY created_at, id",
+            &[Arg::text(holder_id)],
+            device_from_row,
+        )
+        .await
+    }
+
+    async fn wipe_device(&self, id: &str, now: Timestamp, events: &[Event]) -> Result<()> {
+        const OP: &str = "wipe_device";
+        in_write_tx!(self, OP, |c| async {
+            let n = c
+                .execute(
+                    OP,
+                    "UPDATE devices SET status = 'wiped', wiped_at = $2 WHERE id = $1",
+                    &[Arg::text(id), Arg::ts(now)?],
+                )
+                .await?;
+            if n != 1 {
+                return Err(RegistryError::NotFound {
+                    what: "device".into(),
+                });
+            }
+            insert_events(c, OP, events).await
+        })
+    }
+
+    fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group.stats()
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+}

@@ -1,0 +1,416 @@
+//! Routes and handlers. See `openapi.rs` for the documented surface.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::json;
+use shomei_ca::EnrolRequest;
+use shomei_core::{Action, BasicFour, CertClass, Plan, RevocationReason, Root, Serial};
+use shomei_pki::SystemRandom;
+use shomei_registry::{Actor, CertRecord, Enrolment, Event, HolderRecord};
+
+use crate::home::pem;
+use crate::{AppState, ServerError};
+
+type Shared = Arc<AppState>;
+
+/// Largest request body accepted (JSON with two CSRs is ~3 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The whole HTTP surface.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route("/ca/{file}", get(trust_anchor))
+        .route("/crl/{class}/{file}", get(crl))
+        .route("/ocsp/{root}", post(ocsp_post))
+        .route("/ocsp/{root}/{*request}", get(ocsp_get))
+        .route("/v1/cards", post(enrol))
+        .route("/v1/certificates/{serial}", get(certificate))
+        .route("/v1/certificates/{serial}/{action}", post(lifecycle))
+        .route("/v1/holders/{id}", get(holder).put(change_holder))
+        .route("/v1/holders/{id}/events", get(holder_events))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Proof that the request carries the operator's bearer token.
+pub struct Operator;
+
+impl FromRequestParts<Shared> for Operator {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ServerError::Unauthorized)?;
+        if constant_time_eq(given.as_bytes(), state.operator_token.as_bytes()) { Ok(Operator) } else { Err(ServerError::Unauthorized) }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// JSON body extractor whose rejections are problem+json too.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ServerError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ServerError::BadInput(format!("cannot read body: {e}")))?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ServerError::BadInput(format!("invalid JSON body: {}", json_error_without_input(&e))))
+    }
+}
+
+/// serde_json errors may quote input; keep only the category and position.
+fn json_error_without_input(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "a field is missing or has the wrong type or value",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+}
+
+async fn trust_anchor(State(s): State<Shared>, Path(file): Path<String>) -> Result<Response, ServerError> {
+    let (der, as_pem) = match file.as_str() {
+        "sign.pem" => (&s.sign_root_der, true),
+        "auth.pem" => (&s.auth_root_der, true),
+        "sign.der" => (&s.sign_root_der, false),
+        "auth.der" => (&s.auth_root_der, false),
+        _ => return Err(ServerError::NotFound("trust anchor")),
+    };
+    Ok(if as_pem {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"))], pem("CERTIFICATE", der)).into_response()
+    } else {
+        der_response("application/pkix-cert", der.clone())
+    })
+}
+
+async fn crl(State(s): State<Shared>, Path((class, file)): Path<(String, String)>) -> Result<Response, ServerError> {
+    let class: CertClass = class.parse().map_err(|_| ServerError::NotFound("CRL"))?;
+    let shard: u32 = file.strip_suffix(".crl").and_then(|n| n.parse().ok()).ok_or(ServerError::NotFound("CRL"))?;
+    if shard >= s.authority.config().crl_shards {
+        return Err(ServerError::NotFound("CRL shard"));
+    }
+    let der = s.crls.get(&s, class, shard).await?;
+    Ok(der_response("application/pkix-crl", der.as_ref().clone()))
+}
+
+fn parse_root(root: &str) -> Result<Root, ServerError> {
+    match root {
+        "sign" => Ok(Root::Sign),
+        "auth" => Ok(Root::Auth),
+        _ => Err(ServerError::NotFound("OCSP responder")),
+    }
+}
+
+async fn ocsp_post(State(s): State<Shared>, Path(root): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ServerError> {
+    parse_root(&root)?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.is_empty() && !ct.starts_with("application/ocsp-request") {
+        return Err(ServerError::BadInput("Content-Type must be application/ocsp-request".into()));
+    }
+    Ok(ocsp_answer(&s, &body))
+}
+
+async fn ocsp_get(State(s): State<Shared>, Path((root, request)): Path<(String, String)>) -> Result<Response, ServerError> {
+    parse_root(&root)?;
+    // RFC 6960 Appendix A.1: base64 of the DER, then URL-encoded (axum has
+    // already percent-decoded the path).
+    let der = match B64.decode(request.trim_start_matches('/')) {
+        Ok(d) => d,
+        Err(_) => return Ok(der_response("application/ocsp-response", shomei_pki::ocsp::error_response(shomei_pki::ocsp::OcspResponseStatus::MalformedRequest))),
+    };
+    Ok(ocsp_answer(&s, &der))
+}
+
+fn ocsp_answer(s: &AppState, der: &[u8]) -> Response {
+    let now = s.clock.now();
+    let body = s.ocsp.answer(der, &s.status, now);
+    der_response("application/ocsp-response", body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrolBody {
+    holder: BasicFour,
+    sign_csr: Option<String>,
+    auth_csr: Option<String>,
+}
+
+fn b64_field(name: &str, v: &str) -> Result<Vec<u8>, ServerError> {
+    B64.decode(v.trim()).map_err(|_| ServerError::BadInput(format!("{name} must be base64 of DER")))
+}
+
+fn random_id(prefix: &str) -> Result<String, ServerError> {
+    let mut b = [0u8; 12];
+    shomei_core::RandomSource::fill(&mut SystemRandom::new(), &mut b).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    Ok(format!("{prefix}_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+async fn enrol(State(s): State<Shared>, _op: Operator, ApiJson(body): ApiJson<EnrolBody>) -> Result<Response, ServerError> {
+    let auth_csr = b64_field("auth_csr", body.auth_csr.as_deref().ok_or(ServerError::Ca(shomei_ca::CaError::MissingAuthCsr))?)?;
+    let sign_csr = body.sign_csr.as_deref().map(|v| b64_field("sign_csr", v)).transpose()?;
+    let now = s.clock.now();
+    let holder = body.holder;
+    let state = s.clone();
+    let (issued, holder) = tokio::task::spawn_blocking(move || {
+        let req = EnrolRequest { holder: &holder, sign_csr: sign_csr.as_deref(), auth_csr: &auth_csr };
+        state.authority.enrol(&req, now, &mut SystemRandom::new()).map(|i| (i, holder))
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let holder_id = random_id("h")?;
+    let card_id = random_id("c")?;
+    let mut certs = Vec::new();
+    let pair = issued.sign.as_ref().map(|s| s.serial.clone());
+    for (c, other) in issued.sign.iter().map(|c| (c, Some(issued.auth.serial.clone()))).chain([(&issued.auth, pair)]) {
+        certs.push(CertRecord {
+            serial: c.serial.clone(),
+            class: c.class,
+            holder_id: holder_id.clone(),
+            card_id: Some(card_id.clone()),
+            device_id: None,
+            status: shomei_core::CertStatus::Active,
+            reason: None,
+            status_changed_at: None,
+            not_before: c.not_before,
+            not_after: c.not_after,
+            shard: c.shard,
+            parent: None,
+            pair: other,
+            replaces: None,
+            der: c.der.clone(),
+            issued_at: now,
+        });
+    }
+    let events = certs
+        .iter()
+        .map(|c| Event {
+            at: now,
+            actor: Actor::Operator,
+            action: "issued".into(),
+            holder_id: Some(holder_id.clone()),
+            serial: Some(c.serial.clone()),
+            detail: json!({"class": c.class.as_str(), "card_id": card_id}),
+        })
+        .collect();
+    let enrolment = Enrolment { holder: HolderRecord { id: holder_id.clone(), basic_four: holder, created_at: now, updated_at: now }, card_id: card_id.clone(), certificates: certs, events };
+    s.registry.enrol(&enrolment).await?;
+    for c in &enrolment.certificates {
+        s.status.insert_active(c.serial.clone(), c.class);
+    }
+    tracing::info!(card_id = %card_id, "card enrolled");
+    let mut out = json!({
+        "card_id": card_id,
+        "holder_id": holder_id,
+        "auth_cert": B64.encode(&issued.auth.der),
+        "auth_serial": issued.auth.serial.to_hex(),
+    });
+    if let Some(sign) = &issued.sign {
+        out["sign_cert"] = json!(B64.encode(&sign.der));
+        out["sign_serial"] = json!(sign.serial.to_hex());
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+fn parse_serial(s: &str) -> Result<Serial, ServerError> {
+    s.parse().map_err(|e| ServerError::BadInput(format!("serial: {e}")))
+}
+
+fn cert_json(c: &CertRecord, now: shomei_core::Timestamp) -> serde_json::Value {
+    json!({
+        "serial": c.serial.to_hex(),
+        "class": c.class.as_str(),
+        "status": c.credential().status_at(now).as_str(),
+        "reason": c.reason.map(|r| r.as_str()),
+        "status_changed_at": c.status_changed_at.map(rfc3339),
+        "holder_id": c.holder_id,
+        "card_id": c.card_id,
+        "device_id": c.device_id,
+        "not_before": rfc3339(c.not_before),
+        "not_after": rfc3339(c.not_after),
+        "shard": c.shard,
+        "parent": c.parent.as_ref().map(Serial::to_hex),
+        "pair": c.pair.as_ref().map(Serial::to_hex),
+        "replaces": c.replaces.as_ref().map(Serial::to_hex),
+        "certificate": B64.encode(&c.der),
+    })
+}
+
+/// RFC 3339 with seconds, UTC.
+pub fn rfc3339(t: shomei_core::Timestamp) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+async fn certificate(State(s): State<Shared>, _op: Operator, Path(serial): Path<String>) -> Result<Response, ServerError> {
+    let serial = parse_serial(&serial)?;
+    let c = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    Ok(Json(cert_json(&c, s.clock.now())).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LifecycleBody {
+    reason: Option<String>,
+}
+
+async fn lifecycle(State(s): State<Shared>, _op: Operator, Path((serial, action)): Path<(String, String)>, body: Bytes) -> Result<Response, ServerError> {
+    let serial = parse_serial(&serial)?;
+    let body: LifecycleBody = if body.iter().all(u8::is_ascii_whitespace) {
+        LifecycleBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ServerError::BadInput(format!("invalid JSON body: {}", json_error_without_input(&e))))?
+    };
+    let action = match action.as_str() {
+        "suspend" => Action::Suspend,
+        "resume" => Action::Resume,
+        "revoke" => {
+            let reason = match body.reason.as_deref() {
+                None => RevocationReason::Unspecified,
+                Some(r) => r.parse::<RevocationReason>()?,
+            };
+            Action::Revoke(reason)
+        }
+        _ => return Err(ServerError::NotFound("lifecycle action (suspend, resume, revoke)")),
+    };
+    let target = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    let all: Vec<_> = s.registry.holder_certificates(&target.holder_id).await?;
+    let now = s.clock.now();
+    let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
+    let plan = Plan::for_action(&creds, &serial, action, now)?;
+    commit_plan(&s, &plan, &target.holder_id, Actor::Operator, action_name(action), now).await?;
+    let after = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    Ok(Json(json!({
+        "serial": serial.to_hex(),
+        "status": after.status.as_str(),
+        "reason": after.reason.map(|r| r.as_str()),
+        "changed": plan.changes.iter().map(|c| json!({
+            "serial": c.serial.to_hex(), "from": c.from.as_str(), "to": c.to.as_str(), "reason": c.reason.map(|r| r.as_str())
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Suspend => "suspended",
+        Action::Resume => "resumed",
+        Action::Revoke(_) => "revoked",
+        Action::Expire => "expired",
+    }
+}
+
+/// Commits a plan, then publishes it: status cache, OCSP cache, CRL shards.
+async fn commit_plan(s: &AppState, plan: &Plan, holder_id: &str, actor: Actor, action: &str, now: shomei_core::Timestamp) -> Result<(), ServerError> {
+    if plan.changes.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<Event> = plan
+        .changes
+        .iter()
+        .map(|c| Event {
+            at: now,
+            actor: actor.clone(),
+            action: action.to_owned(),
+            holder_id: Some(holder_id.to_owned()),
+            serial: Some(c.serial.clone()),
+            detail: json!({"from": c.from.as_str(), "to": c.to.as_str(), "reason": c.reason.map(|r| r.as_str())}),
+        })
+        .collect();
+    s.registry.apply(plan, now, &events).await?;
+    publish_changes(s, plan, now).await;
+    Ok(())
+}
+
+async fn publish_changes(s: &AppState, plan: &Plan, now: shomei_core::Timestamp) {
+    s.status.apply(&plan.changes, now);
+    s.ocsp.invalidate();
+    let shards = s.authority.config().crl_shards;
+    let touched: Vec<_> = plan.changes.iter().filter_map(|c| s.status.class_of(&c.serial).map(|class| (class, c.serial.shard(shards)))).collect();
+    s.crls.mark_dirty(touched);
+}
+
+async fn holder(State(s): State<Shared>, _op: Operator, Path(id): Path<String>) -> Result<Response, ServerError> {
+    let h = s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+    let now = s.clock.now();
+    let certs = s.registry.holder_certificates(&id).await?;
+    Ok(Json(json!({
+        "id": h.id,
+        "holder": h.basic_four,
+        "created_at": rfc3339(h.created_at),
+        "updated_at": rfc3339(h.updated_at),
+        "certificates": certs.iter().map(|c| cert_json(c, now)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeHolderBody {
+    holder: BasicFour,
+}
+
+/// A change of the basic four (move, marriage…): the holder record is
+/// updated and every signing certificate is revoked (affiliationChanged) in
+/// one transaction; authentication certificates stay.
+async fn change_holder(State(s): State<Shared>, _op: Operator, Path(id): Path<String>, ApiJson(body): ApiJson<ChangeHolderBody>) -> Result<Response, ServerError> {
+    s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+    let now = s.clock.now();
+    let certs = s.registry.holder_certificates(&id).await?;
+    let creds: Vec<_> = certs.iter().map(CertRecord::credential).collect();
+    let plan = Plan::for_basic_four_change(&creds, now);
+    let mut events = vec![Event { at: now, actor: Actor::Operator, action: "basic_four_changed".into(), holder_id: Some(id.clone()), serial: None, detail: json!({}) }];
+    events.extend(plan.changes.iter().map(|c| Event {
+        at: now,
+        actor: Actor::Operator,
+        action: "revoked".into(),
+        holder_id: Some(id.clone()),
+        serial: Some(c.serial.clone()),
+        detail: json!({"reason": "affiliationChanged"}),
+    }));
+    s.registry.change_basic_four(&id, &body.holder, &plan, now, &events).await?;
+    publish_changes(&s, &plan, now).await;
+    Ok(Json(json!({
+        "id": id,
+        "revoked": plan.changes.iter().map(|c| c.serial.to_hex()).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+async fn holder_events(State(s): State<Shared>, _op: Operator, Path(id): Path<String>) -> Result<Response, ServerError> {
+    s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+    let events = s.registry.events_for_holder(&id).await?;
+    Ok(Json(json!({
+        "events": events.iter().map(|e| json!({
+            "at": rfc3339(e.at),
+            "actor": match &e.actor { Actor::Operator => "operator".to_owned(), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
+            "action": e.action,
+            "serial": e.serial.as_ref().map(Serial::to_hex),
+            "detail": e.detail,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,231 @@
+//! The authority's folder: configuration, root certificates, the CA key
+//! store (PKCS#8 files, mode 0600: the software stand-in for an HSM), the
+//! operator token and the embedded registry.
+//!
+//! ```text
+//! DIR/authority.json        configuration (name, base URL, CRL shards)
+//! DIR/operator.token        operator bearer token (0600)
+//! DIR/keys/*.p8             private keys (0600, directory 0700)
+//! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
+//! DIR/registry.sqlite       the registry (embedded default)
+//! ```
+//!
+//! `init` builds everything in a sibling staging folder and renames it into
+//! place, so a failed init leaves nothing behind and a second init on the
+//! same folder is refused before anything is written.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use shomei_core::{RandomSource, Root, Serial, Signer, Timestamp};
+use shomei_pki::profile::{PublicationPoints, RootCa, issue_ocsp_responder};
+use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
+
+use crate::ServerError;
+
+/// Name of the configuration file that marks a folder as an authority.
+pub const CONFIG_FILE: &str = "authority.json";
+
+/// Days an OCSP responder certificate lives.
+pub const RESPONDER_DAYS: i64 = 365;
+
+/// Persistent configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HomeConfig {
+    /// Format version.
+    pub version: u32,
+    /// Authority name (in the roots' O).
+    pub name: String,
+    /// Public base URL written into certificates.
+    pub base_url: String,
+    /// CRL shards per certificate class.
+    pub crl_shards: u32,
+}
+
+/// Options for `authority init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Authority name.
+    pub name: String,
+    /// Public base URL.
+    pub base_url: String,
+    /// CRL shards per class.
+    pub crl_shards: u32,
+}
+
+/// What `open` loads from the folder.
+pub struct Home {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: HomeConfig,
+    /// Signing root.
+    pub sign_root: Arc<RootCa>,
+    /// Authentication root.
+    pub auth_root: Arc<RootCa>,
+    /// Delegated OCSP responders (certificate DER and key), per root.
+    pub responders: Vec<(Root, Vec<u8>, Arc<dyn Signer>)>,
+    /// Operator bearer token.
+    pub operator_token: String,
+}
+
+impl Home {
+    /// Creates a new authority in `dir`, refusing a folder that already holds one
+    /// (or any non-empty folder).
+    pub fn init(dir: &Path, opts: &InitOptions, now: Timestamp) -> Result<(), ServerError> {
+        if dir.join(CONFIG_FILE).exists() {
+            return Err(ServerError::AlreadyInitialised(dir.display().to_string()));
+        }
+        if dir.exists() && fs::read_dir(dir).map_err(io("read"))?.next().is_some() {
+            return Err(ServerError::AlreadyInitialised(format!("{} (folder is not empty)", dir.display())));
+        }
+        if opts.crl_shards == 0 || opts.crl_shards > 4096 {
+            return Err(ServerError::BadInput("--crl-shards must be between 1 and 4096".into()));
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(io("create parent folder"))?;
+        let mut rng = SystemRandom::new();
+        let staging = parent.join(format!(".{}.init-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("authority"), random_hex(&mut rng, 6)?));
+        let result = Self::populate(&staging, opts, now, &mut rng);
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if dir.exists() {
+            fs::remove_dir(dir).map_err(io("replace empty folder"))?;
+        }
+        fs::rename(&staging, dir).map_err(io("move authority into place"))?;
+        Ok(())
+    }
+
+    fn populate(dir: &Path, opts: &InitOptions, now: Timestamp, rng: &mut SystemRandom) -> Result<(), ServerError> {
+        fs::create_dir_all(dir.join("keys")).map_err(io("create keys folder"))?;
+        fs::set_permissions(dir.join("keys"), fs::Permissions::from_mode(0o700)).map_err(io("chmod keys"))?;
+        fs::create_dir_all(dir.join("ca")).map_err(io("create ca folder"))?;
+        for root in [Root::Sign, Root::Auth] {
+            let key = RsaSigner::generate().map_err(ServerError::Pki)?;
+            write_private(&dir.join("keys").join(format!("{}-root.p8", root.as_str())), &key.to_pkcs8().map_err(ServerError::Pki)?)?;
+            let serial = Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+            let ca = RootCa::create(root, &opts.name, Arc::new(key), &serial, now).map_err(ServerError::Pki)?;
+            write_public(&dir.join("ca").join(format!("{}.der", root.as_str())), ca.cert_der())?;
+            write_public(&dir.join("ca").join(format!("{}.pem", root.as_str())), pem("CERTIFICATE", ca.cert_der()).as_bytes())?;
+            let responder = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
+            write_private(&dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())), &responder.to_pkcs8().map_err(ServerError::Pki)?)?;
+            let serial = Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+            let cert = issue_ocsp_responder(&ca, &responder, &serial, now, RESPONDER_DAYS).map_err(ServerError::Pki)?;
+            write_public(&dir.join("ca").join(format!("ocsp-{}.der", root.as_str())), &cert)?;
+        }
+        write_private(&dir.join("operator.token"), random_hex(rng, 32)?.as_bytes())?;
+        let config = HomeConfig { version: 1, name: opts.name.clone(), base_url: opts.base_url.trim_end_matches('/').to_owned(), crl_shards: opts.crl_shards };
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| ServerError::Internal(e.to_string()))?;
+        write_public(&dir.join(CONFIG_FILE), &json)?;
+        Ok(())
+    }
+
+    /// Loads an authority folder.
+    pub fn open(dir: &Path) -> Result<Self, ServerError> {
+        let raw = fs::read(dir.join(CONFIG_FILE)).map_err(|_| ServerError::NotInitialised(dir.display().to_string()))?;
+        let config: HomeConfig = serde_json::from_slice(&raw).map_err(|e| ServerError::Corrupt(format!("{CONFIG_FILE}: {e}")))?;
+        let load_root = |root: Root| -> Result<Arc<RootCa>, ServerError> {
+            let key = RsaSigner::from_pkcs8(&read(&dir.join("keys").join(format!("{}-root.p8", root.as_str())))?).map_err(ServerError::Pki)?;
+            let cert = read(&dir.join("ca").join(format!("{}.der", root.as_str())))?;
+            RootCa::load(root, &config.name, cert, Arc::new(key)).map(Arc::new).map_err(ServerError::Pki)
+        };
+        let sign_root = load_root(Root::Sign)?;
+        let auth_root = load_root(Root::Auth)?;
+        let mut responders = Vec::new();
+        for root in [Root::Sign, Root::Auth] {
+            let key = EcdsaP256Signer::from_pkcs8(&read(&dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())))?).map_err(ServerError::Pki)?;
+            let cert = read(&dir.join("ca").join(format!("ocsp-{}.der", root.as_str())))?;
+            responders.push((root, cert, Arc::new(key) as Arc<dyn Signer>));
+        }
+        let operator_token = String::from_utf8(read(&dir.join("operator.token"))?)
+            .map_err(|_| ServerError::Corrupt("operator.token is not text".into()))?
+            .trim()
+            .to_owned();
+        Ok(Self { dir: dir.to_path_buf(), config, sign_root, auth_root, responders, operator_token })
+    }
+
+    /// The default registry URL: the embedded SQLite file in the folder.
+    pub fn default_database(&self) -> String {
+        format!("sqlite:{}", self.dir.join("registry.sqlite").display())
+    }
+}
+
+/// PEM armour (RFC 7468).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn random_hex(rng: &mut dyn RandomSource, n: usize) -> Result<String, ServerError> {
+    let mut buf = vec![0u8; n];
+    rng.fill(&mut buf).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> ServerError {
+    move |e| ServerError::Io(format!("{what}: {e}"))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
+    fs::read(path).map_err(|e| ServerError::Corrupt(format!("{}: {e}", path.display())))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io("create key file"))?;
+    f.write_all(bytes).map_err(io("write key file"))?;
+    f.sync_all().map_err(io("sync key file"))
+}
+
+fn write_public(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(io("create file"))?;
+    f.write_all(bytes).map_err(io("write file"))?;
+    f.sync_all().map_err(io("sync file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn opts() -> InitOptions {
+        InitOptions { name: "Test Authority".into(), base_url: "http://127.0.0.1:8700/".into(), crl_shards: 4 }
+    }
+
+    #[test]
+    fn init_then_open_and_second_init_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("auth");
+        Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap();
+        let token_mode = fs::metadata(dir.join("operator.token")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(token_mode, 0o600);
+        let home = Home::open(&dir).unwrap();
+        assert_eq!(home.config.base_url, "http://127.0.0.1:8700");
+        assert_eq!(home.operator_token.len(), 64);
+        let before: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let err = Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap_err();
+        assert!(matches!(err, ServerError::AlreadyInitialised(_)));
+        let after: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(before.len(), after.len());
+        assert_eq!(Home::open(&dir).unwrap().operator_token, home.operator_token, "token unchanged");
+    }
+
+    #[test]
+    fn open_of_missing_folder_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(matches!(Home::open(&tmp.path().join("nope")), Err(ServerError::NotInitialised(_))));
+    }
+}

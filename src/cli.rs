@@ -1,0 +1,146 @@
+//! Command-line definitions (see CONTRACT.md for the stable surface).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Shōmei: a national digital-identity system (authority, card, phone, relying party).
+#[derive(Parser, Debug)]
+#[command(name = "shomei", version, about)]
+pub struct Cli {
+    /// Print exactly one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log progress to stderr (SHOMEI_LOG=debug for more).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The authority (the J-LIS role): CA, registry, CRLs, OCSP.
+    #[command(subcommand)]
+    Authority(AuthorityCmd),
+    /// The holder's emulated My Number Card.
+    #[command(subcommand)]
+    Card(CardCmd),
+    /// Run the whole story step by step on an embedded authority.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthorityCmd {
+    /// Create an authority folder: roots, OCSP responders, registry, operator token.
+    Init {
+        #[arg(long)]
+        data: PathBuf,
+        /// CRL shards per certificate class.
+        #[arg(long, default_value_t = 16)]
+        crl_shards: u32,
+        /// Public base URL written into certificates (CRL and OCSP locations).
+        #[arg(long, default_value = "http://127.0.0.1:8700")]
+        base_url: String,
+        /// Authority name (the roots' O).
+        #[arg(long, default_value = "Shomei Authority")]
+        name: String,
+    },
+    /// Serve the authority over HTTP.
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        listen: SocketAddr,
+        /// Registry URL (postgres://…); default: DIR/registry.sqlite.
+        #[arg(long)]
+        database: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum KindArg {
+    Sign,
+    Auth,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CardCmd {
+    /// Manufacture a card, enrol its holder at the authority and personalise it.
+    Issue {
+        #[arg(long)]
+        authority: String,
+        #[arg(long)]
+        operator_token_file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        address: String,
+        /// Birth date, ISO 8601 (1990-04-01).
+        #[arg(long)]
+        birth: String,
+        /// 1 male, 2 female, 3 not known.
+        #[arg(long)]
+        sex: String,
+        /// Signing password: 6-16 of A-Z0-9 (ignored for holders under 15).
+        #[arg(long, required_unless_present = "sign_password_file")]
+        sign_password: Option<String>,
+        #[arg(long)]
+        sign_password_file: Option<PathBuf>,
+        /// Authentication PIN: 4 digits.
+        #[arg(long, required_unless_present = "auth_pin_file")]
+        auth_pin: Option<String>,
+        #[arg(long)]
+        auth_pin_file: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a certificate from the card (the signing one needs the password).
+    ReadCert {
+        #[arg(long)]
+        card: PathBuf,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a file with the card: detached CMS SignedData (DER).
+    Sign {
+        #[arg(long)]
+        card: PathBuf,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Tries left per PIN and certificate serials.
+    Status {
+        #[arg(long)]
+        card: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    /// Keep the sandbox's files here (default: a fresh temporary folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Leave the services running afterwards and print their URLs.
+    #[arg(long)]
+    pub serve: bool,
+}
