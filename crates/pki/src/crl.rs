@@ -228,7 +228,8 @@ pub fn parse_crl_summary(der: &[u8]) -> Result<CrlSummary, PkiError> {
 fn x509_time(t: x509_cert::time::Time) -> Result<Timestamp, PkiError> {
     let secs = i64::try_from(t.to_unix_duration().as_secs())
         .map_err(|_| PkiError::malformed("CRL", "time out of range"))?;
-    Timestamp::from_unix_timestamp(secs).map_err(|_| PkiError::malformed("CRL", "time out of range"))
+    Timestamp::from_unix_timestamp(secs)
+        .map_err(|_| PkiError::malformed("CRL", "time out of range"))
 }
 
 #[cfg(test)]
@@ -258,7 +259,13 @@ mod tests {
         .unwrap()
     }
 
-    fn issue(ca: &RootCa, key: &dyn Signer, serial: &Serial, class: CertClass, shard: u32) -> Vec<u8> {
+    fn issue(
+        ca: &RootCa,
+        key: &dyn Signer,
+        serial: &Serial,
+        class: CertClass,
+        shard: u32,
+    ) -> Vec<u8> {
         let csr = crate::csr::check_csr(&crate::csr::build_csr(key, "x").unwrap()).unwrap();
         let h = BasicFour::new(
             "山田 太郎",
@@ -287,7 +294,10 @@ mod tests {
             .chunks(64)
             .map(|c| std::str::from_utf8(c).unwrap())
             .collect();
-        format!("-----BEGIN {kind}-----\n{}\n-----END {kind}-----\n", lines.join("\n"))
+        format!(
+            "-----BEGIN {kind}-----\n{}\n-----END {kind}-----\n",
+            lines.join("\n")
+        )
     }
 
     fn run(cmd: &mut Command) -> (bool, String) {
@@ -361,7 +371,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Only User Certificates"), "{text}");
-        assert!(text.contains("X509v3 CRL Number: \n                42"), "{text}");
+        assert!(
+            text.contains("X509v3 CRL Number: \n                42"),
+            "{text}"
+        );
         assert!(text.contains("Key Compromise"), "{text}");
         assert!(text.contains("Certificate Hold"), "{text}");
         assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
@@ -406,7 +419,10 @@ print('OK')
             .arg(p("crl.der"))
             .arg(bad_serial.to_hex()));
         assert!(ok, "{text}");
-        assert!(text.contains("IDP http://127.0.0.1:8700/crl/card-sign/3.crl"), "{text}");
+        assert!(
+            text.contains("IDP http://127.0.0.1:8700/crl/card-sign/3.crl"),
+            "{text}"
+        );
         assert!(text.contains("REASON key_compromise"), "{text}");
         assert!(text.contains("NUMBER 42") && text.contains("OK"), "{text}");
 

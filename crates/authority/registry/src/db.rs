@@ -19,6 +19,9 @@ use crate::RegistryError;
 
 type Result<T> = core::result::Result<T, RegistryError>;
 
+/// A boxed, sendable future (erases the type so `Send` is proven once, here).
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// The pools of one registry.
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
@@ -259,7 +262,13 @@ macro_rules! bind_all {
 
 impl Conn<'_> {
     /// Runs one statement; returns the number of rows it changed.
-    pub(crate) async fn execute(&mut self, op: &'static str, sql: &str, args: &[Arg]) -> Result<u64> {
+    pub(crate) fn execute<'a>(
+        &'a mut self,
+        op: &'static str,
+        sql: &'a str,
+        args: &'a [Arg],
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
         let r = match self {
             Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
                 .execute(&mut **c)
@@ -271,10 +280,17 @@ impl Conn<'_> {
                 .map(|r| r.rows_affected()),
         };
         r.map_err(|e| RegistryError::from_sqlx(op, e))
+        })
     }
 
     /// Runs one query; returns every row.
-    pub(crate) async fn fetch_all(&mut self, op: &'static str, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+    pub(crate) fn fetch_all<'a>(
+        &'a mut self,
+        op: &'static str,
+        sql: &'a str,
+        args: &'a [Arg],
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
         let r = match self {
             Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
                 .fetch_all(&mut **c)
@@ -286,15 +302,17 @@ impl Conn<'_> {
                 .map(|rows| rows.into_iter().map(Row::P).collect()),
         };
         r.map_err(|e| RegistryError::from_sqlx(op, e))
+        })
     }
 
     /// Runs one query; returns its row, if any.
-    pub(crate) async fn fetch_optional(
-        &mut self,
+    pub(crate) fn fetch_optional<'a>(
+        &'a mut self,
         op: &'static str,
-        sql: &str,
-        args: &[Arg],
-    ) -> Result<Option<Row>> {
+        sql: &'a str,
+        args: &'a [Arg],
+    ) -> BoxFuture<'a, Result<Option<Row>>> {
+        Box::pin(async move {
         let r = match self {
             Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
                 .fetch_optional(&mut **c)
@@ -306,16 +324,19 @@ impl Conn<'_> {
                 .map(|row| row.map(Row::P)),
         };
         r.map_err(|e| RegistryError::from_sqlx(op, e))
+        })
     }
 
     /// Runs unprepared SQL without parameters (savepoints, migrations);
     /// may hold several statements.
-    pub(crate) async fn raw(&mut self, op: &'static str, sql: &str) -> Result<()> {
+    pub(crate) fn raw<'a>(&'a mut self, op: &'static str, sql: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
         let r = match self {
-            Self::S(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ()),
-            Self::P(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ()),
+            Self::S(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
+            Self::P(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
         };
         r.map_err(|e| RegistryError::from_sqlx(op, e))
+        })
     }
 
     /// Whether this is PostgreSQL.

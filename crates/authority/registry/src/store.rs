@@ -101,7 +101,11 @@ fn check_cert(c: &CertRecord) -> Result<()> {
 /// that should have caught it).
 async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) -> Result<()> {
     let in_batch: HashSet<&Serial> = certs.iter().map(|c| &c.serial).collect();
-    let outside = |s: &Option<Serial>| s.as_ref().filter(|s| !in_batch.contains(s));
+    let outside = |s: &Option<Serial>| -> Option<String> {
+        s.as_ref()
+            .filter(|s| !in_batch.contains(s))
+            .map(Serial::to_hex)
+    };
     for cert in certs {
         check_cert(cert)?;
         let args = [
@@ -116,9 +120,9 @@ async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) 
             Arg::ts(cert.not_before)?,
             Arg::ts(cert.not_after)?,
             Arg::Int(Some(i64::from(cert.shard))),
-            Arg::opt_text(outside(&cert.parent).map(Serial::to_hex)),
-            Arg::opt_text(outside(&cert.pair).map(Serial::to_hex)),
-            Arg::opt_text(outside(&cert.replaces).map(Serial::to_hex)),
+            Arg::opt_text(outside(&cert.parent)),
+            Arg::opt_text(outside(&cert.pair)),
+            Arg::opt_text(outside(&cert.replaces)),
             Arg::Bytes(cert.der.clone()),
             Arg::ts(cert.issued_at)?,
         ];

@@ -533,7 +533,9 @@ impl Card {
         }
     }
 
-    /// ACTIVATE FILE: `00 44 00 00` on the JPKI DF ends personalisation.
+    /// ACTIVATE FILE: `00 44 00 00` on the JPKI DF ends personalisation
+    /// (`69 85` unless the auth certificate, its CA, and the sign CA for a
+    /// present sign certificate are written).
     fn activate(&mut self, c: &Command<'_>) -> Reply {
         if (c.p1, c.p2) != (0x00, 0x00) {
             return Err(sw::BAD_P1P2);
@@ -548,8 +550,14 @@ impl Card {
         if self.image.phase == Phase::Operational {
             return ok();
         }
-        // An AP without its four certificates would be useless forever.
-        if CertKind::ALL.iter().any(|k| self.image.cert(*k).is_empty()) {
+        // Conditions of use: the authentication certificate and its CA are
+        // mandatory; the signing certificate is optional (holders under 15
+        // get none), but if present its CA must be too.
+        let has = |k| !self.image.cert(k).is_empty();
+        let complete = has(CertKind::Auth)
+            && has(CertKind::AuthCa)
+            && (!has(CertKind::Sign) || has(CertKind::SignCa));
+        if !complete {
             return Err(sw::CONDITIONS);
         }
         let mut next = self.image.clone();
@@ -593,20 +601,22 @@ impl Card {
         }
     }
 
+    /// The SubjectPublicKeyInfo of a chip key, straight from the key (tests only).
+    #[cfg(test)]
+    pub(crate) fn key_spki(&self, kind: KeyKind) -> Vec<u8> {
+        self.key(kind).signer.public_key_spki().to_vec()
+    }
+
     /// Commits the image as it is in RAM.
     fn persist(&mut self) -> Result<(), u16> {
         let bytes = self.image.to_bytes().map_err(|_| sw::MEMORY_FAILURE)?;
-        self.memory
-            .commit(&bytes)
-            .map_err(|_| sw::MEMORY_FAILURE)
+        self.memory.commit(&bytes).map_err(|_| sw::MEMORY_FAILURE)
     }
 
     /// Commits `next` and, only if that worked, makes it the image in RAM.
     fn replace(&mut self, next: Image) -> Result<(), u16> {
         let bytes = next.to_bytes().map_err(|_| sw::MEMORY_FAILURE)?;
-        self.memory
-            .commit(&bytes)
-            .map_err(|_| sw::MEMORY_FAILURE)?;
+        self.memory.commit(&bytes).map_err(|_| sw::MEMORY_FAILURE)?;
         self.image = next;
         Ok(())
     }

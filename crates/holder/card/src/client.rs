@@ -188,7 +188,14 @@ impl<T: Transport> JpkiClient<T> {
     pub fn verify(&mut self, kind: PinKind, pin: &str) -> Result<(), CardError> {
         kind.check(pin)?;
         self.select_ef(kind.fid())?;
-        let cmd = Zeroizing::new(apdu::build(0, ins::VERIFY, 0x00, 0x80, pin.as_bytes(), None));
+        let cmd = Zeroizing::new(apdu::build(
+            0,
+            ins::VERIFY,
+            0x00,
+            0x80,
+            pin.as_bytes(),
+            None,
+        ));
         let (_, status) = self.send(&cmd)?;
         ok(status)
     }
@@ -280,11 +287,12 @@ impl<T: Transport> JpkiClient<T> {
     }
 
     /// Writes one certificate EF (personalisation phase only): erases the
-    /// EF, then writes it in chunks of at most 255 bytes.
+    /// EF, then writes it in chunks of at most 255 bytes. An empty `der`
+    /// leaves the EF empty (e.g. no signing certificate under 15).
     pub fn write_certificate(&mut self, kind: CertKind, der: &[u8]) -> Result<(), CardError> {
-        if der.is_empty() || der.len() > MAX_OFFSET + 1 {
+        if der.len() > MAX_OFFSET + 1 {
             return Err(CardError::Malformed(
-                "certificate must be 1 to 32768 bytes".into(),
+                "certificate longer than a card EF (32768 bytes)".into(),
             ));
         }
         self.select_ef(kind.fid())?;
@@ -299,7 +307,8 @@ impl<T: Transport> JpkiClient<T> {
         Ok(())
     }
 
-    /// Writes the four certificates (personalisation phase only).
+    /// Writes the four certificates (personalisation phase only); an empty
+    /// one leaves its EF empty.
     pub fn personalise(&mut self, certs: &Certificates<'_>) -> Result<(), CardError> {
         self.write_certificate(CertKind::Sign, certs.sign)?;
         self.write_certificate(CertKind::SignCa, certs.sign_ca)?;
@@ -307,7 +316,8 @@ impl<T: Transport> JpkiClient<T> {
         self.write_certificate(CertKind::AuthCa, certs.auth_ca)
     }
 
-    /// Ends personalisation (idempotent). `NotAllowed` if a certificate is missing.
+    /// Ends personalisation (idempotent). `NotAllowed` if the auth
+    /// certificate or its CA is missing, or a sign certificate lacks its CA.
     pub fn activate(&mut self) -> Result<(), CardError> {
         self.ensure_selected()?;
         let (_, status) = self.send(&apdu::build(0, ins::ACTIVATE, 0, 0, &[], None))?;
@@ -368,8 +378,9 @@ impl<T: Transport> JpkiClient<T> {
         let mut response = Zeroizing::new(self.transport.transmit(command)?);
         let mut data = Vec::new();
         for _ in 0..=MAX_GET_RESPONSE {
-            let (part, status) = apdu::split_response(&response)
-                .ok_or_else(|| CardError::Malformed("response shorter than a status word".into()))?;
+            let (part, status) = apdu::split_response(&response).ok_or_else(|| {
+                CardError::Malformed("response shorter than a status word".into())
+            })?;
             data.extend_from_slice(part);
             if status & 0xFF00 != sw::MORE_DATA {
                 return Ok((data, status));
@@ -378,7 +389,9 @@ impl<T: Transport> JpkiClient<T> {
             let get = apdu::build(0, ins::GET_RESPONSE, 0, 0, &[], Some(xx));
             response = Zeroizing::new(self.transport.transmit(&get)?);
         }
-        Err(CardError::Malformed("response never ends (61 XX loop)".into()))
+        Err(CardError::Malformed(
+            "response never ends (61 XX loop)".into(),
+        ))
     }
 }
 
@@ -465,6 +478,213 @@ mod tests {
         assert_eq!(status_error(0x6986), CardError::NotAllowed);
         assert!(matches!(status_error(0x6581), CardError::Memory(_)));
         assert_eq!(status_error(0x6D00), CardError::UnexpectedStatus(0x6D00));
+    }
+
+    use crate::testutil::{AUTH_PIN, SIGN_PW, card, cert, issued};
+    use crate::{Phase, Variant};
+
+    fn serial(n: u64) -> Option<Serial> {
+        Some(Serial::from_be_bytes(&n.to_be_bytes()).unwrap())
+    }
+
+    #[test]
+    fn client_personalises_and_reads_a_card_end_to_end() {
+        let (mut client, _, [sign, sign_ca, auth, auth_ca]) = issued(Variant::Card);
+        assert_eq!(client.transport_mut().card().phase(), Phase::Operational);
+        assert_eq!(client.token().unwrap(), TokenKind::Card);
+        assert_eq!(client.read_certificate(CertKind::Auth).unwrap(), auth);
+        assert_eq!(client.read_certificate(CertKind::AuthCa).unwrap(), auth_ca);
+        assert_eq!(client.read_certificate(CertKind::SignCa).unwrap(), sign_ca);
+        assert_eq!(
+            client.read_certificate(CertKind::Sign),
+            Err(CardError::SecurityStatusNotSatisfied)
+        );
+        client.verify(PinKind::Sign, SIGN_PW).unwrap();
+        assert_eq!(client.read_certificate(CertKind::Sign).unwrap(), sign);
+        // Writing after activation is refused.
+        assert_eq!(
+            client.write_certificate(CertKind::Auth, &auth),
+            Err(CardError::NotAllowed)
+        );
+    }
+
+    #[test]
+    fn status_reports_tries_and_the_serials_readable_now() {
+        let (mut client, _, _) = issued(Variant::Card);
+        client.verify(PinKind::Auth, "0000").unwrap_err();
+        let status = client.status().unwrap();
+        assert_eq!(
+            status,
+            CardStatus {
+                token: TokenKind::Card,
+                auth_tries_left: 2,
+                sign_tries_left: 5,
+                sign_serial: None,
+                auth_serial: serial(0x1003),
+                sign_ca_serial: serial(0x1002),
+                auth_ca_serial: serial(0x1004),
+            }
+        );
+        assert_eq!(status.auth_serial.unwrap().to_string(), "1003");
+        client.verify(PinKind::Sign, SIGN_PW).unwrap();
+        assert_eq!(client.status().unwrap().sign_serial, serial(0x1001));
+    }
+
+    #[test]
+    fn phone_status_needs_the_auth_pin_for_the_auth_serial() {
+        let (mut client, _, _) = issued(Variant::Phone);
+        let status = client.status().unwrap();
+        assert_eq!(status.token, TokenKind::Phone(SecureElement::GpSe));
+        assert_eq!(status.auth_serial, None);
+        client.verify(PinKind::Auth, AUTH_PIN).unwrap();
+        assert_eq!(client.status().unwrap().auth_serial, serial(0x1003));
+    }
+
+    #[test]
+    fn client_refuses_bad_pin_format_without_spending_a_try() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        for pin in ["123", "12345", "abcd", ""] {
+            assert_eq!(
+                client.verify(PinKind::Auth, pin),
+                Err(CardError::BadPinFormat(PinKind::Auth))
+            );
+        }
+        for pw in ["abc123", "ABC12", "ABCDEFGHIJKLMNOPQ", "ABC 123"] {
+            assert_eq!(
+                client.verify(PinKind::Sign, pw),
+                Err(CardError::BadPinFormat(PinKind::Sign))
+            );
+        }
+        assert_eq!(client.tries_left(PinKind::Auth).unwrap(), 3);
+        assert_eq!(client.tries_left(PinKind::Sign).unwrap(), 5);
+    }
+
+    #[test]
+    fn client_maps_wrong_and_blocked_pins() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        assert_eq!(
+            client.verify(PinKind::Auth, "0000"),
+            Err(CardError::WrongPin { tries_left: 2 })
+        );
+        assert_eq!(
+            client.verify(PinKind::Auth, "0000"),
+            Err(CardError::WrongPin { tries_left: 1 })
+        );
+        assert_eq!(
+            client.verify(PinKind::Auth, "0000"),
+            Err(CardError::Blocked)
+        );
+        assert_eq!(
+            client.verify(PinKind::Auth, AUTH_PIN),
+            Err(CardError::Blocked)
+        );
+        assert_eq!(client.tries_left(PinKind::Auth).unwrap(), 0);
+    }
+
+    #[test]
+    fn client_changes_pins() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        assert_eq!(
+            client.change_pin(PinKind::Auth, AUTH_PIN, "12"),
+            Err(CardError::BadPinFormat(PinKind::Auth))
+        );
+        client.change_pin(PinKind::Auth, AUTH_PIN, "4321").unwrap();
+        client
+            .change_pin(PinKind::Sign, SIGN_PW, "NEWPASS99")
+            .unwrap();
+        client.select_jpki().unwrap();
+        assert_eq!(
+            client.verify(PinKind::Auth, AUTH_PIN),
+            Err(CardError::WrongPin { tries_left: 2 })
+        );
+        client.verify(PinKind::Auth, "4321").unwrap();
+        client.verify(PinKind::Sign, "NEWPASS99").unwrap();
+        assert_eq!(
+            client.change_pin(PinKind::Sign, "WRONG1", "NEWPASS98"),
+            Err(CardError::WrongPin { tries_left: 4 })
+        );
+    }
+
+    #[test]
+    fn client_reads_public_keys_equal_to_the_chip_keys() {
+        let (c, _) = card(Variant::Card);
+        let expected = [c.key_spki(KeyKind::Auth), c.key_spki(KeyKind::Sign)];
+        let mut client = JpkiClient::new(InProcess::new(c));
+        let auth = client.public_key_spki(KeyKind::Auth).unwrap();
+        let sign = client.public_key_spki(KeyKind::Sign).unwrap();
+        assert_eq!([auth.clone(), sign.clone()], expected);
+        assert_ne!(auth, sign);
+    }
+
+    #[test]
+    fn client_reports_missing_certificates_and_personalises_long_ones() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        assert_eq!(
+            client.read_certificate(CertKind::AuthCa),
+            Err(CardError::CertificateMissing)
+        );
+        assert_eq!(client.activate(), Err(CardError::NotAllowed));
+        // A 3000-byte "certificate" crosses many 255-byte chunks.
+        let mut long = vec![0x30, 0x82, 0x0B, 0xB8];
+        long.extend((0..3000u32).map(|i| (i % 251) as u8));
+        client.write_certificate(CertKind::AuthCa, &long).unwrap();
+        assert_eq!(client.read_certificate(CertKind::AuthCa).unwrap(), long);
+        // Rewriting with a shorter one leaves no tail behind.
+        let short = cert(7);
+        client.write_certificate(CertKind::AuthCa, &short).unwrap();
+        assert_eq!(client.read_certificate(CertKind::AuthCa).unwrap(), short);
+        // A DER length pointing past the EF is caught.
+        client
+            .write_certificate(CertKind::Auth, &[0x30, 0x82, 0x01, 0x00, 1, 2])
+            .unwrap();
+        assert!(matches!(
+            client.read_certificate(CertKind::Auth),
+            Err(CardError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn card_without_signing_certificate_can_be_issued() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        let (sign_ca, auth, auth_ca) = (cert(2), cert(3), cert(4));
+        client
+            .personalise(&Certificates {
+                sign: &[],
+                sign_ca: &sign_ca,
+                auth: &auth,
+                auth_ca: &auth_ca,
+            })
+            .unwrap();
+        client.activate().unwrap();
+        client.verify(PinKind::Sign, SIGN_PW).unwrap();
+        assert_eq!(
+            client.read_certificate(CertKind::Sign),
+            Err(CardError::CertificateMissing)
+        );
+        let status = client.status().unwrap();
+        assert_eq!((status.sign_serial, status.auth_serial), (None, serial(3)));
+    }
+
+    #[test]
+    fn errors_never_show_pins() {
+        let (c, _) = card(Variant::Card);
+        let mut client = JpkiClient::new(InProcess::new(c));
+        let e = client.verify(PinKind::Sign, "WRONGPW9").unwrap_err();
+        let e2 = client.verify(PinKind::Sign, "wrongpw9").unwrap_err();
+        for text in [
+            e.to_string(),
+            format!("{e:?}"),
+            e2.to_string(),
+            format!("{e2:?}"),
+            format!("{client:?}"),
+        ] {
+            assert!(!text.to_uppercase().contains("WRONGPW9"), "{text}");
+        }
     }
 
     #[test]

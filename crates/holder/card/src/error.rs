@@ -54,13 +54,15 @@ impl fmt::Display for CardError {
             }
             Self::FileNotFound => f.write_str("application or file not found on the card"),
             Self::NotAllowed => f.write_str("command not allowed in the card's current state"),
-            Self::CertificateMissing => f.write_str("no certificate on the card (not personalised)"),
+            Self::CertificateMissing => {
+                f.write_str("no certificate on the card (not personalised)")
+            }
             Self::BadPinFormat(PinKind::Auth) => {
                 f.write_str("authentication PIN must be exactly 4 digits")
             }
-            Self::BadPinFormat(PinKind::Sign) => f.write_str(
-                "signing password must be 6 to 16 characters of upper-case A-Z and 0-9",
-            ),
+            Self::BadPinFormat(PinKind::Sign) => {
+                f.write_str("signing password must be 6 to 16 characters of upper-case A-Z and 0-9")
+            }
             Self::Memory(m) => write!(f, "chip memory failure: {m}"),
             Self::Transport(m) => write!(f, "card link failed: {m}"),
             Self::UnexpectedStatus(sw) => write!(f, "card answered unexpected status {sw:04X}"),

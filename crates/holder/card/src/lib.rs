@@ -37,6 +37,22 @@
 //! comparing. A crash mid-VERIFY therefore never refunds a try, and the
 //! answer never depends on the PIN unless the try is on record.
 //!
+//! # Commands and status words
+//!
+//! | Command | APDU | Notable answers |
+//! |---|---|---|
+//! | SELECT AP / EF | `00 A4 04 0C Lc AID`, `00 A4 02 0C 02 FID` | `6A 82` unknown (EFs only inside the AP); `6A 86` P1/P2 other than 04/02, 0C; selecting the AP clears verified PINs |
+//! | READ BINARY | `00 B0 P1 P2 Le` | `6A 81` SFI (P1 bit 8); `6B 00` offset ≥ EF size (also an empty EF); short read: data + `62 82`; `69 82` PIN needed; `69 86` key/PIN EF or no current EF |
+//! | VERIFY | `00 20 00 80` / `… Lc PIN` | `63 Cx` tries left; `69 83` blocked (also on the try that blocks); `67 00` with Le; `65 81` if the counter could not be committed |
+//! | CHANGE REFERENCE DATA | `00 24 01 80 Lc new` | `69 82` not verified; `6A 80` bad format; `69 83` blocked |
+//! | GENERATE ASYMMETRIC KEY PAIR (read) | `00 47 81 00 00` | `7F49` template, `61 XX` then GET RESPONSE `00 C0 00 00 XX`; any other P1/P2 `6A 86` |
+//! | COMPUTE DIGITAL SIGNATURE | `80 2A 00 80 Lc DigestInfo 00` | `69 82` PIN not verified; `6A 80` not a SHA-256/384/512 DigestInfo |
+//! | UPDATE / ERASE BINARY | `00 D6 P1 P2 Lc data`, `00 0E P1 P2` | certificate EFs in personalisation only, else `69 86`; `6B 00` hole; `6A 84` past 32 KiB; ERASE truncates |
+//! | ACTIVATE FILE | `00 44 00 00` | `69 85` auth cert/CA (or sign CA for a sign cert) missing; idempotent |
+//!
+//! Anything unparsable is `67 00`; unknown class `6E 00`; unknown
+//! instruction `6D 00`; a failed commit `65 81`.
+//!
 //! # Fuzzing
 //!
 //! [`Card::process_apdu`] is the fuzz surface. A `cargo fuzz` target keeps
@@ -223,6 +239,9 @@ mod tests {
         for bad in [&b"ABC12"[..], b"abc123", b"ABC-123", b"ABCDEFGHIJ1234567"] {
             assert!(!PinKind::Sign.is_well_formed(bad));
         }
-        assert_eq!(PinKind::Sign.check("x"), Err(CardError::BadPinFormat(PinKind::Sign)));
+        assert_eq!(
+            PinKind::Sign.check("x"),
+            Err(CardError::BadPinFormat(PinKind::Sign))
+        );
     }
 }

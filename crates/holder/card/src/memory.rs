@@ -174,7 +174,9 @@ impl ChipMemory for MemoryChip {
         let mut inner = self.lock();
         if let Some(left) = inner.commits_left.as_mut() {
             if *left == 0 {
-                return Err(CardError::Memory("simulated power loss during commit".into()));
+                return Err(CardError::Memory(
+                    "simulated power loss during commit".into(),
+                ));
             }
             *left -= 1;
         }

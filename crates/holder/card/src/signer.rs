@@ -74,3 +74,68 @@ impl<T: Transport + Send> Signer for CardSigner<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+    use shomei_pki::keys::spki_subject_public_key;
+
+    use super::*;
+    use crate::testutil::{AUTH_PIN, SIGN_PW, issued};
+    use crate::{InProcess, PinKind, Variant};
+
+    fn verify_with(spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        let key = spki_subject_public_key(spki).unwrap();
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key)
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    #[test]
+    fn signature_from_card_verifies_with_its_public_key() {
+        let (mut client, _, _) = issued(Variant::Card);
+        client.verify(PinKind::Sign, SIGN_PW).unwrap();
+        client.verify(PinKind::Auth, AUTH_PIN).unwrap();
+        let sign = CardSigner::new(client, KeyKind::Sign).unwrap();
+        assert_eq!(sign.algorithm(), SignatureAlgorithm::RsaPkcs1Sha256);
+        let sig = sign.sign(b"application form").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert!(verify_with(
+            sign.public_key_spki(),
+            b"application form",
+            &sig
+        ));
+        assert!(!verify_with(sign.public_key_spki(), b"tampered form", &sig));
+        // The auth key is a different key, used the same way.
+        let auth = CardSigner::new(sign.into_client(), KeyKind::Auth).unwrap();
+        let sig = auth.sign(b"challenge").unwrap();
+        assert!(verify_with(auth.public_key_spki(), b"challenge", &sig));
+        assert!(!verify_with(
+            auth.client()
+                .public_key_spki(KeyKind::Sign)
+                .unwrap()
+                .as_slice(),
+            b"challenge",
+            &sig
+        ));
+    }
+
+    #[test]
+    fn card_signer_is_locked_without_the_pin() {
+        let (client, _, _) = issued(Variant::Phone);
+        let signer = CardSigner::new(client, KeyKind::Auth).unwrap();
+        assert_eq!(signer.sign(b"x"), Err(SignError::Locked));
+        signer.client().verify(PinKind::Auth, AUTH_PIN).unwrap();
+        assert!(signer.sign(b"x").is_ok());
+        signer.client().transport_mut().card_mut().reset();
+        signer.client().select_jpki().unwrap();
+        assert_eq!(signer.sign(b"x"), Err(SignError::Locked));
+        assert!(format!("{signer:?}").contains("Auth"));
+    }
+
+    #[test]
+    fn card_signer_is_send_and_sync() {
+        fn assert_signer<S: Signer>() {}
+        assert_signer::<CardSigner<InProcess>>();
+    }
+}

@@ -29,8 +29,9 @@ pub fn card(variant: Variant) -> (Card, MemoryChip) {
     (Card::open(chip.clone()).unwrap(), chip)
 }
 
-/// A personalised, activated card behind a client.
-pub fn issued(variant: Variant) -> (JpkiClient<InProcess>, MemoryChip) {
+/// A personalised, activated card behind a client, its memory, and the
+/// certificates written (sign, sign CA, auth, auth CA; serials 1001–1004).
+pub fn issued(variant: Variant) -> (JpkiClient<InProcess>, MemoryChip, [Vec<u8>; 4]) {
     let (card, chip) = card(variant);
     let mut client = JpkiClient::new(InProcess::new(card));
     let certs = [cert(0x1001), cert(0x1002), cert(0x1003), cert(0x1004)];
@@ -43,7 +44,7 @@ pub fn issued(variant: Variant) -> (JpkiClient<InProcess>, MemoryChip) {
         })
         .unwrap();
     client.activate().unwrap();
-    (client, chip)
+    (client, chip, certs)
 }
 
 /// A self-signed certificate with the given serial (content is irrelevant here).

@@ -18,10 +18,7 @@ fn select(c: &mut Card, fid: u16) -> String {
 
 fn verify(c: &mut Card, kind: PinKind, pin: &str) -> String {
     assert_eq!(select(c, kind.fid()), "9000");
-    send(
-        c,
-        &format!("00200080{:02X}{}", pin.len(), hex::encode(pin)),
-    )
+    send(c, &format!("00200080{:02X}{}", pin.len(), hex::encode(pin)))
 }
 
 fn counter(c: &mut Card, kind: PinKind) -> String {
@@ -59,7 +56,14 @@ fn tries_in_memory(chip: &MemoryChip, kind: PinKind) -> u8 {
 #[test]
 fn short_or_inconsistent_apdus_answer_67_00() {
     let (mut c, _) = card(Variant::Card);
-    for apdu in ["", "00", "00A404", "00A4040C0AD392", "00B0000000FF00", "00B00000000102"] {
+    for apdu in [
+        "",
+        "00",
+        "00A404",
+        "00A4040C0AD392",
+        "00B0000000FF00",
+        "00B00000000102",
+    ] {
         assert_eq!(send(&mut c, apdu), "6700", "{apdu}");
     }
 }
@@ -89,7 +93,9 @@ fn select_ef_needs_the_jpki_df_and_unknown_fid_is_6a_82() {
     let (mut c, _) = card(Variant::Card);
     assert_eq!(select(&mut c, fid::TOKEN), "6A82");
     send(&mut c, SELECT_JPKI);
-    for id in [0x0001, 0x0002, 0x0006, 0x000A, 0x000B, 0x0017, 0x0018, 0x001A, 0x001B] {
+    for id in [
+        0x0001, 0x0002, 0x0006, 0x000A, 0x000B, 0x0017, 0x0018, 0x001A, 0x001B,
+    ] {
         assert_eq!(select(&mut c, id), "9000", "{id:04X}");
     }
     for id in [0x0000, 0x0005, 0x001C, 0x3F00, 0xFFFF] {
@@ -111,7 +117,10 @@ fn select_with_fci_wrong_p1_or_bad_lengths_is_refused() {
 
 #[test]
 fn token_ef_names_card_and_phone() {
-    for (variant, text) in [(Variant::Card, "JPKIAPICCTOKEN2"), (Variant::Phone, "JPKIAPGPSETOKEN")] {
+    for (variant, text) in [
+        (Variant::Card, "JPKIAPICCTOKEN2"),
+        (Variant::Phone, "JPKIAPGPSETOKEN"),
+    ] {
         let (mut c, _) = jpki(variant);
         select(&mut c, fid::TOKEN);
         let resp = c.process_apdu(&hex::decode("00B0000020").unwrap());
@@ -260,7 +269,10 @@ fn auth_pin_blocks_after_three_wrong_tries() {
 fn sign_password_blocks_after_five() {
     let (mut c, chip) = jpki(Variant::Card);
     for left in (1..=4).rev() {
-        assert_eq!(verify(&mut c, PinKind::Sign, "WRONG1"), format!("63C{left}"));
+        assert_eq!(
+            verify(&mut c, PinKind::Sign, "WRONG1"),
+            format!("63C{left}")
+        );
     }
     assert_eq!(verify(&mut c, PinKind::Sign, "WRONG1"), "6983");
     assert_eq!(verify(&mut c, PinKind::Sign, SIGN_PW), "6983");
@@ -429,18 +441,21 @@ fn read_public_key_needs_no_pin_and_chains_with_get_response() {
     let (mut c, _) = jpki(Variant::Card);
     select(&mut c, fid::SIGN_KEY);
     let first = send(&mut c, "0047810000");
-    // 7F49 82 0109 | 81 82 0100 <256> | 82 03 010001 = 269 bytes: 256 now, 13 later.
-    assert_eq!(sw(&first), "610D");
+    // 7F49 82 0109 | 81 82 0100 <256> | 82 03 010001 = 270 bytes: 256 now, 14 later.
+    assert_eq!(sw(&first), "610E");
     assert!(first.starts_with("7F4982010981820100"));
-    let rest = send(&mut c, "00C000000D");
-    assert_eq!((rest.len(), &rest[rest.len() - 14..]), (13 * 2 + 4, "82030100019000"));
+    let rest = send(&mut c, "00C000000E");
+    assert_eq!(
+        (rest.len(), &rest[rest.len() - 14..]),
+        (14 * 2 + 4, "82030100019000")
+    );
     let template = hex::decode(format!("{}{}", &first[..512], &rest[..rest.len() - 4])).unwrap();
     let spki = keyfmt::spki_from_template(&template).unwrap();
     assert_eq!(spki, c.sign_key.signer.public_key_spki());
     // The pending answer is gone after any other command.
     send(&mut c, "0047810000");
     select(&mut c, fid::SIGN_KEY);
-    assert_eq!(send(&mut c, "00C000000D"), "6985");
+    assert_eq!(send(&mut c, "00C000000E"), "6985");
 }
 
 #[test]
@@ -453,7 +468,7 @@ fn read_public_key_refuses_generation_other_efs_and_bad_lengths() {
     select(&mut c, fid::AUTH_CERT);
     assert_eq!(send(&mut c, "0047810000"), "6986");
     assert_eq!(send(&mut c, "00C0000000"), "6985");
-    assert_eq!(send(&mut c, "00C1000000"), "6A86");
+    assert_eq!(send(&mut c, "00C0010000"), "6A86");
 }
 
 #[test]
@@ -477,7 +492,11 @@ fn keys_never_readable_by_apdu() {
         // Every instruction, both classes, a few parameter shapes.
         for cla in [0x00u8, 0x80] {
             for ins in 0..=0xFFu8 {
-                for tail in [&[0x00u8, 0x00, 0x00][..], &[0x81, 0x00, 0x00], &[0x00, 0x80, 0x00]] {
+                for tail in [
+                    &[0x00u8, 0x00, 0x00][..],
+                    &[0x81, 0x00, 0x00],
+                    &[0x00, 0x80, 0x00],
+                ] {
                     let mut apdu = vec![cla, ins];
                     apdu.extend_from_slice(tail);
                     let resp = c.process_apdu(&apdu);
@@ -511,12 +530,21 @@ fn update_binary_writes_at_offsets_and_grows_files() {
     assert_eq!(send(&mut c, "00D6000501FF"), "6B00");
     // Files stop at 32 KiB.
     assert_eq!(send(&mut c, "00D6800001FF"), "6A81");
-    assert_eq!(send(&mut c, "00D6000004FFFFFFFF"), "9000");
-    for off in (4..0x7F00).step_by(0xF0) {
-        assert_eq!(send(&mut c, &format!("00D6{off:04X}F0{}", "00".repeat(0xF0))), "9000");
+    let mut len = 4;
+    while len < 0x7FF0 {
+        let n = (0x7FF0 - len).min(0xF0);
+        let apdu = format!("00D6{len:04X}{n:02X}{}", "00".repeat(n));
+        assert_eq!(send(&mut c, &apdu), "9000");
+        len += n;
     }
-    assert_eq!(send(&mut c, &format!("00D67FF0F0{}", "00".repeat(0xF0))), "6A84");
-    assert_eq!(send(&mut c, &format!("00D67FF010{}", "00".repeat(0x10))), "9000");
+    assert_eq!(
+        send(&mut c, &format!("00D67FF0F0{}", "00".repeat(0xF0))),
+        "6A84"
+    );
+    assert_eq!(
+        send(&mut c, &format!("00D67FF010{}", "00".repeat(0x10))),
+        "9000"
+    );
     assert_eq!(send(&mut c, "00B07FFF00"), "006282");
     // Erase truncates.
     assert_eq!(send(&mut c, "000E0002"), "9000");
@@ -533,7 +561,7 @@ fn update_binary_writes_at_offsets_and_grows_files() {
 fn personalisation_closes_after_activate() {
     let (mut c, chip) = jpki(Variant::Card);
     assert_eq!(c.phase(), Phase::Personalisation);
-    // Not before all four certificates are there.
+    // Not before the certificates are there.
     assert_eq!(send(&mut c, "00440000"), "6985");
     personalise(&mut c);
     assert_eq!(send(&mut c, "00440001"), "6A86");
@@ -554,6 +582,26 @@ fn personalisation_closes_after_activate() {
     select(&mut c, fid::SIGN_CA_CERT);
     assert_eq!(send(&mut c, "00D6000001FF"), "6986");
     assert_eq!(send(&mut c, "00B0000004"), "300200FF9000");
+}
+
+#[test]
+fn activate_needs_auth_cert_and_cas_but_not_a_sign_cert() {
+    let write = |c: &mut Card, kind: CertKind| {
+        assert_eq!(select(c, kind.fid()), "9000");
+        assert_eq!(send(c, "00D6000004300200FF"), "9000");
+    };
+    let (mut c, _) = jpki(Variant::Card);
+    write(&mut c, CertKind::Auth);
+    assert_eq!(send(&mut c, "00440000"), "6985");
+    write(&mut c, CertKind::Sign);
+    write(&mut c, CertKind::AuthCa);
+    // A sign certificate without its CA.
+    assert_eq!(send(&mut c, "00440000"), "6985");
+    select(&mut c, fid::SIGN_CERT);
+    assert_eq!(send(&mut c, "000E0000"), "9000");
+    // Under 15: no signing certificate at all is fine.
+    assert_eq!(send(&mut c, "00440000"), "9000");
+    assert_eq!(c.phase(), Phase::Operational);
 }
 
 #[test]
@@ -584,16 +632,21 @@ fn manufacture_checks_pin_formats() {
 
 #[test]
 fn open_refuses_bad_images() {
-    assert!(matches!(Card::open(MemoryChip::new()), Err(CardError::Memory(_))));
+    assert!(matches!(
+        Card::open(MemoryChip::new()),
+        Err(CardError::Memory(_))
+    ));
     assert!(matches!(
         Card::open(MemoryChip::with_image(b"{}")),
         Err(CardError::Malformed(_))
     ));
-    let mut value: serde_json::Value = serde_json::from_slice(crate::testutil::image(Variant::Card)).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(crate::testutil::image(Variant::Card)).unwrap();
     value["format"] = 2.into();
     let err = Card::open(MemoryChip::with_image(&serde_json::to_vec(&value).unwrap())).unwrap_err();
     assert!(err.to_string().contains("format version"), "{err}");
-    let mut value: serde_json::Value = serde_json::from_slice(crate::testutil::image(Variant::Card)).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(crate::testutil::image(Variant::Card)).unwrap();
     value["auth_pin"]["tries_left"] = 4.into();
     assert!(Card::open(MemoryChip::with_image(&serde_json::to_vec(&value).unwrap())).is_err());
 }
@@ -692,6 +745,7 @@ fn random_apdus_never_panic_and_always_end_in_a_status_word() {
     let mut rng = Rng(0x5EED_CA4D);
     let (mut c, _) = card(Variant::Card);
     let mut phone = false;
+    let (mut successes, mut signatures) = (0, 0);
     for i in 0..120_000 {
         if i % 2_000 == 0 {
             // Fresh chip now and then, so blocked PINs do not stop exploration.
@@ -716,7 +770,12 @@ fn random_apdus_never_panic_and_always_end_in_a_status_word() {
             // Valid commands, unchanged or mutated.
             _ => {
                 let mut a = corpus[rng.below(corpus.len())].clone();
-                for _ in 0..rng.below(4) {
+                let mutations = if rng.below(2) == 0 {
+                    0
+                } else {
+                    1 + rng.below(3)
+                };
+                for _ in 0..mutations {
                     match rng.below(4) {
                         0 if !a.is_empty() => {
                             let at = rng.below(a.len());
@@ -735,8 +794,17 @@ fn random_apdus_never_panic_and_always_end_in_a_status_word() {
         };
         let resp = c.process_apdu(&apdu);
         assert!(resp.len() >= 2, "{apdu:02X?}");
+        if resp.ends_with(&[0x90, 0x00]) {
+            successes += 1;
+            signatures += usize::from(apdu.get(..2) == Some(&[0x80, 0x2A]));
+        }
         if rng.below(500) == 0 {
             c.reset();
         }
     }
+    // The mutated corpus reaches deep states, not only parser errors.
+    assert!(
+        successes > 10_000 && signatures > 10,
+        "{successes} {signatures}"
+    );
 }
