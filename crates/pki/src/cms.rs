@@ -571,8 +571,6 @@ pub(crate) struct CertView<'a> {
     pub signature: &'a [u8],
     /// DER TLV of the serialNumber INTEGER.
     pub serial: Vec<u8>,
-    /// Content octets of the serialNumber INTEGER.
-    pub serial_value: &'a [u8],
     /// DER TLV of the issuer Name.
     pub issuer: Vec<u8>,
     /// DER TLV of the subject Name.
@@ -618,7 +616,6 @@ impl<'a> CertView<'a> {
                 .as_bytes()
                 .ok_or_else(|| cert_err("signature has unused bits"))?,
             serial: tbs.serial_number.to_der().map_err(cert_err)?,
-            serial_value: tbs.serial_number.value(),
             issuer: tbs.issuer.to_der().map_err(cert_err)?,
             subject: tbs.subject.to_der().map_err(cert_err)?,
             spki: tbs.subject_public_key_info.to_der().map_err(cert_err)?,
@@ -917,9 +914,12 @@ pub(crate) mod tests {
         );
         assert!(ok, "{text}");
         assert!(
-            text.contains("rsaEncryption") && text.contains("signingTime"),
+            text.contains(
+                "signatureAlgorithm: \n          algorithm: rsaEncryption (1.2.840.113549.1.1.1)"
+            ),
             "{text}"
         );
+        assert!(text.contains("signingTime"), "{text}");
         assert!(text.contains("eContent: <ABSENT>"), "{text}");
 
         let v = verify_detached(&p7s, &content).unwrap();

@@ -171,6 +171,38 @@ pub(crate) fn subject_key_identifier(cert_der: &[u8]) -> Result<Option<Vec<u8>>,
     Ok(None)
 }
 
+/// Synthetic revocations for benchmarks and load tests: `total` entries with
+/// random-looking 72-bit serials (the shape [`Serial::random`] draws),
+/// grouped by `serial.shard(shards)`, revoked at `at`; every tenth is a
+/// suspension (`certificateHold`), the rest `keyCompromise`. Deterministic.
+/// Feed each group to [`build_crl`] and time it from the caller.
+pub fn synthetic_revocations(total: u64, shards: u32, at: Timestamp) -> Vec<Vec<RevokedEntry>> {
+    let shards = shards.max(1);
+    let mut out: Vec<Vec<RevokedEntry>> = vec![Vec::new(); shards as usize];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..total {
+        // xorshift64: never 0, so every serial is distinct within 2^64 - 1 draws.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut b = [0u8; 9];
+        b[0] = 0x40;
+        b[1..].copy_from_slice(&x.to_be_bytes());
+        let Ok(serial) = Serial::from_be_bytes(&b) else {
+            continue;
+        };
+        let reason = if i % 10 == 0 {
+            RevocationReason::CertificateHold
+        } else {
+            RevocationReason::KeyCompromise
+        };
+        if let Some(group) = out.get_mut(serial.shard(shards) as usize) {
+            group.push(RevokedEntry { serial, at, reason });
+        }
+    }
+    out
+}
+
 /// What [`parse_crl_summary`] reads from a CRL (for tests and tools; it does
 /// not check the signature).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -478,28 +510,8 @@ print('OK')
         const SHARDS: u32 = 64;
         let ca = root(Root::Sign);
         let points = PublicationPoints::new(BASE);
-        let mut shards: Vec<Vec<RevokedEntry>> = vec![Vec::new(); SHARDS as usize];
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for i in 0..TOTAL {
-            // xorshift: random-looking 64-bit serials below the fixed 0x40 octet.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let mut b = [0u8; 9];
-            b[0] = 0x40;
-            b[1..].copy_from_slice(&x.to_be_bytes());
-            let serial = Serial::from_be_bytes(&b).unwrap();
-            let reason = if i % 10 == 0 {
-                RevocationReason::CertificateHold
-            } else {
-                RevocationReason::KeyCompromise
-            };
-            shards[serial.shard(SHARDS) as usize].push(RevokedEntry {
-                serial,
-                at: NOW,
-                reason,
-            });
-        }
+        let shards = synthetic_revocations(TOTAL, SHARDS, NOW);
+        assert_eq!(shards.iter().map(Vec::len).sum::<usize>(), TOTAL as usize);
         let start = std::time::Instant::now();
         let mut bytes = 0usize;
         for (i, entries) in shards.iter().enumerate() {

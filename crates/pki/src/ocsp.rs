@@ -1056,7 +1056,13 @@ mod tests {
     }
 
     fn serial_of(der: &[u8]) -> Serial {
-        serial_from_der_int(CertView::parse(der).unwrap().serial_value).unwrap()
+        let tlv = CertView::parse(der).unwrap().serial;
+        let n =
+            x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Rfc5280>::from_der(
+                &tlv,
+            )
+            .unwrap();
+        serial_from_der_int(n.as_bytes()).unwrap()
     }
 
     /// Two RSA roots, one RSA holder key reused for every EE, P-256 responders.

@@ -27,10 +27,7 @@ pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Se
 pub(crate) enum Db {
     /// SQLite: one writer connection (SQLite has one writer at a time anyway;
     /// queueing in-process avoids busy waits) and a pool of readers.
-    Sqlite {
-        write: SqlitePool,
-        read: SqlitePool,
-    },
+    Sqlite { write: SqlitePool, read: SqlitePool },
     /// PostgreSQL: one pool for everything.
     Postgres(PgPool),
 }
@@ -269,17 +266,17 @@ impl Conn<'_> {
         args: &'a [Arg],
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-        let r = match self {
-            Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
-                .execute(&mut **c)
-                .await
-                .map(|r| r.rows_affected()),
-            Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
-                .execute(&mut **c)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        r.map_err(|e| RegistryError::from_sqlx(op, e))
+            let r = match self {
+                Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
+                    .execute(&mut **c)
+                    .await
+                    .map(|r| r.rows_affected()),
+                Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
+                    .execute(&mut **c)
+                    .await
+                    .map(|r| r.rows_affected()),
+            };
+            r.map_err(|e| RegistryError::from_sqlx(op, e))
         })
     }
 
@@ -291,17 +288,17 @@ impl Conn<'_> {
         args: &'a [Arg],
     ) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
-        let r = match self {
-            Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
-                .fetch_all(&mut **c)
-                .await
-                .map(|rows| rows.into_iter().map(Row::S).collect()),
-            Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
-                .fetch_all(&mut **c)
-                .await
-                .map(|rows| rows.into_iter().map(Row::P).collect()),
-        };
-        r.map_err(|e| RegistryError::from_sqlx(op, e))
+            let r = match self {
+                Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
+                    .fetch_all(&mut **c)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::S).collect()),
+                Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
+                    .fetch_all(&mut **c)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::P).collect()),
+            };
+            r.map_err(|e| RegistryError::from_sqlx(op, e))
         })
     }
 
@@ -313,29 +310,33 @@ impl Conn<'_> {
         args: &'a [Arg],
     ) -> BoxFuture<'a, Result<Option<Row>>> {
         Box::pin(async move {
-        let r = match self {
-            Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
-                .fetch_optional(&mut **c)
-                .await
-                .map(|row| row.map(Row::S)),
-            Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
-                .fetch_optional(&mut **c)
-                .await
-                .map(|row| row.map(Row::P)),
-        };
-        r.map_err(|e| RegistryError::from_sqlx(op, e))
+            let r = match self {
+                Self::S(c) => bind_all!(sqlx::query(sql), args, sqlite_ts)
+                    .fetch_optional(&mut **c)
+                    .await
+                    .map(|row| row.map(Row::S)),
+                Self::P(c) => bind_all!(sqlx::query(sql), args, |t: &Timestamp| PgTs(*t))
+                    .fetch_optional(&mut **c)
+                    .await
+                    .map(|row| row.map(Row::P)),
+            };
+            r.map_err(|e| RegistryError::from_sqlx(op, e))
         })
     }
 
     /// Runs unprepared SQL without parameters (savepoints, migrations);
     /// may hold several statements.
-    pub(crate) fn raw<'a>(&'a mut self, op: &'static str, sql: &'a str) -> BoxFuture<'a, Result<()>> {
+    pub(crate) fn raw<'a>(
+        &'a mut self,
+        op: &'static str,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-        let r = match self {
-            Self::S(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
-            Self::P(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
-        };
-        r.map_err(|e| RegistryError::from_sqlx(op, e))
+            let r = match self {
+                Self::S(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
+                Self::P(c) => sqlx::Executor::execute(&mut **c, sql).await.map(|_| ()),
+            };
+            r.map_err(|e| RegistryError::from_sqlx(op, e))
         })
     }
 

@@ -84,7 +84,9 @@ impl RegistryError {
             sqlx::Error::RowNotFound => Self::NotFound {
                 what: op.to_owned(),
             },
-            sqlx::Error::ColumnDecode { index, .. } => Self::Corrupt(format!("{op}: column {index}")),
+            sqlx::Error::ColumnDecode { index, .. } => {
+                Self::Corrupt(format!("{op}: column {index}"))
+            }
             sqlx::Error::ColumnNotFound(c) => Self::Corrupt(format!("{op}: missing column {c}")),
             sqlx::Error::Io(io) => Self::Backend(format!("{op}: io error ({:?})", io.kind())),
             sqlx::Error::PoolTimedOut => Self::Backend(format!("{op}: connection pool timed out")),

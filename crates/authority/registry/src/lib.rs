@@ -18,6 +18,7 @@
 //! binary and applied by [`open`].
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod db;
 mod error;
@@ -37,8 +38,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use error::RegistryError;
 pub use model::{
-    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats,
-    HolderRecord, RevokedEntry, StatusRow,
+    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats, HolderRecord,
+    RevokedEntry, StatusRow,
 };
 
 /// The authority's registry.
@@ -96,8 +97,7 @@ pub trait Registry: Send + Sync {
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, RegistryError>;
 
     /// A holder's certificates, in issuance order.
-    async fn holder_certificates(&self, holder_id: &str)
-    -> Result<Vec<CertRecord>, RegistryError>;
+    async fn holder_certificates(&self, holder_id: &str) -> Result<Vec<CertRecord>, RegistryError>;
 
     /// Applies a lifecycle plan atomically, with `events`.
     ///
@@ -110,8 +110,12 @@ pub trait Registry: Send + Sync {
     /// unknown serial). Changes that are not lifecycle transitions, or whose
     /// reason does not fit (`Revoked` needs one, other targets none), are
     /// refused as [`RegistryError::Invalid`]. `status_changed_at` becomes `now`.
-    async fn apply(&self, plan: &Plan, now: Timestamp, events: &[Event])
-    -> Result<(), RegistryError>;
+    async fn apply(
+        &self,
+        plan: &Plan,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
 
     /// Changes a holder's basic four and applies `plan` (normally
     /// [`Plan::for_basic_four_change`]) in one transaction; `updated_at`
@@ -149,8 +153,11 @@ pub trait Registry: Send + Sync {
     async fn statuses(&self) -> Result<Vec<StatusRow>, RegistryError>;
 
     /// Registers a phone, with its events.
-    async fn add_device(&self, device: &DeviceRecord, events: &[Event])
-    -> Result<(), RegistryError>;
+    async fn add_device(
+        &self,
+        device: &DeviceRecord,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
 
     /// One phone, if known.
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, RegistryError>;
@@ -161,8 +168,12 @@ pub trait Registry: Send + Sync {
     /// Marks a phone's credentials as wiped (`status` becomes `"wiped"`,
     /// `wiped_at` becomes `now`), with its events. Revoking the phone's
     /// certificates is a separate [`Registry::apply`].
-    async fn wipe_device(&self, id: &str, now: Timestamp, events: &[Event])
-    -> Result<(), RegistryError>;
+    async fn wipe_device(
+        &self,
+        id: &str,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
 
     /// Counters of the group-commit writer behind [`Registry::enrol`].
     fn group_commit_stats(&self) -> GroupCommitStats;
@@ -223,8 +234,16 @@ async fn open_sqlite(options: SqliteConnectOptions, memory: bool) -> Result<db::
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(if memory { 1 } else { 0 })
-        .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-        .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) });
+        .idle_timeout(if memory {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if memory {
+            None
+        } else {
+            Some(Duration::from_secs(1800))
+        });
     let write = writer
         .connect_with(options.clone())
         .await

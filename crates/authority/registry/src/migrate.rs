@@ -37,8 +37,12 @@ pub(crate) async fn run(db: &Db) -> Result<(), RegistryError> {
     let result = async {
         let mut c = tx.conn();
         if c.is_postgres() {
-            c.execute(OP, "SELECT pg_advisory_xact_lock($1)", &[Arg::Int(Some(PG_LOCK_KEY))])
-                .await?;
+            c.execute(
+                OP,
+                "SELECT pg_advisory_xact_lock($1)",
+                &[Arg::Int(Some(PG_LOCK_KEY))],
+            )
+            .await?;
         }
         c.raw(
             OP,

@@ -4,15 +4,15 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use shomei_core::{
-    BasicFour, BirthDate, CertClass, CertStatus, Plan, RevocationReason, Serial, Sex,
-    StatusChange, Timestamp,
+    BasicFour, BirthDate, CertClass, CertStatus, Plan, RevocationReason, Serial, Sex, StatusChange,
+    Timestamp,
 };
 
 use crate::db::{Arg, Conn, Db, Row};
 use crate::group::GroupCommit;
 use crate::model::{
-    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats,
-    HolderRecord, RevokedEntry, StatusRow,
+    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats, HolderRecord,
+    RevokedEntry, StatusRow,
 };
 use crate::{Registry, RegistryError};
 
@@ -130,7 +130,10 @@ async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) 
     }
     for cert in certs {
         let links = [&cert.parent, &cert.pair, &cert.replaces];
-        if links.iter().any(|l| l.as_ref().is_some_and(|s| in_batch.contains(s))) {
+        if links
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|s| in_batch.contains(s)))
+        {
             let args = [
                 Arg::text(cert.serial.to_hex()),
                 Arg::opt_text(cert.parent.as_ref().map(Serial::to_hex)),
@@ -494,7 +497,12 @@ impl Registry for SqlRegistry {
         })
     }
 
-    async fn add_card(&self, card: &CardRecord, certs: &[CertRecord], events: &[Event]) -> Result<()> {
+    async fn add_card(
+        &self,
+        card: &CardRecord,
+        certs: &[CertRecord],
+        events: &[Event],
+    ) -> Result<()> {
         const OP: &str = "add_card";
         in_write_tx!(self, OP, |c| async {
             c.execute(

@@ -10,6 +10,10 @@
 //! afterwards. Without the variable the PostgreSQL tests are skipped with a
 //! note — unless `CI` is set, where they fail.
 
+// Test code: panicking on failure is the point. (clippy.toml's
+// allow-*-in-tests only covers `#[test]` functions, not these helpers.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -247,7 +251,10 @@ mod fixtures {
         let id = &e.holder.id;
         let mut sign = cert(2 * n, CertClass::PhoneSign, id);
         let mut auth = cert(2 * n + 1, CertClass::PhoneAuth, id);
-        for (c, parent) in [(&mut sign, &e.certificates[0]), (&mut auth, &e.certificates[1])] {
+        for (c, parent) in [
+            (&mut sign, &e.certificates[0]),
+            (&mut auth, &e.certificates[1]),
+        ] {
             c.device_id = Some(device.to_owned());
             c.parent = Some(parent.serial.clone());
             c.issued_at = T1;
@@ -324,7 +331,10 @@ mod cases {
         assert_eq!(back, phone[1]);
         let sign = reg.certificate(&phone[0].serial).await.unwrap().unwrap();
         assert_eq!(sign, phone[0]);
-        assert_eq!(sign.credential().parent, Some(e.certificates[0].serial.clone()));
+        assert_eq!(
+            sign.credential().parent,
+            Some(e.certificates[0].serial.clone())
+        );
         assert_eq!(reg.holder_certificates("h1").await.unwrap().len(), 4);
 
         let statuses = reg.statuses().await.unwrap();
@@ -334,7 +344,11 @@ mod cases {
                 .iter()
                 .all(|s| s.2 == CertStatus::Active && s.3.is_none() && s.4.is_none())
         );
-        assert!(statuses.iter().any(|s| s.0 == phone[0].serial && s.1 == CertClass::PhoneSign));
+        assert!(
+            statuses
+                .iter()
+                .any(|s| s.0 == phone[0].serial && s.1 == CertClass::PhoneSign)
+        );
 
         reg.wipe_device("phone-1", T1, &[]).await.unwrap();
         let wiped = reg.device("phone-1").await.unwrap().unwrap();
@@ -353,7 +367,9 @@ mod cases {
         let mut c2 = cert(60, CertClass::CardSign, "h1");
         c2.card_id = Some(card2.id.clone());
         c2.replaces = Some(e.certificates[0].serial.clone());
-        reg.add_card(&card2, std::slice::from_ref(&c2), &[]).await.unwrap();
+        reg.add_card(&card2, std::slice::from_ref(&c2), &[])
+            .await
+            .unwrap();
         assert_eq!(reg.holder_cards("h1").await.unwrap().len(), 2);
         assert_eq!(reg.certificate(&c2.serial).await.unwrap(), Some(c2));
     }
@@ -371,10 +387,16 @@ mod cases {
         assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
         assert_eq!(reg.holder("b").await.unwrap(), None);
         assert_eq!(reg.card("card-b").await.unwrap(), None);
-        assert_eq!(reg.certificate(&b.certificates[0].serial).await.unwrap(), None);
+        assert_eq!(
+            reg.certificate(&b.certificates[0].serial).await.unwrap(),
+            None
+        );
         assert!(reg.events_for_holder("b").await.unwrap().is_empty());
         assert_eq!(
-            reg.certificate(&a.certificates[0].serial).await.unwrap().as_ref(),
+            reg.certificate(&a.certificates[0].serial)
+                .await
+                .unwrap()
+                .as_ref(),
             Some(&a.certificates[0])
         );
 
@@ -384,7 +406,12 @@ mod cases {
             reg.enrol(&again).await,
             Err(RegistryError::Duplicate { .. })
         ));
-        assert_eq!(reg.certificate(&again.certificates[0].serial).await.unwrap(), None);
+        assert_eq!(
+            reg.certificate(&again.certificates[0].serial)
+                .await
+                .unwrap(),
+            None
+        );
 
         // In a batch, the bad item fails alone.
         let c = enrolment("c", 4);
@@ -402,14 +429,20 @@ mod cases {
         assert_eq!(reg.holder("c").await.unwrap(), Some(c.holder.clone()));
         assert_eq!(reg.holder_certificates("e").await.unwrap(), e.certificates);
         assert_eq!(reg.holder("d").await.unwrap(), None);
-        assert_eq!(reg.certificate(&d.certificates[1].serial).await.unwrap(), None);
+        assert_eq!(
+            reg.certificate(&d.certificates[1].serial).await.unwrap(),
+            None
+        );
         assert!(reg.events_for_holder("d").await.unwrap().is_empty());
         assert_eq!(reg.enrol_batch(&[]).await.unwrap().len(), 0);
 
         // A certificate naming another holder is refused before touching anything.
         let mut f = enrolment("f", 7);
         f.certificates[1].holder_id = "a".into();
-        assert!(matches!(reg.enrol(&f).await, Err(RegistryError::Invalid(_))));
+        assert!(matches!(
+            reg.enrol(&f).await,
+            Err(RegistryError::Invalid(_))
+        ));
         assert_eq!(reg.holder("f").await.unwrap(), None);
     }
 
@@ -447,8 +480,14 @@ mod cases {
                 serial: auth.serial.clone()
             }
         );
-        assert_eq!(reg.certificate(&sign.serial).await.unwrap().as_ref(), Some(sign));
-        assert_eq!(reg.certificate(&auth.serial).await.unwrap().as_ref(), Some(auth));
+        assert_eq!(
+            reg.certificate(&sign.serial).await.unwrap().as_ref(),
+            Some(sign)
+        );
+        assert_eq!(
+            reg.certificate(&auth.serial).await.unwrap().as_ref(),
+            Some(auth)
+        );
         assert_eq!(reg.events_for_holder("h").await.unwrap(), events_before);
 
         // A plan from the core planner goes through.
@@ -550,7 +589,10 @@ mod cases {
         // ...and the planner agrees there is nothing to do.
         let creds = credentials(reg, "h").await;
         assert!(Plan::for_action(&creds, &auth.serial, Action::Suspend, late).is_err());
-        assert_eq!(reg.certificate(&auth.serial).await.unwrap().as_ref(), Some(auth));
+        assert_eq!(
+            reg.certificate(&auth.serial).await.unwrap().as_ref(),
+            Some(auth)
+        );
     }
 
     pub async fn revoked_entries_include_holds_and_skip_expired(ctx: Ctx) {
@@ -631,11 +673,15 @@ mod cases {
             vec![entry(10, RevocationReason::KeyCompromise), entry(11, hold)]
         );
         assert_eq!(
-            reg.revoked_entries(CertClass::CardSign, 1, T1).await.unwrap(),
+            reg.revoked_entries(CertClass::CardSign, 1, T1)
+                .await
+                .unwrap(),
             vec![entry(14, RevocationReason::KeyCompromise)]
         );
         assert_eq!(
-            reg.revoked_entries(CertClass::CardAuth, 0, T1).await.unwrap(),
+            reg.revoked_entries(CertClass::CardAuth, 0, T1)
+                .await
+                .unwrap(),
             vec![entry(15, RevocationReason::KeyCompromise)]
         );
         assert!(
@@ -657,7 +703,9 @@ mod cases {
         };
         reg.apply(&resume, t2, &[]).await.unwrap();
         assert_eq!(
-            reg.revoked_entries(CertClass::CardSign, 0, t2).await.unwrap(),
+            reg.revoked_entries(CertClass::CardSign, 0, t2)
+                .await
+                .unwrap(),
             vec![
                 entry(10, RevocationReason::KeyCompromise),
                 entry(13, RevocationReason::Superseded),
@@ -669,11 +717,23 @@ mod cases {
     pub async fn crl_numbers_increase_per_shard(ctx: Ctx) {
         let reg = ctx.reg.as_ref();
         for want in 1..=3 {
-            assert_eq!(reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(), want);
+            assert_eq!(
+                reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(),
+                want
+            );
         }
-        assert_eq!(reg.next_crl_number(CertClass::CardSign, 1).await.unwrap(), 1);
-        assert_eq!(reg.next_crl_number(CertClass::CardAuth, 0).await.unwrap(), 1);
-        assert_eq!(reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(), 4);
+        assert_eq!(
+            reg.next_crl_number(CertClass::CardSign, 1).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            reg.next_crl_number(CertClass::CardAuth, 0).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(),
+            4
+        );
 
         // Concurrent takers never get the same number.
         let mut tasks = Vec::new();
@@ -731,13 +791,19 @@ mod cases {
             }
         }
         assert_eq!(
-            reg.events_for_holder("h").await.unwrap().last().unwrap().action,
+            reg.events_for_holder("h")
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .action,
             "change-basic-four"
         );
 
         // A stale plan (already applied) refuses the whole change: the
         // holder keeps the address of the change that did go through.
-        let again = BasicFour::new(NAME, "北海道札幌市", BIRTH.parse().unwrap(), Sex::Male).unwrap();
+        let again =
+            BasicFour::new(NAME, "北海道札幌市", BIRTH.parse().unwrap(), Sex::Male).unwrap();
         let t2 = T1 + Duration::days(1);
         assert!(matches!(
             reg.change_basic_four("h", &again, &plan, t2, &[event("x", Some("h"), None)])
@@ -747,16 +813,22 @@ mod cases {
         let holder = reg.holder("h").await.unwrap().unwrap();
         assert_eq!((holder.basic_four, holder.updated_at), (moved, T1));
         assert_ne!(
-            reg.events_for_holder("h").await.unwrap().last().unwrap().action,
+            reg.events_for_holder("h")
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .action,
             "x"
         );
 
         // Unknown holder: nothing happens, not even the plan.
         let creds = credentials(reg, "h").await;
-        let suspend = Plan::for_action(&creds, &e.certificates[1].serial, Action::Suspend, t2)
-            .unwrap();
+        let suspend =
+            Plan::for_action(&creds, &e.certificates[1].serial, Action::Suspend, t2).unwrap();
         assert!(matches!(
-            reg.change_basic_four("ghost", &again, &suspend, t2, &[]).await,
+            reg.change_basic_four("ghost", &again, &suspend, t2, &[])
+                .await,
             Err(RegistryError::NotFound { .. })
         ));
         assert_eq!(
@@ -802,9 +874,13 @@ mod cases {
         };
         let creds = credentials(reg, "h").await;
         let plan = Plan::for_action(&creds, &sign, Action::Suspend, at(1)).unwrap();
-        reg.apply(&plan, at(1), &[by_holder.clone(), by_system.clone(), unrelated])
-            .await
-            .unwrap();
+        reg.apply(
+            &plan,
+            at(1),
+            &[by_holder.clone(), by_system.clone(), unrelated],
+        )
+        .await
+        .unwrap();
         let by_operator = Event {
             at: at(4),
             ..event("add-device", Some("h"), None)
@@ -829,12 +905,16 @@ mod cases {
         let reg = ctx.reg.clone();
         // Holders whose serials the bad enrolments will reuse.
         for i in 0..BAD {
-            reg.enrol(&enrolment(&format!("pre{i}"), 10_000 + i)).await.unwrap();
+            reg.enrol(&enrolment(&format!("pre{i}"), 10_000 + i))
+                .await
+                .unwrap();
         }
         let sequential = Instant::now();
         const SEQ: u32 = 20;
         for i in 0..SEQ {
-            reg.enrol(&enrolment(&format!("seq{i}"), 20_000 + i)).await.unwrap();
+            reg.enrol(&enrolment(&format!("seq{i}"), 20_000 + i))
+                .await
+                .unwrap();
         }
         let sequential = sequential.elapsed();
 
@@ -860,7 +940,10 @@ mod cases {
             if i < N {
                 r.unwrap_or_else(|e| panic!("enrolment {i}: {e}"));
             } else {
-                assert!(matches!(r, Err(RegistryError::Duplicate { .. })), "{i}: {r:?}");
+                assert!(
+                    matches!(r, Err(RegistryError::Duplicate { .. })),
+                    "{i}: {r:?}"
+                );
             }
         }
         let concurrent = started.elapsed();
@@ -904,7 +987,13 @@ mod cases {
     pub async fn reopening_keeps_data(ctx: Ctx) {
         let e = enrolment("h", 1);
         ctx.reg.enrol(&e).await.unwrap();
-        assert_eq!(ctx.reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(), 1);
+        assert_eq!(
+            ctx.reg
+                .next_crl_number(CertClass::CardSign, 0)
+                .await
+                .unwrap(),
+            1
+        );
         ctx.reg.close().await;
         drop(ctx.reg);
 
@@ -912,7 +1001,10 @@ mod cases {
         assert_eq!(reg.holder("h").await.unwrap(), Some(e.holder.clone()));
         assert_eq!(reg.holder_certificates("h").await.unwrap(), e.certificates);
         assert_eq!(reg.events_for_holder("h").await.unwrap(), e.events);
-        assert_eq!(reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(), 2);
+        assert_eq!(
+            reg.next_crl_number(CertClass::CardSign, 0).await.unwrap(),
+            2
+        );
         // Two registries on one database see each other's writes.
         let second = shomei_registry::open(&ctx.url).await.unwrap();
         second.enrol(&enrolment("h2", 2)).await.unwrap();
@@ -1042,7 +1134,11 @@ async fn sqlite_in_memory_works() {
 /// Bad URLs are refused without repeating them (they may hold a password).
 #[tokio::test]
 async fn bad_urls_are_refused_without_echo() {
-    for url in ["", "mysql://user:hunter2@db/x", "postgres://user:hunter2@[/x"] {
+    for url in [
+        "",
+        "mysql://user:hunter2@db/x",
+        "postgres://user:hunter2@[/x",
+    ] {
         match shomei_registry::open(url).await {
             Err(e @ shomei_registry::RegistryError::BadUrl(_)) => {
                 assert!(!e.to_string().contains("hunter2"), "{e}");
