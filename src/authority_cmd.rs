@@ -12,29 +12,61 @@ use crate::output::{Failure, emit};
 
 pub async fn run(cmd: AuthorityCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        AuthorityCmd::Init { data, crl_shards, base_url, name } => {
-            let opts = InitOptions { name, base_url, crl_shards };
+        AuthorityCmd::Init {
+            data,
+            crl_shards,
+            base_url,
+            name,
+        } => {
+            let opts = InitOptions {
+                name,
+                base_url,
+                crl_shards,
+            };
             match Home::init(&data, &opts, SystemClock.now()) {
                 Ok(()) => {}
-                Err(e @ (ServerError::AlreadyInitialised(_) | ServerError::BadInput(_))) => return Err(Failure::input(e.to_string())),
+                Err(e @ (ServerError::AlreadyInitialised(_) | ServerError::BadInput(_))) => {
+                    return Err(Failure::input(e.to_string()));
+                }
                 Err(e) => return Err(e).context("authority init failed"),
             }
             let dir = data.display().to_string();
             emit(
                 json,
                 &json!({"data": dir, "operator_token_file": data.join("operator.token"), "sign_root": data.join("ca/sign.pem"), "auth_root": data.join("ca/auth.pem"), "crl_shards": crl_shards}),
-                &format!("authority created in {dir}\n  trust anchors: {dir}/ca/sign.pem, {dir}/ca/auth.pem\n  operator token: {dir}/operator.token\nnext: shomei authority serve --data {dir}"),
+                &format!(
+                    "authority created in {dir}\n  trust anchors: {dir}/ca/sign.pem, {dir}/ca/auth.pem\n  operator token: {dir}/operator.token\nnext: shomei authority serve --data {dir}"
+                ),
             );
             Ok(())
         }
-        AuthorityCmd::Serve { data, listen, database } => {
-            let state = match shomei_authority_server::load(&data, database.as_deref(), Arc::new(SystemClock)).await {
+        AuthorityCmd::Serve {
+            data,
+            listen,
+            database,
+        } => {
+            let state = match shomei_authority_server::load(
+                &data,
+                database.as_deref(),
+                Arc::new(SystemClock),
+            )
+            .await
+            {
                 Ok(s) => s,
-                Err(e @ ServerError::NotInitialised(_)) => return Err(Failure::input(e.to_string())),
+                Err(e @ ServerError::NotInitialised(_)) => {
+                    return Err(Failure::input(e.to_string()));
+                }
                 Err(e) => return Err(e).context("cannot load the authority"),
             };
             let running = shomei_authority_server::serve(state, listen).await?;
-            emit(json, &json!({"listen": running.addr.to_string(), "url": format!("http://{}", running.addr)}), &format!("authority listening on http://{} (Ctrl-C to stop)", running.addr));
+            emit(
+                json,
+                &json!({"listen": running.addr.to_string(), "url": format!("http://{}", running.addr)}),
+                &format!(
+                    "authority listening on http://{} (Ctrl-C to stop)",
+                    running.addr
+                ),
+            );
             running.wait().await;
             Ok(())
         }

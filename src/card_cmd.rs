@@ -6,7 +6,10 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
-use shomei_card::{Card, CardError, CardSigner, CertKind, Certificates, FileMemory, InProcess, JpkiClient, KeyKind, PinKind, Variant};
+use shomei_card::{
+    Card, CardError, CardSigner, CertKind, Certificates, FileMemory, InProcess, JpkiClient,
+    KeyKind, PinKind, Variant,
+};
 use shomei_core::{BasicFour, BirthDate, Sex};
 
 use crate::cli::{CardCmd, KindArg};
@@ -17,12 +20,37 @@ pub type Client = JpkiClient<InProcess>;
 
 pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        CardCmd::Issue { authority, operator_token_file, name, address, birth, sex, sign_password, sign_password_file, auth_pin, auth_pin_file, out } => {
-            let token = std::fs::read_to_string(&operator_token_file).with_context(|| format!("cannot read {}", operator_token_file.display()))?;
+        CardCmd::Issue {
+            authority,
+            operator_token_file,
+            name,
+            address,
+            birth,
+            sex,
+            sign_password,
+            sign_password_file,
+            auth_pin,
+            auth_pin_file,
+            out,
+        } => {
+            let token = std::fs::read_to_string(&operator_token_file)
+                .with_context(|| format!("cannot read {}", operator_token_file.display()))?;
             let holder = parse_holder(&name, &address, &birth, &sex)?;
-            let sign_password = secret(sign_password, sign_password_file.as_deref(), "signing password")?;
+            let sign_password = secret(
+                sign_password,
+                sign_password_file.as_deref(),
+                "signing password",
+            )?;
             let auth_pin = secret(auth_pin, auth_pin_file.as_deref(), "authentication PIN")?;
-            let issued = issue(&authority, token.trim(), &holder, &sign_password, &auth_pin, &out).await?;
+            let issued = issue(
+                &authority,
+                token.trim(),
+                &holder,
+                &sign_password,
+                &auth_pin,
+                &out,
+            )
+            .await?;
             emit(
                 json,
                 &json!({"card": out, "card_id": issued.card_id, "holder_id": issued.holder_id, "sign_serial": issued.sign_serial, "auth_serial": issued.auth_serial}),
@@ -30,28 +58,56 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
                     "card issued: {}\n  card id {}\n  signing certificate {}\n  authentication certificate {}",
                     out.display(),
                     issued.card_id,
-                    issued.sign_serial.as_deref().unwrap_or("(none: holder under 15)"),
+                    issued
+                        .sign_serial
+                        .as_deref()
+                        .unwrap_or("(none: holder under 15)"),
                     issued.auth_serial
                 ),
             );
             Ok(())
         }
-        CardCmd::ReadCert { card, kind, password, password_file, out } => {
+        CardCmd::ReadCert {
+            card,
+            kind,
+            password,
+            password_file,
+            out,
+        } => {
             let mut client = open(&card)?;
             let der = match kind {
                 KindArg::Sign => {
                     let pw = secret(password, password_file.as_deref(), "signing password")?;
                     verify(&mut client, PinKind::Sign, &pw)?;
-                    client.read_certificate(CertKind::Sign).map_err(card_error)?
+                    client
+                        .read_certificate(CertKind::Sign)
+                        .map_err(card_error)?
                 }
-                KindArg::Auth => client.read_certificate(CertKind::Auth).map_err(card_error)?,
+                KindArg::Auth => client
+                    .read_certificate(CertKind::Auth)
+                    .map_err(card_error)?,
             };
-            std::fs::write(&out, &der).with_context(|| format!("cannot write {}", out.display()))?;
-            emit(json, &json!({"out": out, "bytes": der.len()}), &format!("wrote {} ({} bytes)", out.display(), der.len()));
+            std::fs::write(&out, &der)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            emit(
+                json,
+                &json!({"out": out, "bytes": der.len()}),
+                &format!("wrote {} ({} bytes)", out.display(), der.len()),
+            );
             Ok(())
         }
-        CardCmd::Sign { card, kind, password, password_file, pin, pin_file, input, out } => {
-            let content = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+        CardCmd::Sign {
+            card,
+            kind,
+            password,
+            password_file,
+            pin,
+            pin_file,
+            input,
+            out,
+        } => {
+            let content = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
             let mut client = open(&card)?;
             let (pin_kind, key, cert) = match kind {
                 KindArg::Sign => (PinKind::Sign, KeyKind::Sign, CertKind::Sign),
@@ -64,8 +120,17 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             verify(&mut client, pin_kind, &secret)?;
             let cert_der = client.read_certificate(cert).map_err(card_error)?;
             let p7s = sign_with_card(client, key, &cert_der, &content)?;
-            std::fs::write(&out, &p7s).with_context(|| format!("cannot write {}", out.display()))?;
-            emit(json, &json!({"out": out, "bytes": p7s.len()}), &format!("wrote detached CMS signature {} ({} bytes)", out.display(), p7s.len()));
+            std::fs::write(&out, &p7s)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            emit(
+                json,
+                &json!({"out": out, "bytes": p7s.len()}),
+                &format!(
+                    "wrote detached CMS signature {} ({} bytes)",
+                    out.display(),
+                    p7s.len()
+                ),
+            );
             Ok(())
         }
         CardCmd::Status { card } => {
@@ -95,11 +160,22 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
 }
 
 /// Signs `content` with the card's `key` (PIN already verified): detached CMS.
-pub fn sign_with_card(client: Client, key: KeyKind, cert_der: &[u8], content: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub fn sign_with_card(
+    client: Client,
+    key: KeyKind,
+    cert_der: &[u8],
+    content: &[u8],
+) -> anyhow::Result<Vec<u8>> {
     let signer = CardSigner::new(client, key).map_err(card_error)?;
     #[allow(clippy::disallowed_methods)] // the binary is where the clock is read
     let now = time::OffsetDateTime::now_utc();
-    Ok(shomei_pki::cms::sign_detached(content, cert_der, &[], &signer, now)?)
+    Ok(shomei_pki::cms::sign_detached(
+        content,
+        cert_der,
+        &[],
+        &signer,
+        now,
+    )?)
 }
 
 /// Opens a card file.
@@ -107,7 +183,8 @@ pub fn open(path: &Path) -> anyhow::Result<Client> {
     if !path.exists() {
         return Err(Failure::input(format!("no card at {}", path.display())));
     }
-    let card = Card::open(FileMemory::new(path)).map_err(|e| anyhow::anyhow!("cannot open card {}: {e}", path.display()))?;
+    let card = Card::open(FileMemory::new(path))
+        .map_err(|e| anyhow::anyhow!("cannot open card {}: {e}", path.display()))?;
     let mut client = JpkiClient::new(InProcess::new(card));
     client.select_jpki().map_err(card_error)?;
     Ok(client)
@@ -121,14 +198,21 @@ pub fn verify(client: &mut Client, kind: PinKind, pin: &str) -> anyhow::Result<(
 /// Card errors that are the user's input (wrong PIN…) exit with 2.
 pub fn card_error(e: CardError) -> anyhow::Error {
     match e {
-        CardError::WrongPin { .. } | CardError::Blocked | CardError::BadPinFormat(_) | CardError::SecurityStatusNotSatisfied => Failure::input(e.to_string()),
+        CardError::WrongPin { .. }
+        | CardError::Blocked
+        | CardError::BadPinFormat(_)
+        | CardError::SecurityStatusNotSatisfied => Failure::input(e.to_string()),
         other => anyhow::anyhow!("card: {other}"),
     }
 }
 
 fn parse_holder(name: &str, address: &str, birth: &str, sex: &str) -> anyhow::Result<BasicFour> {
-    let birth: BirthDate = birth.parse().map_err(|e| Failure::input(format!("--birth: {e}")))?;
-    let sex: Sex = sex.parse().map_err(|e| Failure::input(format!("--sex: {e}")))?;
+    let birth: BirthDate = birth
+        .parse()
+        .map_err(|e| Failure::input(format!("--birth: {e}")))?;
+    let sex: Sex = sex
+        .parse()
+        .map_err(|e| Failure::input(format!("--sex: {e}")))?;
     BasicFour::new(name, address, birth, sex).map_err(|e| Failure::input(e.to_string()))
 }
 
@@ -136,7 +220,10 @@ fn parse_holder(name: &str, address: &str, birth: &str, sex: &str) -> anyhow::Re
 pub fn secret(flag: Option<String>, file: Option<&Path>, what: &str) -> anyhow::Result<String> {
     match (flag, file) {
         (Some(s), _) => Ok(s),
-        (None, Some(f)) => Ok(std::fs::read_to_string(f).with_context(|| format!("cannot read the {what} file {}", f.display()))?.trim_end_matches(['\n', '\r']).to_owned()),
+        (None, Some(f)) => Ok(std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the {what} file {}", f.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned()),
         (None, None) => Err(Failure::input(format!("give the {what} (flag or file)"))),
     }
 }
@@ -152,16 +239,27 @@ pub struct Issued {
 /// Manufactures a card at `out`, has the authority enrol its holder from the
 /// card-signed CSRs, and personalises the card with the certificates. Nothing
 /// is left at `out` if any step fails.
-pub async fn issue(authority: &str, token: &str, holder: &BasicFour, sign_password: &str, auth_pin: &str, out: &Path) -> anyhow::Result<Issued> {
+pub async fn issue(
+    authority: &str,
+    token: &str,
+    holder: &BasicFour,
+    sign_password: &str,
+    auth_pin: &str,
+    out: &Path,
+) -> anyhow::Result<Issued> {
     if out.exists() {
-        return Err(Failure::input(format!("{} already exists: choose another --out", out.display())));
+        return Err(Failure::input(format!(
+            "{} already exists: choose another --out",
+            out.display()
+        )));
     }
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let _ = std::fs::remove_file(&partial);
     let result = issue_into(authority, token, holder, sign_password, auth_pin, &partial).await;
     match result {
         Ok(issued) => {
-            std::fs::rename(&partial, out).with_context(|| format!("cannot move the card to {}", out.display()))?;
+            std::fs::rename(&partial, out)
+                .with_context(|| format!("cannot move the card to {}", out.display()))?;
             Ok(issued)
         }
         Err(e) => {
@@ -171,8 +269,21 @@ pub async fn issue(authority: &str, token: &str, holder: &BasicFour, sign_passwo
     }
 }
 
-async fn issue_into(authority: &str, token: &str, holder: &BasicFour, sign_password: &str, auth_pin: &str, path: &Path) -> anyhow::Result<Issued> {
-    let card = Card::manufacture(FileMemory::new(path), Variant::Card, sign_password, auth_pin).map_err(card_error)?;
+async fn issue_into(
+    authority: &str,
+    token: &str,
+    holder: &BasicFour,
+    sign_password: &str,
+    auth_pin: &str,
+    path: &Path,
+) -> anyhow::Result<Issued> {
+    let card = Card::manufacture(
+        FileMemory::new(path),
+        Variant::Card,
+        sign_password,
+        auth_pin,
+    )
+    .map_err(card_error)?;
     let mut client = JpkiClient::new(InProcess::new(card));
     client.select_jpki().map_err(card_error)?;
     #[allow(clippy::disallowed_methods)]
@@ -184,7 +295,9 @@ async fn issue_into(authority: &str, token: &str, holder: &BasicFour, sign_passw
     let auth_csr = shomei_pki::csr::build_csr(&signer, "shomei card authentication key")?;
     let mut client = signer.into_client();
     let sign_csr = if adult {
-        client.verify(PinKind::Sign, sign_password).map_err(card_error)?;
+        client
+            .verify(PinKind::Sign, sign_password)
+            .map_err(card_error)?;
         let signer = CardSigner::new(client, KeyKind::Sign).map_err(card_error)?;
         let csr = shomei_pki::csr::build_csr(&signer, "shomei card signing key")?;
         client = signer.into_client();
@@ -198,34 +311,69 @@ async fn issue_into(authority: &str, token: &str, holder: &BasicFour, sign_passw
     if let Some(csr) = &sign_csr {
         body["sign_csr"] = json!(B64.encode(csr));
     }
-    let resp = http.post(format!("{base}/v1/cards")).bearer_auth(token).json(&body).send().await.with_context(|| format!("cannot reach the authority at {base}"))?;
+    let resp = http
+        .post(format!("{base}/v1/cards"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the authority at {base}"))?;
     let status = resp.status();
-    let value: serde_json::Value = resp.json().await.context("the authority answered with something other than JSON")?;
+    let value: serde_json::Value = resp
+        .json()
+        .await
+        .context("the authority answered with something other than JSON")?;
     if !status.is_success() {
         let detail = value["detail"].as_str().unwrap_or("no detail");
         let code = value["code"].as_str().unwrap_or("unknown");
         let msg = format!("the authority refused the enrolment ({code}): {detail}");
-        return Err(if status.is_client_error() && status.as_u16() != 401 { Failure::input(msg) } else { anyhow::anyhow!(msg) });
+        return Err(if status.is_client_error() && status.as_u16() != 401 {
+            Failure::input(msg)
+        } else {
+            anyhow::anyhow!(msg)
+        });
     }
     let field = |k: &str| -> anyhow::Result<Vec<u8>> {
-        let s = value[k].as_str().with_context(|| format!("authority response lacks {k}"))?;
+        let s = value[k]
+            .as_str()
+            .with_context(|| format!("authority response lacks {k}"))?;
         Ok(B64.decode(s)?)
     };
     let auth_cert = field("auth_cert")?;
-    let sign_cert = if sign_csr.is_some() { field("sign_cert")? } else { Vec::new() };
+    let sign_cert = if sign_csr.is_some() {
+        field("sign_cert")?
+    } else {
+        Vec::new()
+    };
     let sign_ca = fetch(&http, &format!("{base}/ca/sign.der")).await?;
     let auth_ca = fetch(&http, &format!("{base}/ca/auth.der")).await?;
     client
-        .personalise(&Certificates { sign: &sign_cert, sign_ca: &sign_ca, auth: &auth_cert, auth_ca: &auth_ca })
+        .personalise(&Certificates {
+            sign: &sign_cert,
+            sign_ca: &sign_ca,
+            auth: &auth_cert,
+            auth_ca: &auth_ca,
+        })
         .map_err(card_error)?;
     client.activate().map_err(card_error)?;
     let text = |k: &str| value[k].as_str().map(str::to_owned);
-    let Some(card_id) = text("card_id") else { bail!("authority response lacks card_id") };
-    Ok(Issued { card_id, holder_id: text("holder_id").unwrap_or_default(), sign_serial: text("sign_serial"), auth_serial: text("auth_serial").unwrap_or_default() })
+    let Some(card_id) = text("card_id") else {
+        bail!("authority response lacks card_id")
+    };
+    Ok(Issued {
+        card_id,
+        holder_id: text("holder_id").unwrap_or_default(),
+        sign_serial: text("sign_serial"),
+        auth_serial: text("auth_serial").unwrap_or_default(),
+    })
 }
 
 async fn fetch(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
-    let resp = http.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
     if !resp.status().is_success() {
         bail!("GET {url}: {}", resp.status());
     }

@@ -14,7 +14,10 @@ pub struct Failure {
 impl Failure {
     /// Bad usage or bad input: exit code 2.
     pub fn input(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Self { code: 2, message: message.into() })
+        anyhow::Error::new(Self {
+            code: 2,
+            message: message.into(),
+        })
     }
 
     /// The exit code.

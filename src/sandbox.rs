@@ -29,7 +29,8 @@ impl Story {
                 println!("    {l}");
             }
         }
-        self.log.push(json!({"step": self.step, "title": title, "details": lines}));
+        self.log
+            .push(json!({"step": self.step, "title": title, "details": lines}));
     }
 }
 
@@ -38,7 +39,11 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("shomei-sandbox-{}", std::process::id())),
     };
-    let mut story = Story { json, step: 0, log: Vec::new() };
+    let mut story = Story {
+        json,
+        step: 0,
+        log: Vec::new(),
+    };
     // The URLs go into the certificates, so pick the port first.
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
@@ -46,10 +51,24 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     #[allow(clippy::disallowed_methods)]
     let now = time::OffsetDateTime::now_utc();
-    Home::init(&auth_dir, &InitOptions { name: "Shomei Sandbox Authority".into(), base_url: base.clone(), crl_shards: 4 }, now)
-        .with_context(|| format!("cannot create the sandbox authority in {}", auth_dir.display()))?;
+    Home::init(
+        &auth_dir,
+        &InitOptions {
+            name: "Shomei Sandbox Authority".into(),
+            base_url: base.clone(),
+            crl_shards: 4,
+        },
+        now,
+    )
+    .with_context(|| {
+        format!(
+            "cannot create the sandbox authority in {}",
+            auth_dir.display()
+        )
+    })?;
     let state = shomei_authority_server::load(&auth_dir, None, Arc::new(SystemClock)).await?;
-    let running = shomei_authority_server::serve(state, SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let running =
+        shomei_authority_server::serve(state, SocketAddr::from(([127, 0, 0, 1], port))).await?;
     story.step(
         "The authority starts (the J-LIS role)",
         &[
@@ -59,11 +78,27 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     );
 
     let token = std::fs::read_to_string(auth_dir.join("operator.token"))?;
-    let holder = BasicFour::new("山田 花子", "東京都千代田区千代田1-1", "1990-04-01".parse()?, Sex::Female)?;
+    let holder = BasicFour::new(
+        "山田 花子",
+        "東京都千代田区千代田1-1",
+        "1990-04-01".parse()?,
+        Sex::Female,
+    )?;
     let card_path = dir.join("hanako.card");
     let _ = std::fs::remove_file(&card_path);
-    let issued = card_cmd::issue(&base, token.trim(), &holder, "HANAKO2026", "1234", &card_path).await?;
-    let sign_serial = issued.sign_serial.clone().context("an adult holder gets a signing certificate")?;
+    let issued = card_cmd::issue(
+        &base,
+        token.trim(),
+        &holder,
+        "HANAKO2026",
+        "1234",
+        &card_path,
+    )
+    .await?;
+    let sign_serial = issued
+        .sign_serial
+        .clone()
+        .context("an adult holder gets a signing certificate")?;
     story.step(
         "A holder is enrolled and her card is issued",
         &[
@@ -78,7 +113,9 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     std::fs::write(&doc, "転入届 / moving-in notification\n")?;
     let mut client = card_cmd::open(&card_path)?;
     card_cmd::verify(&mut client, PinKind::Sign, "HANAKO2026")?;
-    let cert = client.read_certificate(CertKind::Sign).map_err(card_cmd::card_error)?;
+    let cert = client
+        .read_certificate(CertKind::Sign)
+        .map_err(card_cmd::card_error)?;
     let p7s = card_cmd::sign_with_card(client, KeyKind::Sign, &cert, &std::fs::read(&doc)?)?;
     let sig_path = dir.join("application.txt.p7s");
     std::fs::write(&sig_path, &p7s)?;
@@ -96,7 +133,14 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     );
 
     let verified = shomei_pki::cms::verify_detached(&p7s, &std::fs::read(&doc)?)?;
-    let status = ocsp_status(&base, &verified.signer_cert_der, &running.state.sign_root_der).await?;
+    shomei_pki::cms::check_issued_by(&verified.signer_cert_der, &running.state.sign_root_der)
+        .context("the signer certificate does not chain to the signing root")?;
+    let status = ocsp_status(
+        &base,
+        &verified.signer_cert_der,
+        &running.state.sign_root_der,
+    )
+    .await?;
     story.step(
         "A relying party checks the signature",
         &[
@@ -116,19 +160,47 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         .send()
         .await?;
     if !resp.status().is_success() {
-        bail!("revocation failed: {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "revocation failed: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     let started = std::time::Instant::now();
-    let status = ocsp_status(&base, &verified.signer_cert_der, &running.state.sign_root_der).await?;
+    let status = ocsp_status(
+        &base,
+        &verified.signer_cert_der,
+        &running.state.sign_root_der,
+    )
+    .await?;
     let ocsp_ms = started.elapsed().as_millis();
-    let crl_url = shomei_pki::crl::crl_url_of(&verified.signer_cert_der)?;
+    let class = running
+        .state
+        .status
+        .class_of(&sign_serial.parse()?)
+        .context("the authority knows its certificate")?;
+    let shard = sign_serial
+        .parse::<shomei_core::Serial>()?
+        .shard(running.state.authority.config().crl_shards);
+    let crl_url = running
+        .state
+        .authority
+        .config()
+        .points
+        .crl_url(class, shard);
     let crl = http.get(&crl_url).send().await?.bytes().await?;
     let listed = shomei_pki::crl::parse_crl_summary(&crl)?;
     story.step(
         "The operator revokes the signing certificate (keyCompromise)",
         &[
-            format!("OCSP now says: {status} (answered {ocsp_ms} ms after the revoke call returned)"),
-            format!("CRL shard {crl_url}: CRL number {}, {} entr{} listed", listed.crl_number, listed.entries, if listed.entries == 1 { "y" } else { "ies" }),
+            format!(
+                "OCSP now says: {status} (answered {ocsp_ms} ms after the revoke call returned)"
+            ),
+            format!(
+                "CRL shard {crl_url}: CRL number {}, {} entr{} listed",
+                listed.crl_number,
+                listed.entries,
+                if listed.entries == 1 { "y" } else { "ies" }
+            ),
         ],
     );
     if !status.starts_with("revoked") {
@@ -136,11 +208,16 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     }
 
     if json {
-        println!("{}", json!({"data": dir, "authority": base, "steps": story.log}));
+        println!(
+            "{}",
+            json!({"data": dir, "authority": base, "steps": story.log})
+        );
     }
     if args.serve {
         if !json {
-            println!("\nservices left running (Ctrl-C to stop):\n    authority {base}\n    OpenAPI   {base}/openapi.json");
+            println!(
+                "\nservices left running (Ctrl-C to stop):\n    authority {base}\n    OpenAPI   {base}/openapi.json"
+            );
         }
         running.wait().await;
     } else {
@@ -154,7 +231,12 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
 
 /// Asks the authority's OCSP responder (POST) about a certificate.
 async fn ocsp_status(base: &str, cert: &[u8], issuer: &[u8]) -> anyhow::Result<String> {
-    let req = shomei_pki::ocsp::build_request(cert, issuer, shomei_pki::ocsp::CertIdHash::Sha256, Some(b"sandbox-nonce-01"))?;
+    let req = shomei_pki::ocsp::build_request(
+        cert,
+        issuer,
+        shomei_pki::ocsp::CertIdHash::Sha256,
+        Some(b"sandbox-nonce-01"),
+    )?;
     let resp = reqwest::Client::new()
         .post(format!("{base}/ocsp/sign"))
         .header("content-type", "application/ocsp-request")
@@ -163,6 +245,18 @@ async fn ocsp_status(base: &str, cert: &[u8], issuer: &[u8]) -> anyhow::Result<S
         .await?
         .bytes()
         .await?;
-    let summary = shomei_pki::ocsp::parse_response(&resp, issuer)?;
-    Ok(summary.describe_first())
+    #[allow(clippy::disallowed_methods)]
+    let now = time::OffsetDateTime::now_utc();
+    let summary = shomei_pki::ocsp::parse_response(&resp, issuer, now)?;
+    if summary.nonce.as_deref() != Some(b"sandbox-nonce-01".as_slice()) {
+        bail!("the OCSP responder did not echo our nonce");
+    }
+    let first = summary.statuses.first().context("empty OCSP response")?;
+    Ok(match &first.state {
+        shomei_pki::ocsp::CertState::Good => "good".to_owned(),
+        shomei_pki::ocsp::CertState::Revoked { reason, .. } => {
+            format!("revoked ({})", reason.as_str())
+        }
+        shomei_pki::ocsp::CertState::Unknown => "unknown".to_owned(),
+    })
 }

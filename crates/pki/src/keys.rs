@@ -212,6 +212,18 @@ fn sign_digest_info_with(key: &KeyPair, digest_info: &[u8]) -> Result<Vec<u8>, S
     ))
 }
 
+/// The subjectPublicKey bits of a DER SubjectPublicKeyInfo (what aws-lc-rs
+/// verification keys take).
+pub fn spki_subject_public_key(spki: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use der::Decode;
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki)
+        .map_err(|e| PkiError::malformed("public key", e))?;
+    info.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| PkiError::malformed("public key", "unused bits in key"))
+}
+
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
@@ -247,16 +259,4 @@ mod tests {
         );
         pk.verify(b"x", &sig).unwrap();
     }
-}
-
-/// The subjectPublicKey bits of a DER SubjectPublicKeyInfo (what aws-lc-rs
-/// verification keys take).
-pub fn spki_subject_public_key(spki: &[u8]) -> Result<Vec<u8>, PkiError> {
-    use der::Decode;
-    let info = spki::SubjectPublicKeyInfoRef::from_der(spki)
-        .map_err(|e| PkiError::malformed("public key", e))?;
-    info.subject_public_key
-        .as_bytes()
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| PkiError::malformed("public key", "unused bits in key"))
 }

@@ -879,7 +879,8 @@ impl ResponseSummary {
 /// Checks: status `successful` (any other status is
 /// [`PkiError::Unsupported`] naming it), basic response type, and the
 /// signature — made either by the issuer itself or by a delegated responder
-/// whose certificate is in `certs`, matches the responderID, is issued and
+/// whose certificate is among the first four in `certs`, matches the
+/// responderID, is issued and
 /// signed by the issuer, carries id-kp-OCSPSigning and is valid at `now`.
 /// SingleResponses whose CertID does not name the issuer are left out.
 ///

@@ -30,7 +30,10 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/ca/{file}", get(trust_anchor))
         .route("/crl/{class}/{file}", get(crl))
         .route("/ocsp/{root}", post(ocsp_post))
@@ -50,7 +53,10 @@ pub struct Operator;
 impl FromRequestParts<Shared> for Operator {
     type Rejection = ServerError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -58,7 +64,11 @@ impl FromRequestParts<Shared> for Operator {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(ServerError::Unauthorized)?;
-        if constant_time_eq(given.as_bytes(), state.operator_token.as_bytes()) { Ok(Operator) } else { Err(ServerError::Unauthorized) }
+        if constant_time_eq(given.as_bytes(), state.operator_token.as_bytes()) {
+            Ok(Operator)
+        } else {
+            Err(ServerError::Unauthorized)
+        }
     }
 }
 
@@ -73,8 +83,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = ServerError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ServerError::BadInput(format!("cannot read body: {e}")))?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ServerError::BadInput(format!("invalid JSON body: {}", json_error_without_input(&e))))
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ServerError::BadInput(format!("cannot read body: {e}")))?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            ServerError::BadInput(format!(
+                "invalid JSON body: {}",
+                json_error_without_input(&e)
+            ))
+        })
     }
 }
 
@@ -90,10 +107,17 @@ fn json_error_without_input(e: &serde_json::Error) -> String {
 }
 
 fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
-async fn trust_anchor(State(s): State<Shared>, Path(file): Path<String>) -> Result<Response, ServerError> {
+async fn trust_anchor(
+    State(s): State<Shared>,
+    Path(file): Path<String>,
+) -> Result<Response, ServerError> {
     let (der, as_pem) = match file.as_str() {
         "sign.pem" => (&s.sign_root_der, true),
         "auth.pem" => (&s.auth_root_der, true),
@@ -102,15 +126,28 @@ async fn trust_anchor(State(s): State<Shared>, Path(file): Path<String>) -> Resu
         _ => return Err(ServerError::NotFound("trust anchor")),
     };
     Ok(if as_pem {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"))], pem("CERTIFICATE", der)).into_response()
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            )],
+            pem("CERTIFICATE", der),
+        )
+            .into_response()
     } else {
         der_response("application/pkix-cert", der.clone())
     })
 }
 
-async fn crl(State(s): State<Shared>, Path((class, file)): Path<(String, String)>) -> Result<Response, ServerError> {
+async fn crl(
+    State(s): State<Shared>,
+    Path((class, file)): Path<(String, String)>,
+) -> Result<Response, ServerError> {
     let class: CertClass = class.parse().map_err(|_| ServerError::NotFound("CRL"))?;
-    let shard: u32 = file.strip_suffix(".crl").and_then(|n| n.parse().ok()).ok_or(ServerError::NotFound("CRL"))?;
+    let shard: u32 = file
+        .strip_suffix(".crl")
+        .and_then(|n| n.parse().ok())
+        .ok_or(ServerError::NotFound("CRL"))?;
     if shard >= s.authority.config().crl_shards {
         return Err(ServerError::NotFound("CRL shard"));
     }
@@ -126,22 +163,42 @@ fn parse_root(root: &str) -> Result<Root, ServerError> {
     }
 }
 
-async fn ocsp_post(State(s): State<Shared>, Path(root): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ServerError> {
+async fn ocsp_post(
+    State(s): State<Shared>,
+    Path(root): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ServerError> {
     parse_root(&root)?;
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !ct.is_empty() && !ct.starts_with("application/ocsp-request") {
-        return Err(ServerError::BadInput("Content-Type must be application/ocsp-request".into()));
+        return Err(ServerError::BadInput(
+            "Content-Type must be application/ocsp-request".into(),
+        ));
     }
     Ok(ocsp_answer(&s, &body))
 }
 
-async fn ocsp_get(State(s): State<Shared>, Path((root, request)): Path<(String, String)>) -> Result<Response, ServerError> {
+async fn ocsp_get(
+    State(s): State<Shared>,
+    Path((root, request)): Path<(String, String)>,
+) -> Result<Response, ServerError> {
     parse_root(&root)?;
     // RFC 6960 Appendix A.1: base64 of the DER, then URL-encoded (axum has
     // already percent-decoded the path).
     let der = match B64.decode(request.trim_start_matches('/')) {
         Ok(d) => d,
-        Err(_) => return Ok(der_response("application/ocsp-response", shomei_pki::ocsp::error_response(shomei_pki::ocsp::OcspResponseStatus::MalformedRequest))),
+        Err(_) => {
+            return Ok(der_response(
+                "application/ocsp-response",
+                shomei_pki::ocsp::error_response(
+                    shomei_pki::ocsp::OcspResponseStatus::MalformedRequest,
+                ),
+            ));
+        }
     };
     Ok(ocsp_answer(&s, &der))
 }
@@ -161,24 +218,49 @@ struct EnrolBody {
 }
 
 fn b64_field(name: &str, v: &str) -> Result<Vec<u8>, ServerError> {
-    B64.decode(v.trim()).map_err(|_| ServerError::BadInput(format!("{name} must be base64 of DER")))
+    B64.decode(v.trim())
+        .map_err(|_| ServerError::BadInput(format!("{name} must be base64 of DER")))
 }
 
 fn random_id(prefix: &str) -> Result<String, ServerError> {
     let mut b = [0u8; 12];
-    shomei_core::RandomSource::fill(&mut SystemRandom::new(), &mut b).map_err(|_| ServerError::Internal("randomness failed".into()))?;
-    Ok(format!("{prefix}_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    shomei_core::RandomSource::fill(&mut SystemRandom::new(), &mut b)
+        .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    Ok(format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
 }
 
-async fn enrol(State(s): State<Shared>, _op: Operator, ApiJson(body): ApiJson<EnrolBody>) -> Result<Response, ServerError> {
-    let auth_csr = b64_field("auth_csr", body.auth_csr.as_deref().ok_or(ServerError::Ca(shomei_ca::CaError::MissingAuthCsr))?)?;
-    let sign_csr = body.sign_csr.as_deref().map(|v| b64_field("sign_csr", v)).transpose()?;
+async fn enrol(
+    State(s): State<Shared>,
+    _op: Operator,
+    ApiJson(body): ApiJson<EnrolBody>,
+) -> Result<Response, ServerError> {
+    let auth_csr = b64_field(
+        "auth_csr",
+        body.auth_csr
+            .as_deref()
+            .ok_or(ServerError::Ca(shomei_ca::CaError::MissingAuthCsr))?,
+    )?;
+    let sign_csr = body
+        .sign_csr
+        .as_deref()
+        .map(|v| b64_field("sign_csr", v))
+        .transpose()?;
     let now = s.clock.now();
     let holder = body.holder;
     let state = s.clone();
     let (issued, holder) = tokio::task::spawn_blocking(move || {
-        let req = EnrolRequest { holder: &holder, sign_csr: sign_csr.as_deref(), auth_csr: &auth_csr };
-        state.authority.enrol(&req, now, &mut SystemRandom::new()).map(|i| (i, holder))
+        let req = EnrolRequest {
+            holder: &holder,
+            sign_csr: sign_csr.as_deref(),
+            auth_csr: &auth_csr,
+        };
+        state
+            .authority
+            .enrol(&req, now, &mut SystemRandom::new())
+            .map(|i| (i, holder))
     })
     .await
     .map_err(|e| ServerError::Internal(e.to_string()))??;
@@ -186,7 +268,12 @@ async fn enrol(State(s): State<Shared>, _op: Operator, ApiJson(body): ApiJson<En
     let card_id = random_id("c")?;
     let mut certs = Vec::new();
     let pair = issued.sign.as_ref().map(|s| s.serial.clone());
-    for (c, other) in issued.sign.iter().map(|c| (c, Some(issued.auth.serial.clone()))).chain([(&issued.auth, pair)]) {
+    for (c, other) in issued
+        .sign
+        .iter()
+        .map(|c| (c, Some(issued.auth.serial.clone())))
+        .chain([(&issued.auth, pair)])
+    {
         certs.push(CertRecord {
             serial: c.serial.clone(),
             class: c.class,
@@ -210,14 +297,24 @@ async fn enrol(State(s): State<Shared>, _op: Operator, ApiJson(body): ApiJson<En
         .iter()
         .map(|c| Event {
             at: now,
-            actor: Actor::Operator,
+            actor: Actor::Operator("operator".into()),
             action: "issued".into(),
             holder_id: Some(holder_id.clone()),
             serial: Some(c.serial.clone()),
             detail: json!({"class": c.class.as_str(), "card_id": card_id}),
         })
         .collect();
-    let enrolment = Enrolment { holder: HolderRecord { id: holder_id.clone(), basic_four: holder, created_at: now, updated_at: now }, card_id: card_id.clone(), certificates: certs, events };
+    let enrolment = Enrolment {
+        holder: HolderRecord {
+            id: holder_id.clone(),
+            basic_four: holder,
+            created_at: now,
+            updated_at: now,
+        },
+        card_id: card_id.clone(),
+        certificates: certs,
+        events,
+    };
     s.registry.enrol(&enrolment).await?;
     for c in &enrolment.certificates {
         s.status.insert_active(c.serial.clone(), c.class);
@@ -237,7 +334,8 @@ async fn enrol(State(s): State<Shared>, _op: Operator, ApiJson(body): ApiJson<En
 }
 
 fn parse_serial(s: &str) -> Result<Serial, ServerError> {
-    s.parse().map_err(|e| ServerError::BadInput(format!("serial: {e}")))
+    s.parse()
+        .map_err(|e| ServerError::BadInput(format!("serial: {e}")))
 }
 
 fn cert_json(c: &CertRecord, now: shomei_core::Timestamp) -> serde_json::Value {
@@ -262,12 +360,21 @@ fn cert_json(c: &CertRecord, now: shomei_core::Timestamp) -> serde_json::Value {
 
 /// RFC 3339 with seconds, UTC.
 pub fn rfc3339(t: shomei_core::Timestamp) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
-async fn certificate(State(s): State<Shared>, _op: Operator, Path(serial): Path<String>) -> Result<Response, ServerError> {
+async fn certificate(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path(serial): Path<String>,
+) -> Result<Response, ServerError> {
     let serial = parse_serial(&serial)?;
-    let c = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    let c = s
+        .registry
+        .certificate(&serial)
+        .await?
+        .ok_or(ServerError::NotFound("certificate"))?;
     Ok(Json(cert_json(&c, s.clock.now())).into_response())
 }
 
@@ -277,12 +384,22 @@ struct LifecycleBody {
     reason: Option<String>,
 }
 
-async fn lifecycle(State(s): State<Shared>, _op: Operator, Path((serial, action)): Path<(String, String)>, body: Bytes) -> Result<Response, ServerError> {
+async fn lifecycle(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path((serial, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ServerError> {
     let serial = parse_serial(&serial)?;
     let body: LifecycleBody = if body.iter().all(u8::is_ascii_whitespace) {
         LifecycleBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ServerError::BadInput(format!("invalid JSON body: {}", json_error_without_input(&e))))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ServerError::BadInput(format!(
+                "invalid JSON body: {}",
+                json_error_without_input(&e)
+            ))
+        })?
     };
     let action = match action.as_str() {
         "suspend" => Action::Suspend,
@@ -294,15 +411,35 @@ async fn lifecycle(State(s): State<Shared>, _op: Operator, Path((serial, action)
             };
             Action::Revoke(reason)
         }
-        _ => return Err(ServerError::NotFound("lifecycle action (suspend, resume, revoke)")),
+        _ => {
+            return Err(ServerError::NotFound(
+                "lifecycle action (suspend, resume, revoke)",
+            ));
+        }
     };
-    let target = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    let target = s
+        .registry
+        .certificate(&serial)
+        .await?
+        .ok_or(ServerError::NotFound("certificate"))?;
     let all: Vec<_> = s.registry.holder_certificates(&target.holder_id).await?;
     let now = s.clock.now();
     let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
     let plan = Plan::for_action(&creds, &serial, action, now)?;
-    commit_plan(&s, &plan, &target.holder_id, Actor::Operator, action_name(action), now).await?;
-    let after = s.registry.certificate(&serial).await?.ok_or(ServerError::NotFound("certificate"))?;
+    commit_plan(
+        &s,
+        &plan,
+        &target.holder_id,
+        Actor::Operator("operator".into()),
+        action_name(action),
+        now,
+    )
+    .await?;
+    let after = s
+        .registry
+        .certificate(&serial)
+        .await?
+        .ok_or(ServerError::NotFound("certificate"))?;
     Ok(Json(json!({
         "serial": serial.to_hex(),
         "status": after.status.as_str(),
@@ -324,7 +461,14 @@ fn action_name(a: Action) -> &'static str {
 }
 
 /// Commits a plan, then publishes it: status cache, OCSP cache, CRL shards.
-async fn commit_plan(s: &AppState, plan: &Plan, holder_id: &str, actor: Actor, action: &str, now: shomei_core::Timestamp) -> Result<(), ServerError> {
+async fn commit_plan(
+    s: &AppState,
+    plan: &Plan,
+    holder_id: &str,
+    actor: Actor,
+    action: &str,
+    now: shomei_core::Timestamp,
+) -> Result<(), ServerError> {
     if plan.changes.is_empty() {
         return Ok(());
     }
@@ -349,12 +493,28 @@ async fn publish_changes(s: &AppState, plan: &Plan, now: shomei_core::Timestamp)
     s.status.apply(&plan.changes, now);
     s.ocsp.invalidate();
     let shards = s.authority.config().crl_shards;
-    let touched: Vec<_> = plan.changes.iter().filter_map(|c| s.status.class_of(&c.serial).map(|class| (class, c.serial.shard(shards)))).collect();
+    let touched: Vec<_> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            s.status
+                .class_of(&c.serial)
+                .map(|class| (class, c.serial.shard(shards)))
+        })
+        .collect();
     s.crls.mark_dirty(touched);
 }
 
-async fn holder(State(s): State<Shared>, _op: Operator, Path(id): Path<String>) -> Result<Response, ServerError> {
-    let h = s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+async fn holder(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    let h = s
+        .registry
+        .holder(&id)
+        .await?
+        .ok_or(ServerError::NotFound("holder"))?;
     let now = s.clock.now();
     let certs = s.registry.holder_certificates(&id).await?;
     Ok(Json(json!({
@@ -376,22 +536,39 @@ struct ChangeHolderBody {
 /// A change of the basic four (move, marriage…): the holder record is
 /// updated and every signing certificate is revoked (affiliationChanged) in
 /// one transaction; authentication certificates stay.
-async fn change_holder(State(s): State<Shared>, _op: Operator, Path(id): Path<String>, ApiJson(body): ApiJson<ChangeHolderBody>) -> Result<Response, ServerError> {
-    s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+async fn change_holder(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ChangeHolderBody>,
+) -> Result<Response, ServerError> {
+    s.registry
+        .holder(&id)
+        .await?
+        .ok_or(ServerError::NotFound("holder"))?;
     let now = s.clock.now();
     let certs = s.registry.holder_certificates(&id).await?;
     let creds: Vec<_> = certs.iter().map(CertRecord::credential).collect();
     let plan = Plan::for_basic_four_change(&creds, now);
-    let mut events = vec![Event { at: now, actor: Actor::Operator, action: "basic_four_changed".into(), holder_id: Some(id.clone()), serial: None, detail: json!({}) }];
+    let mut events = vec![Event {
+        at: now,
+        actor: Actor::Operator("operator".into()),
+        action: "basic_four_changed".into(),
+        holder_id: Some(id.clone()),
+        serial: None,
+        detail: json!({}),
+    }];
     events.extend(plan.changes.iter().map(|c| Event {
         at: now,
-        actor: Actor::Operator,
+        actor: Actor::Operator("operator".into()),
         action: "revoked".into(),
         holder_id: Some(id.clone()),
         serial: Some(c.serial.clone()),
         detail: json!({"reason": "affiliationChanged"}),
     }));
-    s.registry.change_basic_four(&id, &body.holder, &plan, now, &events).await?;
+    s.registry
+        .change_basic_four(&id, &body.holder, &plan, now, &events)
+        .await?;
     publish_changes(&s, &plan, now).await;
     Ok(Json(json!({
         "id": id,
@@ -400,13 +577,20 @@ async fn change_holder(State(s): State<Shared>, _op: Operator, Path(id): Path<St
     .into_response())
 }
 
-async fn holder_events(State(s): State<Shared>, _op: Operator, Path(id): Path<String>) -> Result<Response, ServerError> {
-    s.registry.holder(&id).await?.ok_or(ServerError::NotFound("holder"))?;
+async fn holder_events(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ServerError> {
+    s.registry
+        .holder(&id)
+        .await?
+        .ok_or(ServerError::NotFound("holder"))?;
     let events = s.registry.events_for_holder(&id).await?;
     Ok(Json(json!({
         "events": events.iter().map(|e| json!({
             "at": rfc3339(e.at),
-            "actor": match &e.actor { Actor::Operator => "operator".to_owned(), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
+            "actor": match &e.actor { Actor::Operator(o) => format!("operator:{o}"), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
             "action": e.action,
             "serial": e.serial.as_ref().map(Serial::to_hex),
             "detail": e.detail,

@@ -43,12 +43,20 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::AlreadyInitialised(d) => write!(f, "{d} already holds an authority: choose another --data folder"),
-            Self::NotInitialised(d) => write!(f, "{d} holds no authority: run `shomei authority init --data {d}` first"),
+            Self::AlreadyInitialised(d) => write!(
+                f,
+                "{d} already holds an authority: choose another --data folder"
+            ),
+            Self::NotInitialised(d) => write!(
+                f,
+                "{d} holds no authority: run `shomei authority init --data {d}` first"
+            ),
             Self::Corrupt(m) => write!(f, "authority folder is damaged: {m}"),
             Self::Io(m) => write!(f, "file system: {m}"),
             Self::BadInput(m) => write!(f, "{m}"),
-            Self::Unauthorized => f.write_str("missing or wrong operator token (Authorization: Bearer <operator.token>)"),
+            Self::Unauthorized => f.write_str(
+                "missing or wrong operator token (Authorization: Bearer <operator.token>)",
+            ),
             Self::NotFound(what) => write!(f, "no such {what}"),
             Self::Lifecycle(e) => write!(f, "{e}"),
             Self::Ca(e) => write!(f, "{e}"),
@@ -92,7 +100,9 @@ impl ServerError {
         match self {
             Self::AlreadyInitialised(_) => (S::CONFLICT, "already_initialised"),
             Self::NotInitialised(_) => (S::NOT_FOUND, "not_initialised"),
-            Self::Corrupt(_) | Self::Io(_) | Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Corrupt(_) | Self::Io(_) | Self::Internal(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
             Self::BadInput(_) => (S::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
             Self::NotFound(_) => (S::NOT_FOUND, "not_found"),
@@ -115,8 +125,9 @@ impl ServerError {
             Self::Pki(p) => pki_code(p),
             Self::Registry(e) => match e {
                 RegistryError::Conflict { .. } => (S::CONFLICT, "concurrent_change"),
-                RegistryError::Duplicate => (S::CONFLICT, "duplicate"),
-                RegistryError::NotFound => (S::NOT_FOUND, "not_found"),
+                RegistryError::Duplicate { .. } => (S::CONFLICT, "duplicate"),
+                RegistryError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
+                RegistryError::Invalid(_) => (S::BAD_REQUEST, "invalid"),
                 _ => (S::SERVICE_UNAVAILABLE, "registry_unavailable"),
             },
         }
@@ -156,6 +167,9 @@ pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         "detail": detail,
     });
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shomei_core::{RandomSource, Root, Serial, Signer, Timestamp};
-use shomei_pki::profile::{PublicationPoints, RootCa, issue_ocsp_responder};
+use shomei_pki::profile::{RootCa, issue_ocsp_responder};
 use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
 
 use crate::ServerError;
@@ -81,15 +81,29 @@ impl Home {
             return Err(ServerError::AlreadyInitialised(dir.display().to_string()));
         }
         if dir.exists() && fs::read_dir(dir).map_err(io("read"))?.next().is_some() {
-            return Err(ServerError::AlreadyInitialised(format!("{} (folder is not empty)", dir.display())));
+            return Err(ServerError::AlreadyInitialised(format!(
+                "{} (folder is not empty)",
+                dir.display()
+            )));
         }
         if opts.crl_shards == 0 || opts.crl_shards > 4096 {
-            return Err(ServerError::BadInput("--crl-shards must be between 1 and 4096".into()));
+            return Err(ServerError::BadInput(
+                "--crl-shards must be between 1 and 4096".into(),
+            ));
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(io("create parent folder"))?;
         let mut rng = SystemRandom::new();
-        let staging = parent.join(format!(".{}.init-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("authority"), random_hex(&mut rng, 6)?));
+        let staging = parent.join(format!(
+            ".{}.init-{}",
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("authority"),
+            random_hex(&mut rng, 6)?
+        ));
         let result = Self::populate(&staging, opts, now, &mut rng);
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&staging);
@@ -102,44 +116,85 @@ impl Home {
         Ok(())
     }
 
-    fn populate(dir: &Path, opts: &InitOptions, now: Timestamp, rng: &mut SystemRandom) -> Result<(), ServerError> {
+    fn populate(
+        dir: &Path,
+        opts: &InitOptions,
+        now: Timestamp,
+        rng: &mut SystemRandom,
+    ) -> Result<(), ServerError> {
         fs::create_dir_all(dir.join("keys")).map_err(io("create keys folder"))?;
-        fs::set_permissions(dir.join("keys"), fs::Permissions::from_mode(0o700)).map_err(io("chmod keys"))?;
+        fs::set_permissions(dir.join("keys"), fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod keys"))?;
         fs::create_dir_all(dir.join("ca")).map_err(io("create ca folder"))?;
         for root in [Root::Sign, Root::Auth] {
             let key = RsaSigner::generate().map_err(ServerError::Pki)?;
-            write_private(&dir.join("keys").join(format!("{}-root.p8", root.as_str())), &key.to_pkcs8().map_err(ServerError::Pki)?)?;
-            let serial = Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
-            let ca = RootCa::create(root, &opts.name, Arc::new(key), &serial, now).map_err(ServerError::Pki)?;
-            write_public(&dir.join("ca").join(format!("{}.der", root.as_str())), ca.cert_der())?;
-            write_public(&dir.join("ca").join(format!("{}.pem", root.as_str())), pem("CERTIFICATE", ca.cert_der()).as_bytes())?;
+            write_private(
+                &dir.join("keys").join(format!("{}-root.p8", root.as_str())),
+                &key.to_pkcs8().map_err(ServerError::Pki)?,
+            )?;
+            let serial = Serial::random(rng)
+                .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+            let ca = RootCa::create(root, &opts.name, Arc::new(key), &serial, now)
+                .map_err(ServerError::Pki)?;
+            write_public(
+                &dir.join("ca").join(format!("{}.der", root.as_str())),
+                ca.cert_der(),
+            )?;
+            write_public(
+                &dir.join("ca").join(format!("{}.pem", root.as_str())),
+                pem("CERTIFICATE", ca.cert_der()).as_bytes(),
+            )?;
             let responder = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
-            write_private(&dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())), &responder.to_pkcs8().map_err(ServerError::Pki)?)?;
-            let serial = Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
-            let cert = issue_ocsp_responder(&ca, &responder, &serial, now, RESPONDER_DAYS).map_err(ServerError::Pki)?;
-            write_public(&dir.join("ca").join(format!("ocsp-{}.der", root.as_str())), &cert)?;
+            write_private(
+                &dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())),
+                &responder.to_pkcs8().map_err(ServerError::Pki)?,
+            )?;
+            let serial = Serial::random(rng)
+                .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+            let cert = issue_ocsp_responder(&ca, &responder, &serial, now, RESPONDER_DAYS)
+                .map_err(ServerError::Pki)?;
+            write_public(
+                &dir.join("ca").join(format!("ocsp-{}.der", root.as_str())),
+                &cert,
+            )?;
         }
         write_private(&dir.join("operator.token"), random_hex(rng, 32)?.as_bytes())?;
-        let config = HomeConfig { version: 1, name: opts.name.clone(), base_url: opts.base_url.trim_end_matches('/').to_owned(), crl_shards: opts.crl_shards };
-        let json = serde_json::to_vec_pretty(&config).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let config = HomeConfig {
+            version: 1,
+            name: opts.name.clone(),
+            base_url: opts.base_url.trim_end_matches('/').to_owned(),
+            crl_shards: opts.crl_shards,
+        };
+        let json =
+            serde_json::to_vec_pretty(&config).map_err(|e| ServerError::Internal(e.to_string()))?;
         write_public(&dir.join(CONFIG_FILE), &json)?;
         Ok(())
     }
 
     /// Loads an authority folder.
     pub fn open(dir: &Path) -> Result<Self, ServerError> {
-        let raw = fs::read(dir.join(CONFIG_FILE)).map_err(|_| ServerError::NotInitialised(dir.display().to_string()))?;
-        let config: HomeConfig = serde_json::from_slice(&raw).map_err(|e| ServerError::Corrupt(format!("{CONFIG_FILE}: {e}")))?;
+        let raw = fs::read(dir.join(CONFIG_FILE))
+            .map_err(|_| ServerError::NotInitialised(dir.display().to_string()))?;
+        let config: HomeConfig = serde_json::from_slice(&raw)
+            .map_err(|e| ServerError::Corrupt(format!("{CONFIG_FILE}: {e}")))?;
         let load_root = |root: Root| -> Result<Arc<RootCa>, ServerError> {
-            let key = RsaSigner::from_pkcs8(&read(&dir.join("keys").join(format!("{}-root.p8", root.as_str())))?).map_err(ServerError::Pki)?;
+            let key = RsaSigner::from_pkcs8(&read(
+                &dir.join("keys").join(format!("{}-root.p8", root.as_str())),
+            )?)
+            .map_err(ServerError::Pki)?;
             let cert = read(&dir.join("ca").join(format!("{}.der", root.as_str())))?;
-            RootCa::load(root, &config.name, cert, Arc::new(key)).map(Arc::new).map_err(ServerError::Pki)
+            RootCa::load(root, &config.name, cert, Arc::new(key))
+                .map(Arc::new)
+                .map_err(ServerError::Pki)
         };
         let sign_root = load_root(Root::Sign)?;
         let auth_root = load_root(Root::Auth)?;
         let mut responders = Vec::new();
         for root in [Root::Sign, Root::Auth] {
-            let key = EcdsaP256Signer::from_pkcs8(&read(&dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())))?).map_err(ServerError::Pki)?;
+            let key = EcdsaP256Signer::from_pkcs8(&read(
+                &dir.join("keys").join(format!("ocsp-{}.p8", root.as_str())),
+            )?)
+            .map_err(ServerError::Pki)?;
             let cert = read(&dir.join("ca").join(format!("ocsp-{}.der", root.as_str())))?;
             responders.push((root, cert, Arc::new(key) as Arc<dyn Signer>));
         }
@@ -147,7 +202,14 @@ impl Home {
             .map_err(|_| ServerError::Corrupt("operator.token is not text".into()))?
             .trim()
             .to_owned();
-        Ok(Self { dir: dir.to_path_buf(), config, sign_root, auth_root, responders, operator_token })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            sign_root,
+            auth_root,
+            responders,
+            operator_token,
+        })
     }
 
     /// The default registry URL: the embedded SQLite file in the folder.
@@ -171,7 +233,8 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 
 fn random_hex(rng: &mut dyn RandomSource, n: usize) -> Result<String, ServerError> {
     let mut buf = vec![0u8; n];
-    rng.fill(&mut buf).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    rng.fill(&mut buf)
+        .map_err(|_| ServerError::Internal("randomness failed".into()))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -184,13 +247,23 @@ fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io("create key file"))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("create key file"))?;
     f.write_all(bytes).map_err(io("write key file"))?;
     f.sync_all().map_err(io("sync key file"))
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(io("create file"))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io("create file"))?;
     f.write_all(bytes).map_err(io("write file"))?;
     f.sync_all().map_err(io("sync file"))
 }
@@ -202,7 +275,11 @@ mod tests {
     use super::*;
 
     fn opts() -> InitOptions {
-        InitOptions { name: "Test Authority".into(), base_url: "http://127.0.0.1:8700/".into(), crl_shards: 4 }
+        InitOptions {
+            name: "Test Authority".into(),
+            base_url: "http://127.0.0.1:8700/".into(),
+            crl_shards: 4,
+        }
     }
 
     #[test]
@@ -210,22 +287,39 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("auth");
         Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap();
-        let token_mode = fs::metadata(dir.join("operator.token")).unwrap().permissions().mode() & 0o777;
+        let token_mode = fs::metadata(dir.join("operator.token"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(token_mode, 0o600);
         let home = Home::open(&dir).unwrap();
         assert_eq!(home.config.base_url, "http://127.0.0.1:8700");
         assert_eq!(home.operator_token.len(), 64);
-        let before: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let before: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         let err = Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap_err();
         assert!(matches!(err, ServerError::AlreadyInitialised(_)));
-        let after: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let after: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(before.len(), after.len());
-        assert_eq!(Home::open(&dir).unwrap().operator_token, home.operator_token, "token unchanged");
+        assert_eq!(
+            Home::open(&dir).unwrap().operator_token,
+            home.operator_token,
+            "token unchanged"
+        );
     }
 
     #[test]
     fn open_of_missing_folder_is_a_clear_error() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(matches!(Home::open(&tmp.path().join("nope")), Err(ServerError::NotInitialised(_))));
+        assert!(matches!(
+            Home::open(&tmp.path().join("nope")),
+            Err(ServerError::NotInitialised(_))
+        ));
     }
 }

@@ -91,11 +91,20 @@ impl RunningAuthority {
 
 /// Loads the authority in `dir`, opens the registry (`database` or the
 /// embedded SQLite file), warms the status cache and builds the state.
-pub async fn load(dir: &Path, database: Option<&str>, clock: Arc<dyn Clock>) -> Result<Arc<AppState>, ServerError> {
+pub async fn load(
+    dir: &Path,
+    database: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<AppState>, ServerError> {
     let home = Home::open(dir)?;
-    let url = database.map(str::to_owned).unwrap_or_else(|| home.default_database());
+    let url = database
+        .map(str::to_owned)
+        .unwrap_or_else(|| home.default_database());
     let registry = shomei_registry::open(&url).await?;
-    let config = AuthorityConfig { points: PublicationPoints::new(&home.config.base_url), crl_shards: home.config.crl_shards };
+    let config = AuthorityConfig {
+        points: PublicationPoints::new(&home.config.base_url),
+        crl_shards: home.config.crl_shards,
+    };
     let authority = Authority::new(config, home.sign_root.clone(), home.auth_root.clone());
     let status = Arc::new(StatusCache::warm(registry.as_ref()).await?);
     let ocsp = OcspService::new(&home)?;
@@ -114,9 +123,16 @@ pub async fn load(dir: &Path, database: Option<&str>, clock: Arc<dyn Clock>) -> 
 }
 
 /// Serves `state` on `listen` until stopped; also runs the CRL publisher.
-pub async fn serve(state: Arc<AppState>, listen: SocketAddr) -> Result<RunningAuthority, ServerError> {
-    let listener = TcpListener::bind(listen).await.map_err(|e| ServerError::Io(format!("cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| ServerError::Io(e.to_string()))?;
+pub async fn serve(
+    state: Arc<AppState>,
+    listen: SocketAddr,
+) -> Result<RunningAuthority, ServerError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServerError::Io(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Io(e.to_string()))?;
     // Publish every shard once at start, then keep them fresh.
     publish::spawn_crl_loop(state.clone());
     let app = api::router(state.clone());
@@ -128,9 +144,17 @@ pub async fn serve(state: Arc<AppState>, listen: SocketAddr) -> Result<RunningAu
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     });
-    Ok(RunningAuthority { addr, state, task, shutdown: Some(tx) })
+    Ok(RunningAuthority {
+        addr,
+        state,
+        task,
+        shutdown: Some(tx),
+    })
 }

@@ -13,9 +13,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use shomei_core::{CertClass, CertStatus, RevocationReason, Root, Serial, Signer, StatusChange, Timestamp};
+use shomei_core::{
+    CertClass, CertStatus, RevocationReason, Root, Serial, Signer, StatusChange, Timestamp,
+};
 use shomei_pki::crl::{RevokedEntry, build_crl};
-use shomei_pki::ocsp::{CertState, ParsedRequest, Responder};
+use shomei_pki::ocsp::{CertState, ParsedRequest, Responder, ResponderIdentity};
 use shomei_registry::Registry;
 
 use crate::home::Home;
@@ -47,15 +49,38 @@ impl StatusCache {
     pub async fn warm(registry: &dyn Registry) -> Result<Self, ServerError> {
         let mut map = HashMap::new();
         for (serial, class, status, reason, changed_at) in registry.statuses().await? {
-            map.insert(serial, Entry { class, status, reason, changed_at });
+            let reason = if status == CertStatus::Suspended {
+                None
+            } else {
+                reason
+            };
+            map.insert(
+                serial,
+                Entry {
+                    class,
+                    status,
+                    reason,
+                    changed_at,
+                },
+            );
         }
-        Ok(Self { map: RwLock::new(map) })
+        Ok(Self {
+            map: RwLock::new(map),
+        })
     }
 
     /// Records a newly issued certificate.
     pub fn insert_active(&self, serial: Serial, class: CertClass) {
         if let Ok(mut m) = self.map.write() {
-            m.insert(serial, Entry { class, status: CertStatus::Active, reason: None, changed_at: None });
+            m.insert(
+                serial,
+                Entry {
+                    class,
+                    status: CertStatus::Active,
+                    reason: None,
+                    changed_at: None,
+                },
+            );
         }
     }
 
@@ -74,11 +99,16 @@ impl StatusCache {
 
     /// The OCSP view of `serial` under `root`.
     pub fn lookup(&self, root: Root, serial: &Serial) -> CertState {
-        let Ok(m) = self.map.read() else { return CertState::Unknown };
+        let Ok(m) = self.map.read() else {
+            return CertState::Unknown;
+        };
         match m.get(serial) {
             Some(e) if e.class.root() == root => match e.status {
                 CertStatus::Active | CertStatus::Expired => CertState::Good,
-                CertStatus::Suspended => CertState::Revoked { at: e.changed_at.unwrap_or(Timestamp::UNIX_EPOCH), reason: RevocationReason::CertificateHold },
+                CertStatus::Suspended => CertState::Revoked {
+                    at: e.changed_at.unwrap_or(Timestamp::UNIX_EPOCH),
+                    reason: RevocationReason::CertificateHold,
+                },
                 CertStatus::Revoked => CertState::Revoked {
                     at: e.changed_at.unwrap_or(Timestamp::UNIX_EPOCH),
                     reason: e.reason.unwrap_or(RevocationReason::Unspecified),
@@ -111,31 +141,46 @@ pub struct OcspService {
     cache: Mutex<HashMap<Vec<u8>, (Arc<Vec<u8>>, Timestamp)>>,
 }
 
+/// nextUpdate − thisUpdate of OCSP answers (J-LIS refreshes every 15 minutes).
+pub const OCSP_VALIDITY: time::Duration = time::Duration::minutes(15);
+
 /// Largest number of cached responses kept.
 const OCSP_CACHE_MAX: usize = 100_000;
 
 impl OcspService {
     /// Builds the responder from the authority folder.
     pub fn new(home: &Home) -> Result<Self, ServerError> {
-        let mut roots = Vec::new();
+        let mut identities = Vec::new();
         for (root, cert, key) in &home.responders {
-            let ca = match root {
+            let root_cert_der = match root {
                 Root::Sign => home.sign_root.cert_der().to_vec(),
                 Root::Auth => home.auth_root.cert_der().to_vec(),
             };
-            roots.push((*root, ca, cert.clone(), key.clone() as Arc<dyn Signer>));
+            identities.push(ResponderIdentity {
+                root: *root,
+                root_cert_der,
+                responder_cert_der: cert.clone(),
+                signer: key.clone() as Arc<dyn Signer>,
+            });
         }
-        let responder = Responder::new(roots).map_err(ServerError::Pki)?;
-        Ok(Self { responder, cache: Mutex::new(HashMap::new()) })
+        let responder = Responder::new(identities, OCSP_VALIDITY).map_err(ServerError::Pki)?;
+        Ok(Self {
+            responder,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Answers a DER OCSPRequest (any parse failure → `malformedRequest`).
     pub fn answer(&self, der: &[u8], status: &StatusCache, now: Timestamp) -> Vec<u8> {
         let req: ParsedRequest = match shomei_pki::ocsp::parse_request(der) {
             Ok(r) => r,
-            Err(_) => return shomei_pki::ocsp::error_response(shomei_pki::ocsp::OcspResponseStatus::MalformedRequest),
+            Err(_) => {
+                return shomei_pki::ocsp::error_response(
+                    shomei_pki::ocsp::OcspResponseStatus::MalformedRequest,
+                );
+            }
         };
-        let cacheable = req.nonce.is_none();
+        let cacheable = req.is_cacheable();
         if cacheable {
             if let Ok(c) = self.cache.lock() {
                 if let Some((bytes, until)) = c.get(der) {
@@ -145,7 +190,10 @@ impl OcspService {
                 }
             }
         }
-        match self.responder.respond(&req, |root, serial| status.lookup(root, serial), now) {
+        match self
+            .responder
+            .respond(&req, |root, serial| status.lookup(root, serial), now)
+        {
             Ok(bytes) => {
                 if cacheable {
                     if let Ok(mut c) = self.cache.lock() {
@@ -153,14 +201,17 @@ impl OcspService {
                             c.clear();
                         }
                         // Serve a cached answer for at most a minute (well inside nextUpdate).
-                        c.insert(der.to_vec(), (Arc::new(bytes.clone()), now + time::Duration::minutes(1)));
+                        c.insert(
+                            der.to_vec(),
+                            (Arc::new(bytes.clone()), now + time::Duration::minutes(1)),
+                        );
                     }
                 }
                 bytes
             }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP signing failed");
-                shomei_pki::ocsp::error_response(shomei_pki::ocsp::OcspResponseStatus::InternalError)
+                shomei_pki::ocsp::error_response(shomei_pki::ocsp::status_for_error(&e))
             }
         }
     }
@@ -203,9 +254,18 @@ impl CrlPublisher {
     }
 
     /// The current DER of a shard, regenerating it first when dirty, missing or stale.
-    pub async fn get(&self, state: &AppState, class: CertClass, shard: u32) -> Result<Arc<Vec<u8>>, ServerError> {
+    pub async fn get(
+        &self,
+        state: &AppState,
+        class: CertClass,
+        shard: u32,
+    ) -> Result<Arc<Vec<u8>>, ServerError> {
         let now = state.clock.now();
-        let dirty = self.dirty.lock().map(|d| d.contains(&(class, shard))).unwrap_or(true);
+        let dirty = self
+            .dirty
+            .lock()
+            .map(|d| d.contains(&(class, shard)))
+            .unwrap_or(true);
         if !dirty {
             if let Ok(s) = self.shards.lock() {
                 if let Some((bytes, next_update)) = s.get(&(class, shard)) {
@@ -219,7 +279,12 @@ impl CrlPublisher {
     }
 
     /// Builds, signs, stores and writes one shard.
-    pub async fn regenerate(&self, state: &AppState, class: CertClass, shard: u32) -> Result<Arc<Vec<u8>>, ServerError> {
+    pub async fn regenerate(
+        &self,
+        state: &AppState,
+        class: CertClass,
+        shard: u32,
+    ) -> Result<Arc<Vec<u8>>, ServerError> {
         let _guard = self.build_lock.lock().await;
         if let Ok(mut d) = self.dirty.lock() {
             d.remove(&(class, shard));
@@ -230,15 +295,30 @@ impl CrlPublisher {
             .revoked_entries(class, shard, now)
             .await?
             .into_iter()
-            .map(|e| RevokedEntry { serial: e.serial, at: e.at, reason: e.reason })
+            .map(|e| RevokedEntry {
+                serial: e.serial,
+                at: e.at,
+                reason: e.reason,
+            })
             .collect();
         let number = state.registry.next_crl_number(class, shard).await?;
         let ca = state.authority.root(class.root()).clone();
         let points = state.authority.config().points.clone();
         let next_update = now + CRL_VALIDITY;
-        let der = tokio::task::spawn_blocking(move || build_crl(&ca, &points, class, shard, number, now, next_update, &entries))
-            .await
-            .map_err(|e| ServerError::Internal(e.to_string()))??;
+        let der = tokio::task::spawn_blocking(move || {
+            build_crl(
+                &ca,
+                &points,
+                class,
+                shard,
+                number,
+                now,
+                next_update,
+                &entries,
+            )
+        })
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
         let der = Arc::new(der);
         if let Ok(mut s) = self.shards.lock() {
             s.insert((class, shard), (der.clone(), next_update));
@@ -265,10 +345,18 @@ impl CrlPublisher {
 pub fn spawn_crl_loop(state: Arc<AppState>) {
     tokio::spawn(async move {
         let shards = state.authority.config().crl_shards;
-        let all: Vec<(CertClass, u32)> = CertClass::ALL.iter().flat_map(|c| (0..shards).map(move |s| (*c, s))).collect();
+        let all: Vec<(CertClass, u32)> = CertClass::ALL
+            .iter()
+            .flat_map(|c| (0..shards).map(move |s| (*c, s)))
+            .collect();
         state.crls.mark_dirty(all.iter().copied());
         loop {
-            let pending: Vec<_> = state.crls.dirty.lock().map(|d| d.iter().copied().collect()).unwrap_or_default();
+            let pending: Vec<_> = state
+                .crls
+                .dirty
+                .lock()
+                .map(|d| d.iter().copied().collect())
+                .unwrap_or_default();
             for (class, shard) in pending {
                 if let Err(e) = state.crls.regenerate(&state, class, shard).await {
                     tracing::warn!(error = %e, class = class.as_str(), shard, "CRL regeneration failed");
@@ -280,7 +368,12 @@ pub fn spawn_crl_loop(state: Arc<AppState>) {
                     .crls
                     .shards
                     .lock()
-                    .map(|s| s.iter().filter(|(_, (_, nu))| *nu - CRL_REFRESH_MARGIN <= now).map(|(k, _)| *k).collect())
+                    .map(|s| {
+                        s.iter()
+                            .filter(|(_, (_, nu))| *nu - CRL_REFRESH_MARGIN <= now)
+                            .map(|(k, _)| *k)
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             if !stale.is_empty() {
