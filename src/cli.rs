@@ -29,6 +29,10 @@ pub enum Command {
     Card(CardCmd),
     /// Run the whole story step by step on an embedded authority.
     Sandbox(SandboxArgs),
+    /// Measure issuance, OCSP, CRLs and revocation freshness, each beside a
+    /// baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,4 +147,53 @@ pub struct SandboxArgs {
     /// Leave the services running afterwards and print their URLs.
     #[arg(long)]
     pub serve: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Certificates/s through POST /v1/cards (CSR check, signing, registry
+    /// commit) vs raw RSA-2048 signatures/s on as many threads.
+    Issue {
+        /// Registry server URL (postgres://…/postgres): a fresh database is
+        /// created there for the run and dropped after. Default: SQLite in a
+        /// temporary folder.
+        #[arg(long)]
+        database: Option<String>,
+        /// Enrolments (2 certificates each).
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// OCSP over HTTP (fresh signatures with nonces, and cached nonce-less)
+    /// vs `openssl ocsp` serving the same certificates.
+    Ocsp {
+        /// Requests per measured run.
+        #[arg(long, default_value_t = 20000)]
+        requests: usize,
+        /// Concurrent keep-alive clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Holders enrolled (their signing certificates are queried; every
+        /// fifth is revoked).
+        #[arg(long, default_value_t = 200)]
+        certs: usize,
+    },
+    /// Time and bytes per entry of a CRL shard set vs the raw signing time.
+    Crl {
+        /// Revoked certificates in total.
+        #[arg(long, default_value_t = 1_000_000)]
+        revoked: u64,
+        /// CRL shards.
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+    },
+    /// Time from a revoke call returning to OCSP answering `revoked` vs one
+    /// OCSP round trip.
+    Freshness {
+        /// Certificates revoked (one sample each).
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+    },
 }

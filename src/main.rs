@@ -2,6 +2,7 @@
 //! decision lives in the library crates.
 
 mod authority_cmd;
+mod bench;
 mod card_cmd;
 mod cli;
 mod output;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             Command::Authority(c) => authority_cmd::run(c, json).await,
             Command::Card(c) => card_cmd::run(c, json).await,
             Command::Sandbox(c) => sandbox::run(c, json).await,
+            Command::Bench(c) => bench::run(c, json).await,
         }
     });
     match result {
