@@ -1,0 +1,436 @@
+//! The `shomei` binary as outside tools drive it (CONTRACT.md): exit codes,
+//! `--json`, and the card commands checked with openssl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn shomei(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "--json prints exactly one line: {text}"
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+fn stderr_line(out: &Output) -> String {
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
+    e
+}
+
+struct Authority {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    url: String,
+    child: Child,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn authority() -> Authority {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("auth");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = shomei(&[
+        "authority",
+        "init",
+        "--data",
+        dir.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--crl-shards",
+        "2",
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert!(Path::new(v["operator_token_file"].as_str().unwrap()).exists());
+    let child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args([
+            "authority",
+            "serve",
+            "--data",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Authority {
+                _tmp: tmp,
+                dir,
+                url,
+                child,
+            };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("authority did not start");
+}
+
+fn issue(a: &Authority, card: &Path, birth: &str) -> Output {
+    shomei(&[
+        "card",
+        "issue",
+        "--authority",
+        &a.url,
+        "--operator-token-file",
+        a.dir.join("operator.token").to_str().unwrap(),
+        "--name",
+        "鈴木 一郎",
+        "--address",
+        "北海道札幌市中央区1-1",
+        "--birth",
+        birth,
+        "--sex",
+        "1",
+        "--sign-password",
+        "SUZUKI01",
+        "--auth-pin",
+        "4321",
+        "--out",
+        card.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+#[test]
+fn second_authority_init_is_refused_with_exit_2_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    assert!(
+        shomei(&["authority", "init", "--data", dir.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let token = std::fs::read(dir.join("operator.token")).unwrap();
+    let out = shomei(&["authority", "init", "--data", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("already holds an authority"));
+    assert_eq!(std::fs::read(dir.join("operator.token")).unwrap(), token);
+    let out = shomei(&[
+        "authority",
+        "serve",
+        "--data",
+        tmp.path().join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn card_issue_sign_and_openssl_cms_verify() {
+    let a = authority();
+    let card = a.dir.join("ichiro.card");
+    let v = json_of(&issue(&a, &card, "1985-06-15"));
+    let sign_serial = v["sign_serial"].as_str().unwrap().to_owned();
+
+    // Status needs no PIN; the signing serial is not shown without the password.
+    let st = json_of(&shomei(&[
+        "card",
+        "status",
+        "--card",
+        card.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(st["auth_pin_tries_left"], 3);
+    assert_eq!(st["sign_password_tries_left"], 5);
+    assert_eq!(st["auth_serial"], v["auth_serial"]);
+
+    // read-cert: the signing certificate needs the password; openssl reads it.
+    let der = a.dir.join("sign.der");
+    let out = shomei(&[
+        "card",
+        "read-cert",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--out",
+        der.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "password required");
+    json_of(&shomei(&[
+        "card",
+        "read-cert",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--password",
+        "SUZUKI01",
+        "--out",
+        der.to_str().unwrap(),
+        "--json",
+    ]));
+    let x = Command::new("openssl")
+        .args([
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            der.to_str().unwrap(),
+            "-noout",
+            "-serial",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&x.stdout).trim(),
+        format!("serial={sign_serial}")
+    );
+
+    // sign → openssl cms -verify with the authority's signing root.
+    let doc = a.dir.join("doc.txt");
+    std::fs::write(&doc, "申請書\n").unwrap();
+    let p7s = a.dir.join("doc.txt.p7s");
+    json_of(&shomei(&[
+        "card",
+        "sign",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--password",
+        "SUZUKI01",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        p7s.to_str().unwrap(),
+        "--json",
+    ]));
+    let ca = a.dir.join("ca/sign.pem");
+    let out = Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s.to_str().unwrap(),
+            "-content",
+            doc.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Tampered content fails.
+    std::fs::write(&doc, "改ざん\n").unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s.to_str().unwrap(),
+            "-content",
+            doc.to_str().unwrap(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // The authentication key signs too (login-style), with the PIN.
+    let p7s_auth = a.dir.join("doc.auth.p7s");
+    json_of(&shomei(&[
+        "card",
+        "sign",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "auth",
+        "--pin",
+        "4321",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        p7s_auth.to_str().unwrap(),
+        "--json",
+    ]));
+    let out = Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s_auth.to_str().unwrap(),
+            "-content",
+            doc.to_str().unwrap(),
+            "-CAfile",
+            a.dir.join("ca/auth.pem").to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Issuing onto an existing card file is refused and leaves it alone.
+    let before = std::fs::read(&card).unwrap();
+    let out = issue(&a, &card, "1985-06-15");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&card).unwrap(), before);
+}
+
+#[test]
+fn wrong_pin_is_counted_on_the_card_and_blocks_after_three() {
+    let a = authority();
+    let card = a.dir.join("c.card");
+    json_of(&issue(&a, &card, "1985-06-15"));
+    let doc = a.dir.join("d");
+    std::fs::write(&doc, "x").unwrap();
+    let sign = |pin: &str| {
+        shomei(&[
+            "card",
+            "sign",
+            "--card",
+            card.to_str().unwrap(),
+            "--kind",
+            "auth",
+            "--pin",
+            pin,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            a.dir.join("d.p7s").to_str().unwrap(),
+        ])
+    };
+    for left in [2, 1] {
+        let out = sign("0000");
+        assert_eq!(out.status.code(), Some(2));
+        let line = stderr_line(&out);
+        assert!(line.contains(&format!("{left}")), "{line}");
+        assert!(
+            !line.contains("0000") && !line.contains("4321"),
+            "no PIN in errors: {line}"
+        );
+        let st = json_of(&shomei(&[
+            "card",
+            "status",
+            "--card",
+            card.to_str().unwrap(),
+            "--json",
+        ]));
+        assert_eq!(
+            st["auth_pin_tries_left"], left,
+            "the try survives the process"
+        );
+    }
+    assert_eq!(sign("0000").status.code(), Some(2));
+    // Blocked: even the right PIN is refused now.
+    let out = sign("4321");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).to_lowercase().contains("block"));
+    // A badly formed PIN is refused before it reaches the card (no try burnt on the sign password).
+    let out = shomei(&[
+        "card",
+        "read-cert",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--password",
+        "lower",
+        "--out",
+        a.dir.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        json_of(&shomei(&[
+            "card",
+            "status",
+            "--card",
+            card.to_str().unwrap(),
+            "--json"
+        ]))["sign_password_tries_left"],
+        5
+    );
+}
+
+#[test]
+fn minor_card_has_no_signing_certificate() {
+    let a = authority();
+    let card = a.dir.join("kid.card");
+    let v = json_of(&issue(&a, &card, "2016-01-01"));
+    assert!(v["sign_serial"].is_null());
+    assert!(v["auth_serial"].is_string());
+}
+
+#[test]
+fn bad_holder_input_exits_2_without_a_card() {
+    let a = authority();
+    let card = a.dir.join("bad.card");
+    let out = issue(&a, &card, "1990-13-01");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("birth"));
+    assert!(!card.exists());
+}
+
+#[test]
+fn sandbox_runs_the_story_and_prints_one_json_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json_of(&shomei(&[
+        "sandbox",
+        "--data",
+        tmp.path().join("s").to_str().unwrap(),
+        "--json",
+    ]));
+    let steps = v["steps"].as_array().unwrap();
+    assert!(steps.len() >= 5, "{v}");
+    let last = steps.last().unwrap()["details"].to_string();
+    assert!(last.contains("revoked (keyCompromise)"), "{last}");
+}
