@@ -1,6 +1,8 @@
 //! The `shomei` binary as outside tools drive it (CONTRACT.md): exit codes,
 //! `--json`, and the card commands checked with openssl.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -69,6 +71,7 @@ fn authority() -> Authority {
     ]);
     let v = json_of(&out);
     assert!(Path::new(v["operator_token_file"].as_str().unwrap()).exists());
+    #[allow(clippy::zombie_processes)] // Authority::drop kills and waits
     let child = Command::new(env!("CARGO_BIN_EXE_shomei"))
         .args([
             "authority",

@@ -163,10 +163,11 @@ impl Authority {
             Some(der) => Some(check_csr(der)?),
             None => None,
         };
-        if let Some(s) = &sign_csr {
-            if s.spki() == auth_csr.spki() {
-                return Err(CaError::SameKeyTwice);
-            }
+        if sign_csr
+            .as_ref()
+            .is_some_and(|s| s.spki() == auth_csr.spki())
+        {
+            return Err(CaError::SameKeyTwice);
         }
         let not_after = card_not_after(req.holder, now);
         let sign = match &sign_csr {

@@ -138,7 +138,13 @@ impl StatusCache {
 /// (RFC 5019 style), cleared whenever any status changes.
 pub struct OcspService {
     responder: Responder,
-    cache: Mutex<HashMap<Vec<u8>, (Arc<Vec<u8>>, Timestamp)>>,
+    cache: Mutex<HashMap<Vec<u8>, Cached>>,
+}
+
+/// A signed response and how long it may be served.
+struct Cached {
+    bytes: Arc<Vec<u8>>,
+    until: Timestamp,
 }
 
 /// nextUpdate − thisUpdate of OCSP answers (J-LIS refreshes every 15 minutes).
@@ -181,31 +187,31 @@ impl OcspService {
             }
         };
         let cacheable = req.is_cacheable();
-        if cacheable {
-            if let Ok(c) = self.cache.lock() {
-                if let Some((bytes, until)) = c.get(der) {
-                    if *until > now {
-                        return bytes.as_ref().clone();
-                    }
-                }
-            }
+        if cacheable
+            && let Ok(c) = self.cache.lock()
+            && let Some(hit) = c.get(der)
+            && hit.until > now
+        {
+            return hit.bytes.as_ref().clone();
         }
         match self
             .responder
             .respond(&req, |root, serial| status.lookup(root, serial), now)
         {
             Ok(bytes) => {
-                if cacheable {
-                    if let Ok(mut c) = self.cache.lock() {
-                        if c.len() >= OCSP_CACHE_MAX {
-                            c.clear();
-                        }
-                        // Serve a cached answer for at most a minute (well inside nextUpdate).
-                        c.insert(
-                            der.to_vec(),
-                            (Arc::new(bytes.clone()), now + time::Duration::minutes(1)),
-                        );
+                if cacheable && let Ok(mut c) = self.cache.lock() {
+                    if c.len() >= OCSP_CACHE_MAX {
+                        c.clear();
                     }
+                    // Serve a cached answer for at most a minute (well inside nextUpdate).
+                    let until = now + time::Duration::minutes(1);
+                    c.insert(
+                        der.to_vec(),
+                        Cached {
+                            bytes: Arc::new(bytes.clone()),
+                            until,
+                        },
+                    );
                 }
                 bytes
             }
@@ -224,10 +230,16 @@ impl OcspService {
     }
 }
 
+/// One published CRL shard.
+struct Published {
+    der: Arc<Vec<u8>>,
+    next_update: Timestamp,
+}
+
 /// Sharded CRLs, kept in memory and mirrored to `DIR/crl/{class}/{shard}.crl`.
 pub struct CrlPublisher {
     dir: PathBuf,
-    shards: Mutex<HashMap<(CertClass, u32), (Arc<Vec<u8>>, Timestamp)>>,
+    shards: Mutex<HashMap<(CertClass, u32), Published>>,
     dirty: Mutex<HashSet<(CertClass, u32)>>,
     wake: tokio::sync::Notify,
     build_lock: tokio::sync::Mutex<()>,
@@ -266,14 +278,12 @@ impl CrlPublisher {
             .lock()
             .map(|d| d.contains(&(class, shard)))
             .unwrap_or(true);
-        if !dirty {
-            if let Ok(s) = self.shards.lock() {
-                if let Some((bytes, next_update)) = s.get(&(class, shard)) {
-                    if *next_update - CRL_REFRESH_MARGIN > now {
-                        return Ok(bytes.clone());
-                    }
-                }
-            }
+        if !dirty
+            && let Ok(s) = self.shards.lock()
+            && let Some(p) = s.get(&(class, shard))
+            && p.next_update - CRL_REFRESH_MARGIN > now
+        {
+            return Ok(p.der.clone());
         }
         self.regenerate(state, class, shard).await
     }
@@ -321,7 +331,13 @@ impl CrlPublisher {
         .map_err(|e| ServerError::Internal(e.to_string()))??;
         let der = Arc::new(der);
         if let Ok(mut s) = self.shards.lock() {
-            s.insert((class, shard), (der.clone(), next_update));
+            s.insert(
+                (class, shard),
+                Published {
+                    der: der.clone(),
+                    next_update,
+                },
+            );
         }
         self.write_file(class, shard, &der);
         Ok(der)
@@ -370,7 +386,7 @@ pub fn spawn_crl_loop(state: Arc<AppState>) {
                     .lock()
                     .map(|s| {
                         s.iter()
-                            .filter(|(_, (_, nu))| *nu - CRL_REFRESH_MARGIN <= now)
+                            .filter(|(_, p)| p.next_update - CRL_REFRESH_MARGIN <= now)
                             .map(|(k, _)| *k)
                             .collect()
                     })

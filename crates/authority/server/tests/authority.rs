@@ -3,6 +3,8 @@
 //! embedded SQLite registry and, when `SHOMEI_TEST_POSTGRES_URL` is set, on
 //! PostgreSQL too (in CI the variable must be set).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
