@@ -12,7 +12,7 @@ use shomei_card::{
 };
 use shomei_core::{BasicFour, BirthDate, Sex};
 
-use crate::cli::{CardCmd, KindArg};
+use crate::cli::{CardCmd, HolderActionArgs, KindArg};
 use crate::output::{Failure, emit};
 
 /// A card client over the in-process transport (PC/SC comes later).
@@ -133,6 +133,9 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CardCmd::Suspend(a) => holder_action("suspend", a, json).await,
+        CardCmd::Resume(a) => holder_action("resume", a, json).await,
+        CardCmd::Revoke(a) => holder_action("revoke", a, json).await,
         CardCmd::Status { card } => {
             let mut client = open(&card)?;
             let st = client.status().map_err(card_error)?;
@@ -157,6 +160,83 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Suspend / resume / revoke by the holder: the card's authentication key
+/// signs a single-use authority challenge bound to the action and serial.
+async fn holder_action(verb: &str, a: HolderActionArgs, json: bool) -> anyhow::Result<()> {
+    let pin = secret(a.pin, a.pin_file.as_deref(), "authentication PIN")?;
+    let mut client = open(&a.card)?;
+    verify(&mut client, PinKind::Auth, &pin)?;
+    let auth_cert = client
+        .read_certificate(CertKind::Auth)
+        .map_err(card_error)?;
+    let target: shomei_core::Serial = match &a.serial {
+        Some(s) => s
+            .parse()
+            .map_err(|e| Failure::input(format!("--serial: {e}")))?,
+        None => client
+            .status()
+            .map_err(card_error)?
+            .auth_serial
+            .context("the card holds no authentication certificate")?,
+    };
+    let base = a.authority.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{base}/v1/challenges"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the authority at {base}"))?;
+    let v: serde_json::Value = resp
+        .json()
+        .await
+        .context("the authority answered with something other than JSON")?;
+    let challenge = B64.decode(
+        v["challenge"]
+            .as_str()
+            .context("no challenge in the answer")?,
+    )?;
+    let signer = CardSigner::new(client, KeyKind::Auth).map_err(card_error)?;
+    let message = shomei_ca::holder_proof_message(verb, &target, &challenge);
+    let signature =
+        shomei_core::Signer::sign(&signer, &message).map_err(|e| anyhow::anyhow!("card: {e}"))?;
+    let mut body = json!({"proof": {"certificate": B64.encode(&auth_cert), "challenge": B64.encode(&challenge), "signature": B64.encode(&signature)}});
+    if verb == "revoke" {
+        body["reason"] = json!(a.reason);
+    }
+    let resp = http
+        .post(format!("{base}/v1/certificates/{}/{verb}", target.to_hex()))
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: serde_json::Value = resp
+        .json()
+        .await
+        .context("the authority answered with something other than JSON")?;
+    if !status.is_success() {
+        let msg = format!(
+            "the authority refused ({}): {}",
+            v["code"].as_str().unwrap_or("unknown"),
+            v["detail"].as_str().unwrap_or("no detail")
+        );
+        return Err(if status.is_client_error() {
+            Failure::input(msg)
+        } else {
+            anyhow::anyhow!(msg)
+        });
+    }
+    emit(
+        json,
+        &v,
+        &format!(
+            "{} is now {}",
+            target.to_hex(),
+            v["status"].as_str().unwrap_or("?")
+        ),
+    );
+    Ok(())
 }
 
 /// Signs `content` with the card's `key` (PIN already verified): detached CMS.

@@ -137,6 +137,31 @@ pub enum CardCmd {
         #[arg(long)]
         card: PathBuf,
     },
+    /// Suspend one of your certificates, proving with the card (auth PIN).
+    Suspend(HolderActionArgs),
+    /// Lift a suspension, proving with the card (auth PIN).
+    Resume(HolderActionArgs),
+    /// Revoke one of your certificates, proving with the card (auth PIN).
+    Revoke(HolderActionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HolderActionArgs {
+    #[arg(long)]
+    pub authority: String,
+    #[arg(long)]
+    pub card: PathBuf,
+    /// Authentication PIN (4 digits).
+    #[arg(long)]
+    pub pin: Option<String>,
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// The certificate to act on (default: this card's authentication certificate).
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Revocation reason (revoke only).
+    #[arg(long, default_value = "keyCompromise")]
+    pub reason: String,
 }
 
 #[derive(Args, Debug)]

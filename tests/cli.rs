@@ -437,3 +437,35 @@ fn sandbox_runs_the_story_and_prints_one_json_object() {
     let last = steps.last().unwrap()["details"].to_string();
     assert!(last.contains("revoked (keyCompromise)"), "{last}");
 }
+
+#[test]
+fn holder_suspends_and_resumes_with_the_card() {
+    let a = authority();
+    let card = a.dir.join("h.card");
+    let v = json_of(&issue(&a, &card, "1985-06-15"));
+    let sign = v["sign_serial"].as_str().unwrap();
+    let act = |verb: &str, pin: &str| {
+        shomei(&[
+            "card",
+            verb,
+            "--authority",
+            &a.url,
+            "--card",
+            card.to_str().unwrap(),
+            "--pin",
+            pin,
+            "--serial",
+            sign,
+            "--json",
+        ])
+    };
+    let out = act("suspend", "9999");
+    assert_eq!(out.status.code(), Some(2), "wrong PIN refused on the card");
+    let r = json_of(&act("suspend", "4321"));
+    assert_eq!(r["status"], "suspended");
+    let r = json_of(&act("resume", "4321"));
+    assert_eq!(r["status"], "active");
+    let out = act("resume", "4321");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("not_suspended"));
+}

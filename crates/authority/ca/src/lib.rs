@@ -36,6 +36,8 @@ pub enum CaError {
     BadValidity,
     /// Randomness failed.
     Random,
+    /// A holder proof did not check out (what, safe to show).
+    BadProof(&'static str),
 }
 
 impl fmt::Display for CaError {
@@ -52,6 +54,7 @@ impl fmt::Display for CaError {
                 f.write_str("cannot compute a validity period for this birth date")
             }
             Self::Random => f.write_str("randomness source failed"),
+            Self::BadProof(why) => write!(f, "holder proof refused: {why}"),
         }
     }
 }
@@ -225,6 +228,88 @@ impl Authority {
     }
 }
 
+/// Domain separation for holder proofs, so a proof signature can never be
+/// mistaken for a document or login signature.
+pub const HOLDER_PROOF_CONTEXT: &[u8] = b"shomei/holder-proof/v1";
+
+/// Largest certificate accepted inside a proof.
+const MAX_PROOF_CERT: usize = 16 * 1024;
+
+/// The bytes a holder's card signs to ask for `action` on `target`, bound to
+/// a single-use `challenge` from the authority:
+/// `CONTEXT 0x00 action 0x00 SERIAL-HEX 0x00 challenge`.
+pub fn holder_proof_message(action: &str, target: &Serial, challenge: &[u8]) -> Vec<u8> {
+    let mut m =
+        Vec::with_capacity(HOLDER_PROOF_CONTEXT.len() + action.len() + 48 + challenge.len());
+    m.extend_from_slice(HOLDER_PROOF_CONTEXT);
+    m.push(0);
+    m.extend_from_slice(action.as_bytes());
+    m.push(0);
+    m.extend_from_slice(target.to_hex().as_bytes());
+    m.push(0);
+    m.extend_from_slice(challenge);
+    m
+}
+
+/// A holder proof whose signature verified under a certificate this
+/// authority issued. The caller still checks, against the registry, that the
+/// prover certificate is a live card certificate of the target's holder.
+#[derive(Clone, Debug)]
+pub struct VerifiedProof {
+    /// Serial of the certificate whose key signed.
+    pub prover: Serial,
+}
+
+impl Authority {
+    /// Checks a holder proof: the certificate chains to one of our roots and
+    /// its key signed `message` (RSA PKCS#1 v1.5, SHA-256).
+    pub fn check_holder_proof(
+        &self,
+        prover_cert_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<VerifiedProof, CaError> {
+        use der::Decode;
+        if prover_cert_der.len() > MAX_PROOF_CERT {
+            return Err(CaError::BadProof("certificate too large"));
+        }
+        let issued = [Root::Sign, Root::Auth].iter().any(|r| {
+            shomei_pki::cms::check_issued_by(prover_cert_der, self.root(*r).cert_der()).is_ok()
+        });
+        if !issued {
+            return Err(CaError::BadProof(
+                "the certificate was not issued by this authority",
+            ));
+        }
+        let cert = x509_cert::Certificate::from_der(prover_cert_der)
+            .map_err(|_| CaError::BadProof("malformed certificate"))?;
+        let spki = shomei_pki::csr::certificate_spki(prover_cert_der)?;
+        shomei_pki::csr::verify_rsa_sha256(&spki, message, signature)
+            .map_err(|_| CaError::BadProof("the signature does not verify"))?;
+        let prover = Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
+            .map_err(|_| CaError::BadProof("bad serial"))?;
+        Ok(VerifiedProof { prover })
+    }
+
+    /// A replacement certificate for a renewal: same class, fresh key from a
+    /// checked CSR, new validity (card classes: the holder's 5th birthday
+    /// after `now`).
+    pub fn renew(
+        &self,
+        class: CertClass,
+        csr_der: &[u8],
+        holder: &BasicFour,
+        now: Timestamp,
+        rng: &mut dyn RandomSource,
+    ) -> Result<IssuedCertificate, CaError> {
+        if class.carries_basic_four() && holder.birth_date().age_on(now.date()) < SIGNING_MIN_AGE {
+            return Err(CaError::MinorCannotSign);
+        }
+        let csr = check_csr(csr_der)?;
+        self.issue(class, &csr, holder, now, card_not_after(holder, now), rng)
+    }
+}
+
 /// Whether a credential in `status` may still be used to prove something.
 pub fn usable(status: CertStatus) -> bool {
     status == CertStatus::Active
@@ -340,6 +425,61 @@ mod tests {
             )
             .unwrap();
         assert!(card.sign.is_none());
+    }
+
+    #[test]
+    fn holder_proof_checks_issuer_and_signature() {
+        let a = authority();
+        let (k1, k2) = (
+            RsaSigner::generate().unwrap(),
+            RsaSigner::generate().unwrap(),
+        );
+        let (c1, c2) = (build_csr(&k1, "s").unwrap(), build_csr(&k2, "a").unwrap());
+        let h = holder("1990-04-01");
+        let card = a
+            .enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: Some(&c1),
+                    auth_csr: &c2,
+                },
+                NOW,
+                &mut Counter(0),
+            )
+            .unwrap();
+        let target = card.sign.as_ref().unwrap().serial.clone();
+        let msg = holder_proof_message("suspend", &target, b"challenge");
+        let sig = shomei_core::Signer::sign(&k2, &msg).unwrap();
+        let ok = a.check_holder_proof(&card.auth.der, &msg, &sig).unwrap();
+        assert_eq!(ok.prover, card.auth.serial);
+        // Signed by another key, or for another action: refused.
+        let other = shomei_core::Signer::sign(&k1, &msg).unwrap();
+        assert_eq!(
+            a.check_holder_proof(&card.auth.der, &msg, &other)
+                .unwrap_err(),
+            CaError::BadProof("the signature does not verify")
+        );
+        let msg2 = holder_proof_message("revoke", &target, b"challenge");
+        assert!(a.check_holder_proof(&card.auth.der, &msg2, &sig).is_err());
+        // A certificate from another authority: refused.
+        let b = authority();
+        let card_b = b
+            .enrol(
+                &EnrolRequest {
+                    holder: &h,
+                    sign_csr: None,
+                    auth_csr: &c2,
+                },
+                NOW,
+                &mut Counter(9),
+            )
+            .unwrap();
+        assert_eq!(
+            a.check_holder_proof(&card_b.auth.der, &msg, &sig)
+                .unwrap_err(),
+            CaError::BadProof("the certificate was not issued by this authority")
+        );
+        assert!(a.check_holder_proof(b"junk", &msg, &sig).is_err());
     }
 
     #[test]

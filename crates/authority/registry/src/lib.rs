@@ -117,6 +117,18 @@ pub trait Registry: Send + Sync {
         events: &[Event],
     ) -> Result<(), RegistryError>;
 
+    /// Applies `plan` and adds `certs` in one transaction: renewal (the old
+    /// certificate superseded, the new one linked to it by `replaces`) and,
+    /// later, a new phone replacing an old one. Fails as [`Registry::apply`]
+    /// or [`Registry::add_certificates`] do, changing nothing.
+    async fn replace(
+        &self,
+        plan: &Plan,
+        certs: &[CertRecord],
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
     /// Changes a holder's basic four and applies `plan` (normally
     /// [`Plan::for_basic_four_change`]) in one transaction; `updated_at`
     /// becomes `now`. Fails as [`Registry::apply`] does, or with

@@ -582,6 +582,21 @@ impl Registry for SqlRegistry {
         })
     }
 
+    async fn replace(
+        &self,
+        plan: &Plan,
+        certs: &[CertRecord],
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<()> {
+        const OP: &str = "replace";
+        in_write_tx!(self, OP, |c| async {
+            apply_plan(c, OP, plan, now).await?;
+            insert_certs(c, OP, certs).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
     async fn change_basic_four(
         &self,
         holder_id: &str,

@@ -841,6 +841,45 @@ mod cases {
         );
     }
 
+    pub async fn renewal_supersedes_old_and_links_new_atomically(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("r", 1);
+        reg.enrol(&e).await.unwrap();
+        let old = e.certificates[0].serial.clone();
+        let mut new = cert(90, CertClass::CardSign, "r");
+        new.replaces = Some(old.clone());
+        new.pair = e.certificates[0].pair.clone();
+        let plan = Plan::for_renewal(&credentials(reg, "r").await, &old, T1).unwrap();
+        // A duplicate serial in the new set aborts everything, revocation included.
+        let mut dup = cert(3, CertClass::CardSign, "r");
+        dup.replaces = Some(old.clone());
+        let err = reg.replace(&plan, &[dup], T1, &[]).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        assert_eq!(
+            reg.certificate(&old).await.unwrap().unwrap().status,
+            CertStatus::Active
+        );
+        reg.replace(
+            &plan,
+            std::slice::from_ref(&new),
+            T1,
+            &[event("renewed", Some("r"), Some(old.clone()))],
+        )
+        .await
+        .unwrap();
+        let old_rec = reg.certificate(&old).await.unwrap().unwrap();
+        assert_eq!(
+            (old_rec.status, old_rec.reason),
+            (CertStatus::Revoked, Some(RevocationReason::Superseded))
+        );
+        let new_rec = reg.certificate(&new.serial).await.unwrap().unwrap();
+        assert_eq!(new_rec.replaces, Some(old.clone()));
+        assert_eq!(new_rec.status, CertStatus::Active);
+        // Replaying the same plan is a conflict: the old one is no longer active.
+        let err = reg.replace(&plan, &[], T1, &[]).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Conflict { .. }), "{err:?}");
+    }
+
     pub async fn events_are_recorded_in_order(ctx: Ctx) {
         let reg = ctx.reg.as_ref();
         let e = enrolment("h", 1);
@@ -1089,6 +1128,7 @@ suite!(
     crl_numbers_increase_per_shard,
     basic_four_change_updates_holder_and_revokes_atomically,
     events_are_recorded_in_order,
+    renewal_supersedes_old_and_links_new_atomically,
     concurrent_enrols_are_group_committed_and_all_land,
     reopening_keeps_data,
     personal_data_never_in_error_messages,

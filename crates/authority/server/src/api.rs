@@ -40,6 +40,8 @@ pub fn router(state: Shared) -> Router {
         .route("/ocsp/{root}/{*request}", get(ocsp_get))
         .route("/v1/cards", post(enrol))
         .route("/v1/certificates/{serial}", get(certificate))
+        .route("/v1/challenges", post(new_challenge))
+        .route("/v1/certificates/{serial}/renew", post(renew))
         .route("/v1/certificates/{serial}/{action}", post(lifecycle))
         .route("/v1/holders/{id}", get(holder).put(change_holder))
         .route("/v1/holders/{id}/events", get(holder_events))
@@ -378,38 +380,178 @@ async fn certificate(
     Ok(Json(cert_json(&c, s.clock.now())).into_response())
 }
 
+/// Single-use challenges for holder proofs, each valid for [`CHALLENGE_TTL`].
+#[derive(Default)]
+pub struct Challenges {
+    map: std::sync::Mutex<std::collections::HashMap<Vec<u8>, shomei_core::Timestamp>>,
+}
+
+/// How long a challenge stays usable.
+pub const CHALLENGE_TTL: time::Duration = time::Duration::minutes(5);
+const MAX_CHALLENGES: usize = 100_000;
+
+impl Challenges {
+    fn issue(
+        &self,
+        now: shomei_core::Timestamp,
+    ) -> Result<(Vec<u8>, shomei_core::Timestamp), ServerError> {
+        let mut c = vec![0u8; 32];
+        shomei_core::RandomSource::fill(&mut SystemRandom::new(), &mut c)
+            .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+        let until = now + CHALLENGE_TTL;
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| ServerError::Internal("challenge store poisoned".into()))?;
+        map.retain(|_, exp| *exp > now);
+        if map.len() >= MAX_CHALLENGES {
+            return Err(ServerError::Forbidden(
+                "too_many_challenges",
+                "too many outstanding challenges; try again shortly".into(),
+            ));
+        }
+        map.insert(c.clone(), until);
+        Ok((c, until))
+    }
+
+    /// Takes a challenge out (single use): true if it was outstanding and fresh.
+    fn consume(&self, challenge: &[u8], now: shomei_core::Timestamp) -> bool {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(challenge))
+            .is_some_and(|exp| exp > now)
+    }
+}
+
+async fn new_challenge(State(s): State<Shared>) -> Result<Response, ServerError> {
+    let (c, until) = s.challenges.issue(s.clock.now())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"challenge": B64.encode(c), "expires_at": rfc3339(until)})),
+    )
+        .into_response())
+}
+
+/// A holder's proof, made by the card: its certificate, an authority
+/// challenge, and the card's signature over [`shomei_ca::holder_proof_message`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofBody {
+    certificate: String,
+    challenge: String,
+    signature: String,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct LifecycleBody {
     reason: Option<String>,
+    proof: Option<ProofBody>,
+}
+
+/// Who asked: the operator (bearer token), or the holder (proof by the card).
+async fn authorise(
+    s: &AppState,
+    headers: &HeaderMap,
+    proof: Option<&ProofBody>,
+    action: &str,
+    target: &CertRecord,
+) -> Result<Actor, ServerError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let given = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        return if constant_time_eq(given.as_bytes(), s.operator_token.as_bytes()) {
+            Ok(Actor::Operator("operator".into()))
+        } else {
+            Err(ServerError::Unauthorized)
+        };
+    }
+    let Some(p) = proof else {
+        return Err(ServerError::Unauthorized);
+    };
+    let cert = b64_field("proof.certificate", &p.certificate)?;
+    let challenge = b64_field("proof.challenge", &p.challenge)?;
+    let signature = b64_field("proof.signature", &p.signature)?;
+    let now = s.clock.now();
+    // The challenge is spent whatever the outcome, so a proof can be neither retried nor replayed.
+    if !s.challenges.consume(&challenge, now) {
+        return Err(ServerError::Forbidden(
+            "unknown_challenge",
+            "the challenge is unknown, used or expired: ask POST /v1/challenges for a new one"
+                .into(),
+        ));
+    }
+    let message = shomei_ca::holder_proof_message(action, &target.serial, &challenge);
+    let proof = s
+        .authority
+        .check_holder_proof(&cert, &message, &signature)?;
+    let prover = s
+        .registry
+        .certificate(&proof.prover)
+        .await?
+        .ok_or(ServerError::Forbidden(
+            "bad_holder_proof",
+            "the proving certificate is not in the registry".into(),
+        ))?;
+    if prover.holder_id != target.holder_id {
+        return Err(ServerError::Forbidden(
+            "not_your_certificate",
+            "the proving card belongs to another holder".into(),
+        ));
+    }
+    if prover.class.is_phone() {
+        return Err(ServerError::Forbidden(
+            "proof_needs_card",
+            "this change needs a proof made by the card, not a phone".into(),
+        ));
+    }
+    if prover.credential().status_at(now).is_final() {
+        return Err(ServerError::Forbidden(
+            "prover_not_valid",
+            "the proving card certificate is revoked or expired".into(),
+        ));
+    }
+    Ok(Actor::Holder(target.holder_id.clone()))
+}
+
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ServerError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ServerError::BadInput(format!(
+            "invalid JSON body: {}",
+            json_error_without_input(&e)
+        ))
+    })
 }
 
 async fn lifecycle(
     State(s): State<Shared>,
-    _op: Operator,
+    headers: HeaderMap,
     Path((serial, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ServerError> {
+    let body: LifecycleBody = parse_body(&body)?;
+    // Refuse the unauthenticated before looking anything up.
+    if !headers.contains_key(header::AUTHORIZATION) && body.proof.is_none() {
+        return Err(ServerError::Unauthorized);
+    }
     let serial = parse_serial(&serial)?;
-    let body: LifecycleBody = if body.iter().all(u8::is_ascii_whitespace) {
-        LifecycleBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ServerError::BadInput(format!(
-                "invalid JSON body: {}",
-                json_error_without_input(&e)
-            ))
-        })?
-    };
-    let action = match action.as_str() {
-        "suspend" => Action::Suspend,
-        "resume" => Action::Resume,
+    let (action, verb) = match action.as_str() {
+        "suspend" => (Action::Suspend, "suspend"),
+        "resume" => (Action::Resume, "resume"),
         "revoke" => {
             let reason = match body.reason.as_deref() {
                 None => RevocationReason::Unspecified,
                 Some(r) => r.parse::<RevocationReason>()?,
             };
-            Action::Revoke(reason)
+            (Action::Revoke(reason), "revoke")
         }
         _ => {
             return Err(ServerError::NotFound(
@@ -422,6 +564,7 @@ async fn lifecycle(
         .certificate(&serial)
         .await?
         .ok_or(ServerError::NotFound("certificate"))?;
+    let actor = authorise(&s, &headers, body.proof.as_ref(), verb, &target).await?;
     let all: Vec<_> = s.registry.holder_certificates(&target.holder_id).await?;
     let now = s.clock.now();
     let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
@@ -430,7 +573,7 @@ async fn lifecycle(
         &s,
         &plan,
         &target.holder_id,
-        Actor::Operator("operator".into()),
+        actor,
         action_name(action),
         now,
     )
@@ -449,6 +592,103 @@ async fn lifecycle(
         })).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    csr: String,
+}
+
+/// Renewal: a new certificate of the same class for a fresh key; the old one
+/// and everything derived from it are revoked as `superseded`, and the new
+/// one records which it replaces — all in one registry transaction.
+async fn renew(
+    State(s): State<Shared>,
+    _op: Operator,
+    Path(serial): Path<String>,
+    ApiJson(body): ApiJson<RenewBody>,
+) -> Result<Response, ServerError> {
+    let serial = parse_serial(&serial)?;
+    let csr = b64_field("csr", &body.csr)?;
+    let old = s
+        .registry
+        .certificate(&serial)
+        .await?
+        .ok_or(ServerError::NotFound("certificate"))?;
+    if old.class.is_phone() {
+        return Err(ServerError::BadInput(
+            "phone certificates are renewed by provisioning the phone again".into(),
+        ));
+    }
+    let holder = s
+        .registry
+        .holder(&old.holder_id)
+        .await?
+        .ok_or(ServerError::NotFound("holder"))?;
+    let now = s.clock.now();
+    let all = s.registry.holder_certificates(&old.holder_id).await?;
+    let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
+    let plan = Plan::for_renewal(&creds, &serial, now)?;
+    let state = s.clone();
+    let class = old.class;
+    let basic_four = holder.basic_four.clone();
+    let issued = tokio::task::spawn_blocking(move || {
+        state
+            .authority
+            .renew(class, &csr, &basic_four, now, &mut SystemRandom::new())
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let record = CertRecord {
+        serial: issued.serial.clone(),
+        class,
+        holder_id: old.holder_id.clone(),
+        card_id: old.card_id.clone(),
+        device_id: None,
+        status: shomei_core::CertStatus::Active,
+        reason: None,
+        status_changed_at: None,
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        shard: issued.shard,
+        parent: None,
+        pair: old.pair.clone(),
+        replaces: Some(serial.clone()),
+        der: issued.der.clone(),
+        issued_at: now,
+    };
+    let mut events = vec![Event {
+        at: now,
+        actor: Actor::Operator("operator".into()),
+        action: "renewed".into(),
+        holder_id: Some(old.holder_id.clone()),
+        serial: Some(issued.serial.clone()),
+        detail: json!({"replaces": serial.to_hex(), "class": class.as_str()}),
+    }];
+    events.extend(plan.changes.iter().map(|c| Event {
+        at: now,
+        actor: Actor::Operator("operator".into()),
+        action: "revoked".into(),
+        holder_id: Some(old.holder_id.clone()),
+        serial: Some(c.serial.clone()),
+        detail: json!({"reason": "superseded", "replaced_by": issued.serial.to_hex()}),
+    }));
+    s.registry
+        .replace(&plan, std::slice::from_ref(&record), now, &events)
+        .await?;
+    s.status.insert_active(issued.serial.clone(), class);
+    publish_changes(&s, &plan, now).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "serial": issued.serial.to_hex(),
+            "certificate": B64.encode(&issued.der),
+            "replaces": serial.to_hex(),
+            "revoked": plan.changes.iter().map(|c| c.serial.to_hex()).collect::<Vec<_>>(),
+        })),
+    )
+        .into_response())
 }
 
 fn action_name(a: Action) -> &'static str {

@@ -26,6 +26,8 @@ pub enum ServerError {
     BadInput(String),
     /// Missing or wrong operator token.
     Unauthorized,
+    /// A holder proof was refused (why, safe to show).
+    Forbidden(&'static str, String),
     /// No such certificate / holder.
     NotFound(&'static str),
     /// Lifecycle rules refuse the change.
@@ -55,8 +57,9 @@ impl fmt::Display for ServerError {
             Self::Io(m) => write!(f, "file system: {m}"),
             Self::BadInput(m) => write!(f, "{m}"),
             Self::Unauthorized => f.write_str(
-                "missing or wrong operator token (Authorization: Bearer <operator.token>)",
+                "missing or wrong operator token (Authorization: Bearer <operator.token>), and no holder proof",
             ),
+            Self::Forbidden(_, why) => write!(f, "{why}"),
             Self::NotFound(what) => write!(f, "no such {what}"),
             Self::Lifecycle(e) => write!(f, "{e}"),
             Self::Ca(e) => write!(f, "{e}"),
@@ -105,6 +108,7 @@ impl ServerError {
             }
             Self::BadInput(_) => (S::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(code, _) => (S::FORBIDDEN, code),
             Self::NotFound(_) => (S::NOT_FOUND, "not_found"),
             Self::Lifecycle(e) => match e {
                 LifecycleError::Final { .. } => (S::CONFLICT, "certificate_final"),
@@ -120,6 +124,7 @@ impl ServerError {
                 CaError::MinorCannotSign => (S::UNPROCESSABLE_ENTITY, "minor_cannot_sign"),
                 CaError::MissingAuthCsr => (S::BAD_REQUEST, "missing_auth_csr"),
                 CaError::SameKeyTwice => (S::UNPROCESSABLE_ENTITY, "same_key_twice"),
+                CaError::BadProof(_) => (S::FORBIDDEN, "bad_holder_proof"),
                 _ => (S::INTERNAL_SERVER_ERROR, "internal"),
             },
             Self::Pki(p) => pki_code(p),

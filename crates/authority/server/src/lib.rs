@@ -62,6 +62,8 @@ pub struct AppState {
     pub sign_root_der: Vec<u8>,
     /// Authentication root (DER).
     pub auth_root_der: Vec<u8>,
+    /// Outstanding single-use challenges for holder proofs.
+    pub challenges: api::Challenges,
 }
 
 /// A running authority service.
@@ -119,6 +121,7 @@ pub async fn load(
         crls,
         operator_token: home.operator_token,
         clock,
+        challenges: api::Challenges::default(),
     }))
 }
 

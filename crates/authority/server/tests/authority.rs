@@ -185,6 +185,12 @@ impl Env {
 
     /// Enrols an adult with fresh keys; returns (response, sign cert DER, auth cert DER).
     async fn enrol_adult(&self) -> (Value, Vec<u8>, Vec<u8>) {
+        let (v, s, a, _) = self.enrol_adult_keys().await;
+        (v, s, a)
+    }
+
+    /// As [`Env::enrol_adult`], also handing back the authentication key (the "card").
+    async fn enrol_adult_keys(&self) -> (Value, Vec<u8>, Vec<u8>, RsaSigner) {
         let (s, a) = (
             RsaSigner::generate().unwrap(),
             RsaSigner::generate().unwrap(),
@@ -202,7 +208,36 @@ impl Env {
         assert_eq!(code, 201, "{v}");
         let sign = B64.decode(v["sign_cert"].as_str().unwrap()).unwrap();
         let auth = B64.decode(v["auth_cert"].as_str().unwrap()).unwrap();
-        (v, sign, auth)
+        (v, sign, auth, a)
+    }
+
+    /// A holder proof made with `key` (the card's authentication key) for `verb` on `serial`.
+    async fn proof(&self, key: &RsaSigner, cert: &[u8], verb: &str, serial: &str) -> Value {
+        let r: Value = self
+            .http
+            .post(format!("{}/v1/challenges", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let challenge = B64.decode(r["challenge"].as_str().unwrap()).unwrap();
+        let msg = shomei_ca::holder_proof_message(verb, &serial.parse().unwrap(), &challenge);
+        let sig = shomei_core::Signer::sign(key, &msg).unwrap();
+        json!({"certificate": B64.encode(cert), "challenge": B64.encode(&challenge), "signature": B64.encode(sig)})
+    }
+
+    /// POST without the operator token.
+    async fn post_as_holder(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
@@ -780,3 +815,185 @@ async fn restart_keeps_registry_and_statuses() {
     ));
     env.stop().await;
 }
+
+on_both_backends!(
+    holder_suspends_and_resumes_with_a_card_proof,
+    |env: Env| async move {
+        let (v, _sign, auth, key) = env.enrol_adult_keys().await;
+        let serial = v["sign_serial"].as_str().unwrap().to_owned();
+        // No token, no proof: 401.
+        let (code, p) = env
+            .post_as_holder(&format!("/v1/certificates/{serial}/suspend"), json!({}))
+            .await;
+        assert_eq!((code, p["code"].as_str()), (401, Some("unauthorized")));
+        // A proof for another action does not work for this one (and spends its challenge).
+        let wrong = env.proof(&key, &auth, "revoke", &serial).await;
+        let (code, p) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/suspend"),
+                json!({"proof": wrong}),
+            )
+            .await;
+        assert_eq!(
+            (code, p["code"].as_str()),
+            (403, Some("bad_holder_proof")),
+            "{p}"
+        );
+        let (code, p) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/revoke"),
+                json!({"proof": wrong}),
+            )
+            .await;
+        assert_eq!(
+            (code, p["code"].as_str()),
+            (403, Some("unknown_challenge")),
+            "replay refused: {p}"
+        );
+        // The right proof suspends; replaying it is refused.
+        let good = env.proof(&key, &auth, "suspend", &serial).await;
+        let (code, p) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/suspend"),
+                json!({"proof": good}),
+            )
+            .await;
+        assert_eq!(
+            (code, p["status"].as_str()),
+            (200, Some("suspended")),
+            "{p}"
+        );
+        let (code, _) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/suspend"),
+                json!({"proof": good}),
+            )
+            .await;
+        assert_eq!(code, 403);
+        // Another holder's card cannot touch it.
+        let (_, _, other_auth, other_key) = env.enrol_adult_keys().await;
+        let foreign = env.proof(&other_key, &other_auth, "resume", &serial).await;
+        let (code, p) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/resume"),
+                json!({"proof": foreign}),
+            )
+            .await;
+        assert_eq!(
+            (code, p["code"].as_str()),
+            (403, Some("not_your_certificate")),
+            "{p}"
+        );
+        // Resume with her own card.
+        let resume = env.proof(&key, &auth, "resume", &serial).await;
+        let (code, p) = env
+            .post_as_holder(
+                &format!("/v1/certificates/{serial}/resume"),
+                json!({"proof": resume}),
+            )
+            .await;
+        assert_eq!((code, p["status"].as_str()), (200, Some("active")), "{p}");
+        // The history names the holder as the actor.
+        let e: Value = env
+            .http
+            .get(format!(
+                "{}/v1/holders/{}/events",
+                env.base,
+                v["holder_id"].as_str().unwrap()
+            ))
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let holder_actions = e["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor"].as_str().unwrap().starts_with("holder:"))
+            .count();
+        assert_eq!(holder_actions, 2);
+        env.stop().await;
+    }
+);
+
+on_both_backends!(
+    renewal_supersedes_the_old_certificate,
+    |env: Env| async move {
+        let (v, _, _) = env.enrol_adult().await;
+        let old = v["sign_serial"].as_str().unwrap().to_owned();
+        let key = RsaSigner::generate().unwrap();
+        let (code, r) = env
+            .post(
+                &format!("/v1/certificates/{old}/renew"),
+                json!({"csr": B64.encode(build_csr(&key, "n").unwrap())}),
+            )
+            .await;
+        assert_eq!(code, 201, "{r}");
+        assert_eq!(r["replaces"], old.as_str());
+        let new = r["serial"].as_str().unwrap();
+        let c_old: Value = env
+            .http
+            .get(format!("{}/v1/certificates/{old}", env.base))
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (c_old["status"].as_str(), c_old["reason"].as_str()),
+            (Some("revoked"), Some("superseded"))
+        );
+        let c_new: Value = env
+            .http
+            .get(format!("{}/v1/certificates/{new}", env.base))
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                c_new["status"].as_str(),
+                c_new["replaces"].as_str(),
+                c_new["class"].as_str()
+            ),
+            (Some("active"), Some(old.as_str()), Some("card-sign"))
+        );
+        assert_eq!(c_new["pair"], v["auth_serial"]);
+        // Renewing the superseded one again is refused and changes nothing.
+        let (code, p) = env
+            .post(
+                &format!("/v1/certificates/{old}/renew"),
+                json!({"csr": B64.encode(build_csr(&key, "n").unwrap())}),
+            )
+            .await;
+        assert_eq!((code, p["code"].as_str()), (409, Some("certificate_final")));
+        // A bad CSR is refused before anything is revoked.
+        let (code, _) = env
+            .post(
+                &format!("/v1/certificates/{new}/renew"),
+                json!({"csr": B64.encode(b"junk")}),
+            )
+            .await;
+        assert_eq!(code, 400);
+        let c_new: Value = env
+            .http
+            .get(format!("{}/v1/certificates/{new}", env.base))
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(c_new["status"], "active");
+        env.stop().await;
+    }
+);
