@@ -788,6 +788,15 @@ pub(crate) fn verify_spki_signature(
         .map_err(|_| PkiError::BadSignature { what })
 }
 
+/// Checks that `cert_der` names `issuer_der`'s subject as its issuer and
+/// carries a valid signature by the issuer's key. Validity dates, key usage
+/// and status are not checked here (the relying party's verifier does that).
+pub fn check_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), PkiError> {
+    let cert = CertView::parse(cert_der)?;
+    let issuer = CertView::parse(issuer_der)?;
+    cert.verify_issued_by(&issuer, "certificate")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::process::Command;
@@ -1203,13 +1212,4 @@ pub(crate) mod tests {
         assert!(verify_detached(&[0x30, 0x80, 0, 0], b"").is_err());
         assert!(verify_detached(&vec![0u8; MAX_P7S_LEN + 1], b"").is_err());
     }
-}
-
-/// Checks that `cert_der` names `issuer_der`'s subject as its issuer and
-/// carries a valid signature by the issuer's key. Validity dates, key usage
-/// and status are not checked here (the relying party's verifier does that).
-pub fn check_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), PkiError> {
-    let cert = CertView::parse(cert_der)?;
-    let issuer = CertView::parse(issuer_der)?;
-    cert.verify_issued_by(&issuer, "certificate")
 }

@@ -48,6 +48,11 @@ impl PublicationPoints {
         format!("{}/ocsp/{}", self.base, root.as_str())
     }
 
+    /// The IACA's CRL (revoked document signers): `{base}/crl/iaca.crl`.
+    pub fn iaca_crl_url(&self) -> String {
+        format!("{}/crl/iaca.crl", self.base)
+    }
+
     /// Issuer certificate (DER) URL for a root: `{base}/ca/{root}.der`.
     pub fn ca_issuers_url(&self, root: Root) -> String {
         format!("{}/ca/{}.der", self.base, root.as_str())
@@ -448,6 +453,346 @@ fn arcs_to_oid(arcs: &[u64]) -> const_oid::ObjectIdentifier {
         .collect::<Vec<_>>()
         .join(".");
     const_oid::ObjectIdentifier::new(&text).unwrap_or(const_oid::db::rfc5280::ANY_POLICY)
+}
+
+/// id-mdl-kp-mdlDS (ISO/IEC 18013-5 Annex B): extended key usage of a
+/// document signer.
+pub const MDL_DS_EKU: &[u64] = &[1, 0, 18013, 5, 1, 2];
+
+/// The mobile-ID issuing authority CA (IACA, ISO/IEC 18013-5 Annex B.1.2):
+/// a self-signed P-256 root with critical keyUsage keyCertSign+cRLSign,
+/// critical basicConstraints CA with pathLen 0, issuerAltName (URI), a CRL
+/// distribution point, SKI, and a non-sequential serial.
+pub struct Iaca {
+    authority_name: String,
+    cert_der: Vec<u8>,
+    key: RcgenKey,
+}
+
+/// How long the IACA lives (Annex B allows at most 20 years).
+pub const IACA_YEARS: i32 = 10;
+
+impl Iaca {
+    /// Creates the IACA.
+    pub fn create(
+        authority_name: &str,
+        points: &PublicationPoints,
+        signer: Arc<dyn Signer>,
+        serial: &Serial,
+        now: Timestamp,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        let mut params = iaca_params(authority_name, points);
+        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        params.not_before = truncate_to_second(now);
+        params.not_after = end_of_day_jst(
+            now.date()
+                .replace_year(now.year() + IACA_YEARS)
+                .unwrap_or(now.date()),
+        );
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| PkiError::Build(e.to_string()))?;
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der: cert.der().to_vec(),
+            key,
+        })
+    }
+
+    /// Loads the IACA from its certificate and key.
+    pub fn load(
+        authority_name: &str,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        if crate::csr::certificate_spki(&cert_der)? != key.signer.public_key_spki() {
+            return Err(PkiError::BadKey(
+                "the key does not match the IACA certificate".into(),
+            ));
+        }
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der,
+            key,
+        })
+    }
+
+    /// DER certificate.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Issues a document signer (DS) certificate (Annex B.1.3): critical
+    /// keyUsage digitalSignature, critical EKU id-mdl-kp-mdlDS, issuerAltName,
+    /// CDP, AKI/SKI, at most 457 days.
+    pub fn issue_document_signer(
+        &self,
+        points: &PublicationPoints,
+        ds: &dyn Signer,
+        serial: &Serial,
+        now: Timestamp,
+        days: i64,
+    ) -> Result<Vec<u8>, PkiError> {
+        if !(1..=457).contains(&days) {
+            return Err(PkiError::Build(
+                "a document signer lives 1 to 457 days".into(),
+            ));
+        }
+        let mut p = CertificateParams::default();
+        p.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        p.not_before = truncate_to_second(now);
+        p.not_after = truncate_to_second(now) + Duration::days(days);
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CountryName,
+            DnValue::PrintableString("JP".try_into().unwrap_or_else(|_| unreachable_printable())),
+        );
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::Utf8String(self.authority_name.clone()),
+        );
+        dn.push(
+            DnType::CommonName,
+            DnValue::Utf8String(format!("{} mobile ID document signer", self.authority_name)),
+        );
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.use_authority_key_identifier_extension = true;
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // rcgen writes EKU non-critical; Annex B wants it critical, so it is a custom extension.
+        let mut eku = CustomExtension::from_oid_content(&[2, 5, 29, 37], der_eku(MDL_DS_EKU));
+        eku.set_criticality(true);
+        p.custom_extensions.push(eku);
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            oids::ISSUER_ALT_NAME,
+            der_uri_names(points.base()),
+        ));
+        p.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![points.iaca_crl_url()],
+        }];
+        let raw = crate::keys::spki_subject_public_key(ds.public_key_spki())?;
+        let subject = SubjectKey {
+            raw,
+            alg: rcgen_alg(ds.algorithm()),
+        };
+        let issuer = Issuer::new(iaca_params(&self.authority_name, points), &self.key);
+        let cert = p
+            .signed_by(&subject, &issuer)
+            .map_err(|e| PkiError::Build(e.to_string()))?;
+        Ok(cert.der().to_vec())
+    }
+
+    /// The IACA's CRL (revoked document signers), signed by the IACA.
+    pub fn crl(
+        &self,
+        points: &PublicationPoints,
+        number: u64,
+        this_update: Timestamp,
+        next_update: Timestamp,
+        revoked: &[(Serial, Timestamp)],
+    ) -> Result<Vec<u8>, PkiError> {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|(s, at)| rcgen::RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(s.as_bytes()),
+                    revocation_time: *at,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let issuer = Issuer::new(iaca_params(&self.authority_name, points), &self.key);
+        params
+            .signed_by(&issuer)
+            .map(|c| c.der().to_vec())
+            .map_err(|e| PkiError::Build(e.to_string()))
+    }
+}
+
+fn iaca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        DnValue::PrintableString("JP".try_into().unwrap_or_else(|_| unreachable_printable())),
+    );
+    dn.push(
+        DnType::OrganizationName,
+        DnValue::Utf8String(authority_name.into()),
+    );
+    dn.push(
+        DnType::CommonName,
+        DnValue::Utf8String(format!("{authority_name} IACA")),
+    );
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.custom_extensions.push(CustomExtension::from_oid_content(
+        oids::ISSUER_ALT_NAME,
+        der_uri_names(points.base()),
+    ));
+    p.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![points.iaca_crl_url()],
+    }];
+    p
+}
+
+fn der_eku(oid: &[u64]) -> Vec<u8> {
+    use der::Encode;
+    x509_cert::ext::pkix::ExtendedKeyUsage(vec![arcs_to_oid(oid)])
+        .to_der()
+        .unwrap_or_default()
+}
+
+fn der_uri_names(uri: &str) -> Vec<u8> {
+    use der::Encode;
+    use x509_cert::ext::pkix::name::GeneralName;
+    match der::asn1::Ia5String::new(uri) {
+        Ok(u) => vec![GeneralName::UniformResourceIdentifier(u)]
+            .to_der()
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod iaca_tests {
+    use std::process::Command;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::EcdsaP256Signer;
+
+    fn text(der: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.der");
+        std::fs::write(&p, der).unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn iaca_and_document_signer_follow_annex_b() {
+        let now = datetime!(2026-11-21 04:00:00 UTC);
+        let points = PublicationPoints::new("http://127.0.0.1:8700");
+        let iaca = Iaca::create(
+            "Shomei Test",
+            &points,
+            Arc::new(EcdsaP256Signer::generate().unwrap()),
+            &Serial::from_be_bytes(&[0x41, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
+            now,
+        )
+        .unwrap();
+        let t = text(iaca.cert_der());
+        assert!(
+            t.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"),
+            "{t}"
+        );
+        assert!(
+            t.contains("X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("X509v3 Issuer Alternative Name") && t.contains("URI:http://127.0.0.1:8700"),
+            "{t}"
+        );
+        assert!(
+            t.contains("URI:http://127.0.0.1:8700/crl/iaca.crl") && t.contains("prime256v1"),
+            "{t}"
+        );
+        let ds_key = EcdsaP256Signer::generate().unwrap();
+        let ds = iaca
+            .issue_document_signer(
+                &points,
+                &ds_key,
+                &Serial::from_be_bytes(&[0x42, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap(),
+                now,
+                365,
+            )
+            .unwrap();
+        let t = text(&ds);
+        assert!(
+            t.contains("X509v3 Extended Key Usage: critical\n                1.0.18013.5.1.2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("X509v3 Key Usage: critical\n                Digital Signature"),
+            "{t}"
+        );
+        assert!(t.contains("X509v3 Authority Key Identifier"), "{t}");
+        assert!(
+            iaca.issue_document_signer(
+                &points,
+                &ds_key,
+                &Serial::from_be_bytes(&[1]).unwrap(),
+                now,
+                500
+            )
+            .is_err()
+        );
+        // openssl verifies the DS under the IACA.
+        let dir = tempfile::tempdir().unwrap();
+        for (n, d) in [("iaca", iaca.cert_der()), ("ds", &ds[..])] {
+            std::fs::write(dir.path().join(format!("{n}.der")), d).unwrap();
+            let st = Command::new("openssl")
+                .args(["x509", "-inform", "DER", "-in"])
+                .arg(dir.path().join(format!("{n}.der")))
+                .arg("-out")
+                .arg(dir.path().join(format!("{n}.pem")))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let out = Command::new("openssl")
+            .args([
+                "verify",
+                "-attime",
+                "1800000000",
+                "-purpose",
+                "any",
+                "-CAfile",
+            ])
+            .arg(dir.path().join("iaca.pem"))
+            .arg(dir.path().join("ds.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let crl = iaca
+            .crl(&points, 1, now, now + Duration::days(1), &[])
+            .unwrap();
+        std::fs::write(dir.path().join("iaca.crl"), &crl).unwrap();
+        let out = Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-CAfile"])
+            .arg(dir.path().join("iaca.pem"))
+            .arg("-in")
+            .arg(dir.path().join("iaca.crl"))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("verify OK")
+                || String::from_utf8_lossy(&out.stdout).contains("verify OK")
+        );
+    }
 }
 
 #[cfg(test)]

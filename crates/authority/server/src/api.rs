@@ -35,6 +35,7 @@ pub fn router(state: Shared) -> Router {
             get(|| async { Json(crate::openapi::document()) }),
         )
         .route("/ca/{file}", get(trust_anchor))
+        .route("/crl/iaca.crl", get(iaca_crl))
         .route("/crl/{class}/{file}", get(crl))
         .route("/ocsp/{root}", post(ocsp_post))
         .route("/ocsp/{root}/{*request}", get(ocsp_get))
@@ -125,6 +126,8 @@ async fn trust_anchor(
         "auth.pem" => (&s.auth_root_der, true),
         "sign.der" => (&s.sign_root_der, false),
         "auth.der" => (&s.auth_root_der, false),
+        "iaca.pem" => (&s.iaca.cert_der().to_vec(), true),
+        "iaca.der" => (&s.iaca.cert_der().to_vec(), false),
         _ => return Err(ServerError::NotFound("trust anchor")),
     };
     Ok(if as_pem {
@@ -155,6 +158,22 @@ async fn crl(
     }
     let der = s.crls.get(&s, class, shard).await?;
     Ok(der_response("application/pkix-crl", der.as_ref().clone()))
+}
+
+/// The IACA's CRL: revoked document signers (none are revoked yet; signed
+/// fresh on each request, P-256 makes that cheap). The CRL number is the
+/// Unix time, which only grows.
+async fn iaca_crl(State(s): State<Shared>) -> Result<Response, ServerError> {
+    let now = s.clock.now();
+    let number = u64::try_from(now.unix_timestamp()).unwrap_or(1);
+    let der = s.iaca.crl(
+        &s.authority.config().points,
+        number,
+        now,
+        now + crate::publish::CRL_VALIDITY,
+        &[],
+    )?;
+    Ok(der_response("application/pkix-crl", der))
 }
 
 fn parse_root(root: &str) -> Result<Root, ServerError> {

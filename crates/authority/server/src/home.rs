@@ -7,6 +7,7 @@
 //! DIR/operator.token        operator bearer token (0600)
 //! DIR/keys/*.p8             private keys (0600, directory 0700)
 //! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
+//! DIR/ca/iaca.{der,pem}, DIR/ca/ds.der   mobile-ID IACA and document signer
 //! DIR/registry.sqlite       the registry (embedded default)
 //! ```
 //!
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shomei_core::{RandomSource, Root, Serial, Signer, Timestamp};
-use shomei_pki::profile::{RootCa, issue_ocsp_responder};
+use shomei_pki::profile::{Iaca, PublicationPoints, RootCa, issue_ocsp_responder};
 use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
 
 use crate::ServerError;
@@ -32,6 +33,9 @@ pub const CONFIG_FILE: &str = "authority.json";
 
 /// Days an OCSP responder certificate lives.
 pub const RESPONDER_DAYS: i64 = 365;
+
+/// Days a mobile-ID document signer certificate lives (Annex B allows 457).
+pub const DS_DAYS: i64 = 365;
 
 /// Persistent configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct Home {
     pub responders: Vec<(Root, Vec<u8>, Arc<dyn Signer>)>,
     /// Operator bearer token.
     pub operator_token: String,
+    /// The mobile-ID issuing authority CA.
+    pub iaca: Arc<Iaca>,
+    /// The mobile-ID document signer: certificate DER and key.
+    pub document_signer: (Vec<u8>, Arc<dyn Signer>),
 }
 
 impl Home {
@@ -158,6 +166,33 @@ impl Home {
                 &cert,
             )?;
         }
+        // Mobile-ID trust material (ISO/IEC 18013-5 Annex B): IACA and document signer, P-256.
+        let points = PublicationPoints::new(&opts.base_url);
+        let iaca_key = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
+        write_private(
+            &dir.join("keys").join("iaca.p8"),
+            &iaca_key.to_pkcs8().map_err(ServerError::Pki)?,
+        )?;
+        let serial =
+            Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+        let iaca = Iaca::create(&opts.name, &points, Arc::new(iaca_key), &serial, now)
+            .map_err(ServerError::Pki)?;
+        write_public(&dir.join("ca").join("iaca.der"), iaca.cert_der())?;
+        write_public(
+            &dir.join("ca").join("iaca.pem"),
+            pem("CERTIFICATE", iaca.cert_der()).as_bytes(),
+        )?;
+        let ds_key = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
+        write_private(
+            &dir.join("keys").join("ds.p8"),
+            &ds_key.to_pkcs8().map_err(ServerError::Pki)?,
+        )?;
+        let serial =
+            Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+        let ds = iaca
+            .issue_document_signer(&points, &ds_key, &serial, now, DS_DAYS)
+            .map_err(ServerError::Pki)?;
+        write_public(&dir.join("ca").join("ds.der"), &ds)?;
         write_private(&dir.join("operator.token"), random_hex(rng, 32)?.as_bytes())?;
         let config = HomeConfig {
             version: 1,
@@ -202,6 +237,14 @@ impl Home {
             .map_err(|_| ServerError::Corrupt("operator.token is not text".into()))?
             .trim()
             .to_owned();
+        let iaca_key = EcdsaP256Signer::from_pkcs8(&read(&dir.join("keys").join("iaca.p8"))?)
+            .map_err(ServerError::Pki)?;
+        let iaca_cert = read(&dir.join("ca").join("iaca.der"))?;
+        let iaca =
+            Iaca::load(&config.name, iaca_cert, Arc::new(iaca_key)).map_err(ServerError::Pki)?;
+        let ds_key = EcdsaP256Signer::from_pkcs8(&read(&dir.join("keys").join("ds.p8"))?)
+            .map_err(ServerError::Pki)?;
+        let ds_cert = read(&dir.join("ca").join("ds.der"))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -209,6 +252,8 @@ impl Home {
             auth_root,
             responders,
             operator_token,
+            iaca: Arc::new(iaca),
+            document_signer: (ds_cert, Arc::new(ds_key) as Arc<dyn Signer>),
         })
     }
 

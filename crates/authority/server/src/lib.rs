@@ -64,6 +64,10 @@ pub struct AppState {
     pub auth_root_der: Vec<u8>,
     /// Outstanding single-use challenges for holder proofs.
     pub challenges: api::Challenges,
+    /// The mobile-ID IACA.
+    pub iaca: Arc<shomei_pki::profile::Iaca>,
+    /// The mobile-ID document signer (certificate DER, key).
+    pub document_signer: (Vec<u8>, Arc<dyn shomei_core::Signer>),
 }
 
 /// A running authority service.
@@ -122,6 +126,8 @@ pub async fn load(
         operator_token: home.operator_token,
         clock,
         challenges: api::Challenges::default(),
+        iaca: home.iaca.clone(),
+        document_signer: home.document_signer.clone(),
     }))
 }
 

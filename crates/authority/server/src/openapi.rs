@@ -11,6 +11,7 @@ pub const PATHS: &[&str] = &[
     "/healthz",
     "/openapi.json",
     "/ca/{file}",
+    "/crl/iaca.crl",
     "/crl/{class}/{file}",
     "/ocsp/{root}",
     "/ocsp/{root}/{request}",
@@ -55,8 +56,9 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": {"get": {"summary": "200 once ready", "responses": {"200": {"description": "ready"}}}},
             "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-            "/ca/{file}": {"get": {"summary": "trust anchors: sign.pem, auth.pem, sign.der, auth.der", "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "/ca/{file}": {"get": {"summary": "trust anchors: sign.pem, auth.pem, iaca.pem (mobile ID) and their .der forms", "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "certificate"}, "404": problem}}},
+            "/crl/iaca.crl": {"get": {"summary": "CRL of the mobile-ID IACA (revoked document signers)", "responses": {"200": {"description": "DER CRL", "content": {"application/pkix-crl": {}}}}}},
             "/crl/{class}/{file}": {"get": {"summary": "CRL shard `{shard}.crl` of a certificate class (the URL in each certificate's CDP)",
                 "parameters": [{"name": "class", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "DER CRL", "content": {"application/pkix-crl": {}}}, "404": problem}}},

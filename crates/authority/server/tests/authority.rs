@@ -758,6 +758,31 @@ async fn ocsp_get_form_unknown_serial_and_openapi() {
         ca_pem.to_str().unwrap(),
     ]);
     assert!(ok && out.contains(": unknown"), "{out}");
+    // The mobile-ID IACA is published, with its CRL at the IACA's own CDP.
+    let iaca = env.file(
+        "iaca.pem",
+        &env.get_bytes(&format!("{}/ca/iaca.pem", env.base)).await,
+    );
+    let (ok, text) = openssl(&["x509", "-in", iaca.to_str().unwrap(), "-noout", "-text"]);
+    assert!(
+        ok && text.contains("pathlen:0") && text.contains("prime256v1"),
+        "{text}"
+    );
+    let crl = env.file(
+        "iaca.crl",
+        &env.get_bytes(&format!("{}/crl/iaca.crl", env.base)).await,
+    );
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        iaca.to_str().unwrap(),
+        "-noout",
+    ]);
+    assert!(ok && out.contains("verify OK"), "{out}");
     // The OpenAPI document lists every route.
     let doc: Value =
         serde_json::from_slice(&env.get_bytes(&format!("{}/openapi.json", env.base)).await)
