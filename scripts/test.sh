@@ -28,6 +28,9 @@ if ! python3 -c 'import cryptography, sys; sys.exit(int(cryptography.__version__
   python3 -m pip install -q 'cryptography>=42'
 fi
 
+# PC/SC stack for the OpenSC cross-check (pcscd, vpcd, OpenSC, pcsc-tools).
+"$ROOT/scripts/opensc-check.sh" --install-only
+
 # ---------------------------------------------------------------- postgres
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 PGDATA=$(mktemp -d /tmp/shomei-pg.XXXXXX)

@@ -133,6 +133,43 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CardCmd::ServeVpcd { card, host, port } => {
+            if !card.exists() {
+                return Err(Failure::input(format!("no card at {}", card.display())));
+            }
+            let memory = FileMemory::exclusive(&card).map_err(card_error)?;
+            let chip = Card::open(memory).map_err(card_error)?;
+            if !json {
+                eprintln!(
+                    "serving {} to vpcd at {host}:{port} (Ctrl-C to stop)",
+                    card.display()
+                );
+            }
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let verbose = !json;
+            tokio::task::spawn_blocking(move || {
+                shomei_card::vpcd::serve_vpcd_with_events(
+                    chip,
+                    &host,
+                    port,
+                    || stop.load(std::sync::atomic::Ordering::SeqCst),
+                    |e| {
+                        if verbose {
+                            eprintln!("vpcd: {e:?}");
+                        }
+                    },
+                )
+            })
+            .await?
+            .map_err(card_error)?;
+            emit(json, &json!({"stopped": true}), "");
+            Ok(())
+        }
         CardCmd::Suspend(a) => holder_action("suspend", a, json).await,
         CardCmd::Resume(a) => holder_action("resume", a, json).await,
         CardCmd::Revoke(a) => holder_action("revoke", a, json).await,
@@ -336,6 +373,10 @@ pub async fn issue(
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let _ = std::fs::remove_file(&partial);
     let result = issue_into(authority, token, holder, sign_password, auth_pin, &partial).await;
+    // The card was held exclusively through a sidecar lock file; it is free again now.
+    if let (Some(dir), Some(name)) = (partial.parent(), partial.file_name()) {
+        let _ = std::fs::remove_file(dir.join(format!(".{}.lock", name.to_string_lossy())));
+    }
     match result {
         Ok(issued) => {
             std::fs::rename(&partial, out)

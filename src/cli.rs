@@ -137,6 +137,15 @@ pub enum CardCmd {
         #[arg(long)]
         card: PathBuf,
     },
+    /// Plug the card into pcscd through the vsmartcard vpcd driver (PC/SC).
+    ServeVpcd {
+        #[arg(long)]
+        card: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 35963)]
+        port: u16,
+    },
     /// Suspend one of your certificates, proving with the card (auth PIN).
     Suspend(HolderActionArgs),
     /// Lift a suspension, proving with the card (auth PIN).

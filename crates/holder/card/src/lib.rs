@@ -97,6 +97,7 @@ mod memory;
 mod signer;
 #[cfg(test)]
 mod testutil;
+pub mod vpcd;
 
 pub use chip::{Card, Phase};
 pub use client::{

@@ -26,15 +26,59 @@ pub trait ChipMemory {
 /// Chip memory in one file, replaced atomically: write a temporary file in
 /// the same directory (mode 0600), fsync it, rename it over the old one, and
 /// fsync the directory.
+///
+/// A chip is held by one reader at a time: [`FileMemory::exclusive`] takes an
+/// advisory lock on a sidecar file (`.NAME.lock`) for as long as the memory
+/// lives, so two processes can never interleave commits (which could refund a
+/// PIN try).
 #[derive(Debug, Clone)]
 pub struct FileMemory {
     path: PathBuf,
+    _lock: Option<std::sync::Arc<File>>,
 }
 
 impl FileMemory {
-    /// Memory at `path` (the file need not exist until the first commit).
+    /// Memory at `path` (the file need not exist until the first commit),
+    /// without the inter-process lock (tests, single-process use).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            _lock: None,
+        }
+    }
+
+    /// Memory at `path`, held exclusively by this process until dropped.
+    /// Fails with [`CardError::Memory`] when another process holds the card.
+    pub fn exclusive(path: impl Into<PathBuf>) -> Result<Self, CardError> {
+        let path: PathBuf = path.into();
+        let name = path
+            .file_name()
+            .ok_or_else(|| CardError::Memory("chip memory path has no file name".into()))?;
+        let mut lock_name = std::ffi::OsString::from(".");
+        lock_name.push(name);
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&lock_path)
+            .map_err(|e| CardError::Memory(format!("cannot open {}: {e}", lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self {
+                path,
+                _lock: Some(std::sync::Arc::new(file)),
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(CardError::Memory(format!(
+                "the card {} is in use by another process",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(CardError::Memory(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            ))),
+        }
     }
 
     /// The image file.
@@ -183,6 +227,22 @@ impl ChipMemory for MemoryChip {
         inner.image = Some(Zeroizing::new(image.to_vec()));
         inner.commits += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn second_exclusive_holder_is_refused_until_the_first_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.card");
+        let first = FileMemory::exclusive(&p).unwrap();
+        let err = FileMemory::exclusive(&p).unwrap_err();
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(first);
+        FileMemory::exclusive(&p).unwrap();
     }
 }
 
