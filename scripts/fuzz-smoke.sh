@@ -12,6 +12,7 @@
 # Environment:
 #   SHOMEI_FUZZ_SECONDS  seconds per target (default 20)
 #   SHOMEI_FUZZ_JOBS     targets run at the same time (default: CPU count, at most 4)
+#   SHOMEI_FUZZ_CODEGEN_UNITS  rustc codegen units (default 16; cargo-fuzz's own default is 1)
 #
 # Scratch corpora go to fuzz/corpus/<target>/ (recreated from the seeds on
 # every run), crashing inputs to fuzz/artifacts/<target>/, libFuzzer logs to
@@ -98,8 +99,11 @@ echo "build $((build_done - start))s, runs $((end - build_done))s, total $((end 
 
 if [ ${#failed[@]} -gt 0 ]; then
   for t in "${failed[@]}"; do
-    log "fuzz target $t FAILED — last lines of fuzz/artifacts/logs/$t.log"
-    tail -n 40 "$FUZZ/artifacts/logs/$t.log" >&2 || true
+    log "fuzz target $t FAILED — fuzz/artifacts/logs/$t.log"
+    # The panic message first (the backtrace after it is long), then the end.
+    grep -A 3 -m 1 'panicked at' "$FUZZ/artifacts/logs/$t.log" >&2 || true
+    echo "[...]" >&2
+    tail -n 15 "$FUZZ/artifacts/logs/$t.log" >&2 || true
     find "$FUZZ/artifacts/$t" -type f -newer "$marker" | while read -r a; do
       echo "artifact: ${a#"$ROOT"/} ($(wc -c <"$a") bytes) hex: $(head -c 512 "$a" | od -An -tx1 -v | tr -d ' \n')" >&2
     done
