@@ -1,0 +1,321 @@
+//! The simulated device's hardware: what a real secure element keeps in
+//! fuses and ROM (device id, sealing key, factory attestation identity) and
+//! in a replay-protected counter (RPMB on a phone).
+//!
+//! Here it is a separate file, `DEVICE.key` (mode 0600, JSON), **standing in
+//! for the hardware**: whoever can read it can unseal the element's storage,
+//! and whoever can roll it back together with the sealed file defeats the
+//! rollback check. On a real phone neither is possible from the OS. Tests
+//! inject the hardware with [`MemoryDeviceRoot`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use shomei_secure_element::{DeviceId, SeError};
+use zeroize::Zeroizing;
+
+use crate::storage::{io_error, write_atomic};
+
+/// Length of the fused sealing key (AES-256).
+pub const SEALING_KEY_LEN: usize = 32;
+
+/// The fixed part of the hardware, set at manufacture and never changed
+/// (not even by a wipe).
+#[derive(Clone)]
+pub struct FusedIdentity {
+    device_id: DeviceId,
+    sealing_key: Zeroizing<[u8; SEALING_KEY_LEN]>,
+    attestation_key: Zeroizing<Vec<u8>>,
+    device_cert: Vec<u8>,
+    root_cert: Vec<u8>,
+}
+
+impl FusedIdentity {
+    /// Assembles an identity: the device id, the sealing key, the device
+    /// attestation key (PKCS#8, P-256), its certificate and the manufacturer
+    /// root that issued it. Normally made by
+    /// [`crate::SimManufacturer::new_device`].
+    pub fn new(
+        device_id: DeviceId,
+        sealing_key: Zeroizing<[u8; SEALING_KEY_LEN]>,
+        attestation_key_pkcs8: Zeroizing<Vec<u8>>,
+        device_cert: Vec<u8>,
+        root_cert: Vec<u8>,
+    ) -> Self {
+        Self {
+            device_id,
+            sealing_key,
+            attestation_key: attestation_key_pkcs8,
+            device_cert,
+            root_cert,
+        }
+    }
+
+    /// The device id.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
+    /// The device attestation certificate (DER).
+    pub fn device_cert(&self) -> &[u8] {
+        &self.device_cert
+    }
+
+    /// The manufacturer root certificate (DER).
+    pub fn root_cert(&self) -> &[u8] {
+        &self.root_cert
+    }
+
+    pub(crate) fn sealing_key(&self) -> &[u8; SEALING_KEY_LEN] {
+        &self.sealing_key
+    }
+
+    pub(crate) fn attestation_key(&self) -> &[u8] {
+        &self.attestation_key
+    }
+}
+
+impl core::fmt::Debug for FusedIdentity {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FusedIdentity")
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hardware an element runs on: its fused identity and a monotonic
+/// counter that survives power loss (the rollback check).
+pub trait DeviceRoot: Send {
+    /// The fused identity.
+    fn identity(&self) -> &FusedIdentity;
+
+    /// The counter's current value (0 before the first write).
+    fn counter(&self) -> Result<u64, SeError>;
+
+    /// Durably raises the counter to `to` (never lowers it).
+    fn advance_counter(&mut self, to: u64) -> Result<(), SeError>;
+}
+
+/// The hardware as a file (`DEVICE.key`, mode 0600), rewritten atomically
+/// when the counter moves. See the module documentation for what it stands for.
+pub struct FileDeviceRoot {
+    path: PathBuf,
+    identity: FusedIdentity,
+    counter: u64,
+}
+
+const DEVICE_FILE_FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct DeviceFile {
+    format: u32,
+    device_id: String,
+    sealing_key: String,
+    attestation_key: String,
+    device_cert: String,
+    root_cert: String,
+    counter: u64,
+}
+
+impl Drop for DeviceFile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.sealing_key.zeroize();
+        self.attestation_key.zeroize();
+    }
+}
+
+impl FileDeviceRoot {
+    /// Writes a new hardware file at `path` with counter 0; fails if one exists.
+    pub fn create(path: impl Into<PathBuf>, identity: FusedIdentity) -> Result<Self, SeError> {
+        let path = path.into();
+        if path
+            .try_exists()
+            .map_err(|e| io_error("inspect", &path, &e))?
+        {
+            return Err(SeError::AlreadyProvisioned);
+        }
+        let root = Self {
+            path,
+            identity,
+            counter: 0,
+        };
+        root.write(0)?;
+        Ok(root)
+    }
+
+    /// Reads the hardware file at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, SeError> {
+        let path = path.into();
+        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| io_error("read", &path, &e))?);
+        let bad = |m: &str| SeError::Storage(format!("{}: {m}", path.display()));
+        let file: DeviceFile =
+            serde_json::from_slice(&bytes).map_err(|_| bad("not a device key file"))?;
+        if file.format != DEVICE_FILE_FORMAT {
+            return Err(bad("unsupported device key file format"));
+        }
+        let unhex = |s: &str| hex::decode(s).map_err(|_| bad("bad hex"));
+        // (the decoded secrets are wrapped in `Zeroizing` right away)
+        let device_id = <[u8; 16]>::try_from(unhex(&file.device_id)?.as_slice())
+            .map_err(|_| bad("device id is not 16 bytes"))?;
+        let key = Zeroizing::new(unhex(&file.sealing_key)?);
+        let sealing_key = Zeroizing::new(
+            <[u8; SEALING_KEY_LEN]>::try_from(key.as_slice())
+                .map_err(|_| bad("sealing key is not 32 bytes"))?,
+        );
+        let identity = FusedIdentity::new(
+            DeviceId::from_bytes(device_id),
+            sealing_key,
+            Zeroizing::new(unhex(&file.attestation_key)?),
+            unhex(&file.device_cert)?,
+            unhex(&file.root_cert)?,
+        );
+        Ok(Self {
+            path,
+            identity,
+            counter: file.counter,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, counter: u64) -> Result<(), SeError> {
+        let id = &self.identity;
+        let file = DeviceFile {
+            format: DEVICE_FILE_FORMAT,
+            device_id: id.device_id.to_hex(),
+            sealing_key: hex::encode(id.sealing_key.as_slice()),
+            attestation_key: hex::encode(id.attestation_key.as_slice()),
+            device_cert: hex::encode(&id.device_cert),
+            root_cert: hex::encode(&id.root_cert),
+            counter,
+        };
+        let bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(&file)
+                .map_err(|e| SeError::Storage(format!("cannot encode device key file: {e}")))?,
+        );
+        write_atomic(&self.path, &bytes)
+    }
+}
+
+impl DeviceRoot for FileDeviceRoot {
+    fn identity(&self) -> &FusedIdentity {
+        &self.identity
+    }
+
+    fn counter(&self) -> Result<u64, SeError> {
+        Ok(self.counter)
+    }
+
+    fn advance_counter(&mut self, to: u64) -> Result<(), SeError> {
+        if to <= self.counter {
+            return Ok(());
+        }
+        self.write(to)?;
+        self.counter = to;
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for FileDeviceRoot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FileDeviceRoot")
+            .field("path", &self.path)
+            .field("identity", &self.identity)
+            .field("counter", &self.counter)
+            .finish()
+    }
+}
+
+/// The hardware in RAM (tests): the identity is injected; clones share the
+/// counter, so a test can reopen the element on the same "hardware";
+/// [`MemoryDeviceRoot::fail_after`] makes later counter writes fail.
+#[derive(Clone)]
+pub struct MemoryDeviceRoot {
+    identity: Arc<FusedIdentity>,
+    counter: Arc<Mutex<CounterInner>>,
+}
+
+#[derive(Default)]
+struct CounterInner {
+    value: u64,
+    writes_left: Option<usize>,
+}
+
+impl MemoryDeviceRoot {
+    /// Hardware with `identity` and counter 0.
+    pub fn new(identity: FusedIdentity) -> Self {
+        Self {
+            identity: Arc::new(identity),
+            counter: Arc::default(),
+        }
+    }
+
+    /// The same identity with a separate counter set to `value` (e.g. a
+    /// second copy of the same test fixture).
+    pub fn fork(&self, value: u64) -> Self {
+        Self {
+            identity: Arc::clone(&self.identity),
+            counter: Arc::new(Mutex::new(CounterInner {
+                value,
+                writes_left: None,
+            })),
+        }
+    }
+
+    /// Lets `n` more counter writes succeed; later ones fail.
+    pub fn fail_after(&self, n: usize) {
+        self.lock().writes_left = Some(n);
+    }
+
+    /// Makes counter writes succeed again.
+    pub fn heal(&self) {
+        self.lock().writes_left = None;
+    }
+
+    /// Sets the counter behind the element's back (tests of a rolled-back counter).
+    pub fn set_counter(&self, value: u64) {
+        self.lock().value = value;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CounterInner> {
+        self.counter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl DeviceRoot for MemoryDeviceRoot {
+    fn identity(&self) -> &FusedIdentity {
+        &self.identity
+    }
+
+    fn counter(&self) -> Result<u64, SeError> {
+        Ok(self.lock().value)
+    }
+
+    fn advance_counter(&mut self, to: u64) -> Result<(), SeError> {
+        let mut inner = self.lock();
+        if let Some(left) = inner.writes_left.as_mut() {
+            if *left == 0 {
+                return Err(SeError::Storage(
+                    "simulated power loss while writing the counter".into(),
+                ));
+            }
+            *left -= 1;
+        }
+        inner.value = inner.value.max(to);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for MemoryDeviceRoot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemoryDeviceRoot")
+            .field("identity", &self.identity)
+            .field("counter", &self.lock().value)
+            .finish()
+    }
+}

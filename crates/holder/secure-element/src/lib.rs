@@ -1,0 +1,183 @@
+//! Holder: the secure element abstraction of the phone (JPKI's
+//! "スマホ用電子証明書" lives in Android's GP-SE), and the verifier the
+//! authority runs on key attestations.
+//!
+//! This crate is the contract only — no IO, no provider. `shomei-se-sim` is
+//! the simulated provider; an HSM or a real keystore would be another one.
+//! The authority depends on this crate (for [`verify_attestation`]), never on
+//! a provider.
+//!
+//! # Model
+//!
+//! * **Keys** are generated inside the element by
+//!   [`SecureElement::create_key`] and never leave it: no method returns
+//!   private bytes. Each key carries a [`KeyPolicy`]: the one gate that
+//!   unlocks it and whether a biometric may stand in for that gate. The
+//!   phone's signing key uses [`KeyPolicy::PHONE_SIGN`] (signing password
+//!   only), its authentication key [`KeyPolicy::PHONE_AUTH`] (auth PIN or
+//!   biometric).
+//! * **Gates** ([`GateId`]) follow JPKI: the auth PIN is 4 digits with 3
+//!   tries, the signing password 6–16 of A–Z0–9 with 5 tries. A provider
+//!   decrements the retry counter and makes it durable **before** comparing
+//!   (a crash must not refund a try, and no answer may depend on the PIN
+//!   unless the try is on record); success resets it.
+//! * **Biometrics** may replace the auth PIN, never the signing password
+//!   (as on the real phones; [`KeyPolicy::new`] cannot even express the
+//!   latter). A new or changed enrolment does not unlock anything until the
+//!   auth PIN has been entered once; changing it also ends every biometric
+//!   session.
+//! * **Unlocks are proof values.** Passing a gate yields an [`Unlock`] that
+//!   names a session in the issuing element's volatile table, tied to the gate
+//!   and method, and good for one operation ([`UnlockScope::Once`]) or a short
+//!   session ([`UnlockScope::Session`], at most [`MAX_SESSION_TTL`]). Key
+//!   operations within a session must not write storage.
+//! * **Attestation**: each key comes with an [`AttestationChain`] (key
+//!   certificate → device attestation certificate → manufacturer root)
+//!   whose leaf carries Shōmei's key-description extension
+//!   ([`attestation`]), binding the authority's challenge, the key's
+//!   policy, the device, "generated inside" and "not exportable".
+//!
+//! The trait is object safe: callers hold `Box<dyn SecureElement>`.
+
+#![forbid(unsafe_code)]
+
+pub mod attestation;
+mod error;
+mod signer;
+mod types;
+
+pub use attestation::{AttestationError, AttestedKey, KeyDescription, verify_attestation};
+pub use error::SeError;
+pub use signer::{SeSigner, SharedElement};
+pub use types::{
+    AttestationChain, BIOMETRIC_MAX_TRIES, BiometricStatus, DeviceId, GateId, GateStatus,
+    KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_LABEL_LEN, MAX_SESSION_TTL, TamperKind, Unlock,
+    UnlockMethod, UnlockScope, WipeReason,
+};
+
+/// Longest attestation challenge a provider must accept.
+pub const MAX_CHALLENGE_LEN: usize = 128;
+
+/// A secure element: keys that never leave it, gates that unlock them, and
+/// attestation of both.
+///
+/// Every method that changes durable state either commits it or fails; a
+/// provider whose commit failed refuses further work with
+/// [`SeError::MustReopen`] until it is reopened.
+pub trait SecureElement: Send {
+    /// The attested device identity.
+    fn device_id(&self) -> DeviceId;
+
+    /// Why the element was last wiped, if it ever was (kept until the next
+    /// wipe; creating keys does not clear it).
+    fn last_wipe(&self) -> Option<WipeReason>;
+
+    // ---- gates -------------------------------------------------------------
+
+    /// The state of a gate.
+    fn gate_status(&self, gate: GateId) -> GateStatus;
+
+    /// Tries left before the gate blocks (0 when blocked or not set).
+    fn tries_left(&self, gate: GateId) -> u8 {
+        match self.gate_status(gate) {
+            GateStatus::Active { tries_left } => tries_left,
+            _ => 0,
+        }
+    }
+
+    /// Sets a gate's PIN for the first time (full counter). Fails with
+    /// [`SeError::GateAlreadySet`] if one is set.
+    fn set_pin(&mut self, gate: GateId, pin: &str) -> Result<(), SeError>;
+
+    /// Replaces a gate's PIN; `auth` must be a knowledge unlock of the same
+    /// gate (a biometric cannot change the PIN). It spends one use of
+    /// `auth` and ends the gate's other sessions.
+    fn change_pin(&mut self, gate: GateId, auth: &Unlock, new_pin: &str) -> Result<(), SeError>;
+
+    /// Verifies a PIN: the try is counted and committed first, then compared.
+    /// Any attempt ends the gate's earlier sessions. Success resets the
+    /// counter (and, for the auth PIN, confirms the biometric enrolment).
+    fn verify_pin(
+        &mut self,
+        gate: GateId,
+        pin: &str,
+        scope: UnlockScope,
+    ) -> Result<Unlock, SeError>;
+
+    /// Enrols a biometric (the simulated template); it stays inactive until
+    /// the auth PIN is next verified.
+    fn enrol_biometric(&mut self, template: &[u8]) -> Result<(), SeError>;
+
+    /// Replaces the enrolled biometric: ends every biometric session, and
+    /// biometric unlock is suspended until the auth PIN is entered again.
+    fn change_biometric_enrolment(&mut self, template: &[u8]) -> Result<(), SeError>;
+
+    /// Removes the biometric enrolment (ends biometric sessions).
+    fn remove_biometric(&mut self) -> Result<(), SeError>;
+
+    /// The state of the biometric enrolment.
+    fn biometric_status(&self) -> BiometricStatus;
+
+    /// Unlocks `gate` with a biometric sample instead of its PIN (only
+    /// gates that allow it, only after the PIN confirmed the enrolment, never
+    /// while the gate is blocked). Failed matches are counted like PIN tries.
+    fn verify_biometric(
+        &mut self,
+        gate: GateId,
+        sample: &[u8],
+        scope: UnlockScope,
+    ) -> Result<Unlock, SeError>;
+
+    /// Ends every unlock session (screen lock, app to background).
+    fn lock_all(&mut self);
+
+    // ---- keys --------------------------------------------------------------
+
+    /// Generates a key inside the element under `policy` (whose gate must be
+    /// set) and certifies it for the attestation chain, binding
+    /// `attestation_challenge` (at most [`MAX_CHALLENGE_LEN`] bytes).
+    fn create_key(
+        &mut self,
+        label: &str,
+        kind: KeyKind,
+        policy: KeyPolicy,
+        attestation_challenge: &[u8],
+    ) -> Result<KeyHandle, SeError>;
+
+    /// The key with this label.
+    fn find_key(&self, label: &str) -> Result<KeyHandle, SeError>;
+
+    /// Every key, in creation order.
+    fn keys(&self) -> Vec<KeyInfo>;
+
+    /// What the element tells about a key.
+    fn key_info(&self, key: &KeyHandle) -> Result<KeyInfo, SeError>;
+
+    /// Destroys a key.
+    fn delete_key(&mut self, key: &KeyHandle) -> Result<(), SeError>;
+
+    /// The key's DER SubjectPublicKeyInfo.
+    fn public_key(&self, key: &KeyHandle) -> Result<Vec<u8>, SeError>;
+
+    /// Signs a message: RSASSA-PKCS1-v1_5 with SHA-256 (RSA keys) or ECDSA
+    /// P-256 with SHA-256, DER signature (EC keys). `auth` must satisfy the
+    /// key's policy; an accepted unlock spends one use even if signing fails.
+    fn sign(&mut self, key: &KeyHandle, tbs: &[u8], auth: &Unlock) -> Result<Vec<u8>, SeError>;
+
+    /// Raw PKCS#1 v1.5 signature over an encoded DigestInfo (SHA-256/384/512),
+    /// as the JPKI applet's `80 2A 00 80` does. RSA keys only.
+    fn sign_digest_info(
+        &mut self,
+        key: &KeyHandle,
+        digest_info: &[u8],
+        auth: &Unlock,
+    ) -> Result<Vec<u8>, SeError>;
+
+    /// The key's attestation chain (see [`verify_attestation`]).
+    fn attest(&self, key: &KeyHandle) -> Result<AttestationChain, SeError>;
+
+    /// Destroys every key, PIN and enrolment and ends every session; the
+    /// device identity stays. [`SecureElement::last_wipe`] then reports
+    /// [`WipeReason::Requested`].
+    fn wipe(&mut self) -> Result<(), SeError>;
+}
