@@ -27,6 +27,11 @@ if ! python3 -c 'import cryptography, sys; sys.exit(int(cryptography.__version__
   log "installing Python cryptography from PyPI"
   python3 -m pip install -q 'cryptography>=42'
 fi
+# A real SMTP server for the e-mail notification tests.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing Python aiosmtpd from PyPI"
+  python3 -m pip install -q aiosmtpd
+fi
 
 # PC/SC stack for the OpenSC cross-check (pcscd, vpcd, OpenSC, pcsc-tools).
 "$ROOT/scripts/opensc-check.sh" --install-only

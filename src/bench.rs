@@ -12,7 +12,7 @@
 //! All preparation (keys, CSRs, request bodies) happens before the timers.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -92,7 +92,10 @@ fn machine() -> serde_json::Value {
                 .map(|(_, v)| v.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    json!({"nproc": cores(), "cpu": cpu})
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    json!({"nproc": cores(), "cpu": cpu, "loadavg_at_end": load})
 }
 
 fn bar(json: bool, len: u64, what: &str) -> ProgressBar {
@@ -120,6 +123,157 @@ fn pct_ms(sorted_us: &[u64], p: f64) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// CPU accounting from /proc: this process, PostgreSQL and openssl
+/// processes, and the whole machine.
+struct CpuSnapshot {
+    at: Instant,
+    own: u64,
+    client: u64,
+    postgres: u64,
+    openssl: u64,
+    busy: u64,
+    total: u64,
+}
+
+/// Cores used over an interval: by this process (client and server both
+/// live here), by PostgreSQL and openssl processes, and by everything else.
+struct CpuUse {
+    own_cores: f64,
+    /// Of `own_cores`, the load generator's threads (`bench-client`).
+    client_cores: f64,
+    postgres_cores: f64,
+    openssl_cores: f64,
+    other_cores: f64,
+    idle_cores: f64,
+}
+
+/// utime + stime (clock ticks) and the command name from a /proc stat file.
+fn proc_ticks(path: &Path) -> Option<(String, u64)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = s.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    // After ")": state is field 3 overall; utime and stime are 14 and 15.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((
+        comm,
+        f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+    ))
+}
+
+impl CpuSnapshot {
+    fn take() -> Self {
+        let own = proc_ticks(Path::new("/proc/self/stat")).map_or(0, |(_, t)| t);
+        let mut client = 0;
+        if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+            for e in dir.flatten() {
+                if let Some((comm, t)) = proc_ticks(&e.path().join("stat"))
+                    && comm.starts_with(CLIENT_THREADS)
+                {
+                    client += t;
+                }
+            }
+        }
+        let (mut postgres, mut openssl) = (0, 0);
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let name = e.file_name();
+                if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                match proc_ticks(&e.path().join("stat")) {
+                    Some((comm, t)) if comm.starts_with("postgres") => postgres += t,
+                    Some((comm, t)) if comm == "openssl" => openssl += t,
+                    _ => {}
+                }
+            }
+        }
+        let (busy, total) = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().next()?;
+                let v: Vec<u64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                let total: u64 = v.iter().take(8).sum();
+                let idle = v.get(3)? + v.get(4)?;
+                Some((total - idle, total))
+            })
+            .unwrap_or((0, 0));
+        Self {
+            at: Instant::now(),
+            own,
+            client,
+            postgres,
+            openssl,
+            busy,
+            total,
+        }
+    }
+
+    fn since(&self) -> CpuUse {
+        let now = Self::take();
+        let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        // Clock ticks are 1/100 s on Linux.
+        let cores_of = |a: u64, b: u64| a.saturating_sub(b) as f64 / 100.0 / secs;
+        let own_cores = cores_of(now.own, self.own);
+        let client_cores = cores_of(now.client, self.client).min(own_cores);
+        let postgres_cores = cores_of(now.postgres, self.postgres);
+        let openssl_cores = cores_of(now.openssl, self.openssl);
+        let total = now.total.saturating_sub(self.total).max(1) as f64;
+        let busy_cores = now.busy.saturating_sub(self.busy) as f64 / total * cores() as f64;
+        CpuUse {
+            own_cores,
+            client_cores,
+            postgres_cores,
+            openssl_cores,
+            other_cores: (busy_cores - own_cores - postgres_cores - openssl_cores).max(0.0),
+            idle_cores: (cores() as f64 - busy_cores).max(0.0),
+        }
+    }
+}
+
+impl CpuUse {
+    /// Cores of this process not spent in the load generator: the service
+    /// (handlers, registry, signing) plus anything else in-process.
+    fn server_cores(&self) -> f64 {
+        (self.own_cores - self.client_cores).max(0.0)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "this_process_cores": self.own_cores,
+            "of_which_load_generator_cores": self.client_cores,
+            "of_which_service_cores": self.server_cores(),
+            "postgres_cores": self.postgres_cores,
+            "openssl_cores": self.openssl_cores,
+            "other_processes_cores": self.other_cores,
+            "idle_cores": self.idle_cores,
+        })
+    }
+
+    fn human(&self) -> String {
+        let mut s = format!(
+            "this process {:.2} cores (service {:.2}, load generator {:.2})",
+            self.own_cores,
+            self.server_cores(),
+            self.client_cores
+        );
+        if self.postgres_cores >= 0.005 {
+            s.push_str(&format!(", postgres {:.2}", self.postgres_cores));
+        }
+        if self.openssl_cores >= 0.005 {
+            s.push_str(&format!(", openssl {:.2}", self.openssl_cores));
+        }
+        s.push_str(&format!(
+            ", other processes {:.2}, idle {:.2}",
+            self.other_cores, self.idle_cores
+        ));
+        s
+    }
 }
 
 /// Runs `f(0..n)` on `threads` OS threads; results in index order.
@@ -214,6 +368,9 @@ impl Fixture {
     async fn stop(self) {
         let state = self.running.state.clone();
         self.running.stop().await;
+        // Let the CRL publisher finish shards a revocation marked dirty
+        // before the registry goes away under it.
+        tokio::time::sleep(shomei_authority_server::publish::CRL_DEBOUNCE * 5).await;
         state.registry.close().await;
     }
 }
@@ -229,24 +386,47 @@ fn holder(i: usize) -> anyhow::Result<BasicFour> {
 
 /// `n` JSON bodies for POST /v1/cards (adult holders: two CSRs each), built
 /// from a pool of `keys` RSA-2048 keys; a body's two CSRs never share a key.
-fn enrol_bodies(n: usize, keys: usize, json: bool) -> anyhow::Result<Vec<Vec<u8>>> {
+/// Also returns the CSRs (sign, auth) of each body.
+type Csrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn enrol_bodies(n: usize, keys: usize, json: bool) -> anyhow::Result<(Vec<Vec<u8>>, Csrs)> {
     let keys = keys.max(2) & !1;
     let pb = bar(json, keys as u64, "RSA-2048 keys (untimed)");
     let pool = par_map(keys, cores(), &pb, |_| Ok(RsaSigner::generate()?))?;
     pb.finish_and_clear();
     let pb = bar(json, n as u64, "CSR pairs (untimed)");
-    let bodies = par_map(n, cores(), &pb, |i| {
+    let built = par_map(n, cores(), &pb, |i| {
         let sign = shomei_pki::csr::build_csr(&pool[(2 * i) % keys], &format!("bench {i} sign"))?;
         let auth =
             shomei_pki::csr::build_csr(&pool[(2 * i + 1) % keys], &format!("bench {i} auth"))?;
-        Ok(serde_json::to_vec(&json!({
+        let body = serde_json::to_vec(&json!({
             "holder": holder(i)?,
-            "sign_csr": B64.encode(sign),
-            "auth_csr": B64.encode(auth),
-        }))?)
+            "sign_csr": B64.encode(&sign),
+            "auth_csr": B64.encode(&auth),
+        }))?;
+        Ok((body, (sign, auth)))
     })?;
     pb.finish_and_clear();
-    Ok(bodies)
+    Ok(built.into_iter().unzip())
+}
+
+/// Thread name prefix of the load generator's own runtime.
+const CLIENT_THREADS: &str = "bench-client";
+
+/// A separate runtime for the HTTP clients, so that /proc tells their CPU
+/// apart from the service's (which runs on the main runtime).
+fn client_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores())
+            .thread_name(CLIENT_THREADS)
+            .enable_all()
+            .build()
+            .ok()
+    })
+    .as_ref()
+    .context("cannot start the load generator's runtime")
 }
 
 /// One HTTP load: `total` POSTs to `url` (body `i % bodies.len()`) from
@@ -282,55 +462,59 @@ async fn drive(load: Load, pb: &ProgressBar) -> anyhow::Result<LoadResult> {
     let load = Arc::new(load);
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
+    let rt = client_runtime()?;
     let started = Instant::now();
     for _ in 0..load.concurrency.min(load.total) {
         let load = load.clone();
         let next = next.clone();
         let pb = pb.clone();
-        tasks.spawn(async move {
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .pool_max_idle_per_host(if load.keep_alive { 1 } else { 0 })
-                .build()?;
-            // Parsed once: URL parsing is not what we measure.
-            let url = reqwest::Url::parse(&load.url)?;
-            let mut lat = Vec::new();
-            let mut kept = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= load.total {
-                    break;
+        tasks.spawn_on(
+            async move {
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .pool_max_idle_per_host(if load.keep_alive { 1 } else { 0 })
+                    .build()?;
+                // Parsed once: URL parsing is not what we measure.
+                let url = reqwest::Url::parse(&load.url)?;
+                let mut lat = Vec::new();
+                let mut kept = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= load.total {
+                        break;
+                    }
+                    let body = load.bodies[i % load.bodies.len()].clone();
+                    let t = Instant::now();
+                    let mut req = client
+                        .post(url.clone())
+                        .header(reqwest::header::CONTENT_TYPE, load.content_type)
+                        .body(body);
+                    if let Some(token) = &load.bearer {
+                        req = req.bearer_auth(token);
+                    }
+                    let resp = req
+                        .send()
+                        .await
+                        .with_context(|| format!("POST {}", load.url))?;
+                    let status = resp.status().as_u16();
+                    let bytes = resp.bytes().await?;
+                    lat.push(t.elapsed().as_micros() as u64);
+                    if status != load.expect {
+                        bail!(
+                            "POST {} answered {status}: {}",
+                            load.url,
+                            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                        );
+                    }
+                    if load.keep_every > 0 && i.is_multiple_of(load.keep_every) {
+                        kept.push((i, bytes.to_vec()));
+                    }
+                    pb.inc(1);
                 }
-                let body = load.bodies[i % load.bodies.len()].clone();
-                let t = Instant::now();
-                let mut req = client
-                    .post(url.clone())
-                    .header(reqwest::header::CONTENT_TYPE, load.content_type)
-                    .body(body);
-                if let Some(token) = &load.bearer {
-                    req = req.bearer_auth(token);
-                }
-                let resp = req
-                    .send()
-                    .await
-                    .with_context(|| format!("POST {}", load.url))?;
-                let status = resp.status().as_u16();
-                let bytes = resp.bytes().await?;
-                lat.push(t.elapsed().as_micros() as u64);
-                if status != load.expect {
-                    bail!(
-                        "POST {} answered {status}: {}",
-                        load.url,
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-                    );
-                }
-                if load.keep_every > 0 && i.is_multiple_of(load.keep_every) {
-                    kept.push((i, bytes.to_vec()));
-                }
-                pb.inc(1);
-            }
-            anyhow::Ok((lat, kept))
-        });
+                anyhow::Ok((lat, kept))
+            },
+            rt.handle(),
+        );
     }
     let mut latencies_us = Vec::with_capacity(load.total);
     let mut kept = Vec::new();
@@ -423,9 +607,14 @@ async fn issue_on(
     let backend = fx.state().registry.backend();
     let result = issue_measure(&fx, count, concurrency, json).await;
     fx.stop().await;
-    let (service, raw_before, raw_after, threads, stats, lat) = result?;
-    let raw = raw_before.max(raw_after);
-    let ratio = service / raw;
+    let f = result?;
+    let raw = f.raw_before.max(f.raw_after);
+    let ratio = f.service / raw;
+    // Per core-second of CPU: certificates per second the service (this
+    // process minus the load generator's threads) made per core it got,
+    // against signatures per core-second of the raw baseline.
+    let per_core = |rate: f64, c: &CpuUse| rate / c.server_cores().max(1e-9);
+    let ratio_per_core = per_core(f.service, &f.cpu) / per_core(raw, &f.raw_cpu);
     let value = json!({
         "bench": "issue",
         "machine": machine(),
@@ -433,45 +622,79 @@ async fn issue_on(
         "enrolments": count,
         "certificates": 2 * count,
         "concurrency": concurrency,
-        "service_certs_per_s": service,
-        "enrol_latency_ms": {"p50": lat.0, "p99": lat.1},
+        "service_certs_per_s": f.service,
+        "enrol_latency_ms": {"p50": f.p50, "p99": f.p99},
+        "cpu_during_load": f.cpu.json(),
         "baseline": {
-            "what": "raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures/s (aws-lc-rs, the CA's key)",
-            "threads": threads,
-            "sigs_per_s_before": raw_before,
-            "sigs_per_s_after": raw_after,
+            "what": "raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures/s (aws-lc-rs via RsaSigner, the CA's key)",
+            "threads": f.threads,
+            "sigs_per_s_before": f.raw_before,
+            "sigs_per_s_after": f.raw_after,
             "sigs_per_s": raw,
         },
         "ratio": ratio,
         "target_ratio": 0.8,
-        "group_commit": {"transactions": stats.transactions, "enrolments": stats.enrolments, "largest_batch": stats.largest_batch},
+        "baseline_cpu": f.raw_cpu.json(),
+        "ratio_per_core_second": ratio_per_core,
+        "breakdown_no_http_no_registry": {
+            "what": "Authority::enrol (2 CSR checks + 2 certificates) on the same threads",
+            "certs_per_s": f.ca_core,
+        },
+        "breakdown_registry_alone": {
+            "what": "Registry::enrol (group commit) of enrolments shaped like the service's, same concurrency, no HTTP, no signing",
+            "certs_per_s": f.registry_alone,
+        },
+        "group_commit": {"transactions": f.stats.transactions, "enrolments": f.stats.enrolments, "largest_batch": f.stats.largest_batch},
     });
     let human = format!(
         "bench issue ({backend}, {count} enrolments = {} certificates, {concurrency} clients, {} cores)\n\
-         \x20 service   {service:>9.0} certificates/s   (enrolment p50 {:.1} ms, p99 {:.1} ms)\n\
-         \x20 baseline  {raw:>9.0} raw RSA-2048 signatures/s on {threads} thread(s) (before {raw_before:.0}, after {raw_after:.0})\n\
+         \x20 service   {:>9.0} certificates/s   (enrolment p50 {:.1} ms, p99 {:.1} ms)\n\
+         \x20 baseline  {raw:>9.0} raw RSA-2048 signatures/s on {} thread(s) (before {:.0}, after {:.0})\n\
          \x20 ratio     {:>9.1} %   (target ≥ 80 %)\n\
-         \x20 group commit: {} transactions for {} enrolments, largest batch {}",
+         \x20 breakdown: CA core alone (CSR checks + signing, no HTTP, no registry) {:.0} certificates/s\n\
+         \x20 breakdown: registry alone (group-committed Registry::enrol, no HTTP, no signing) {:.0} certificates/s\n\
+         \x20 group commit: {} transactions for {} enrolments, largest batch {}\n\
+         \x20 CPU during the load: {}\n\
+         \x20 CPU during the baseline: {}\n\
+         \x20 per core-second of CPU: service {:.0} certificates (load generator excluded), baseline {:.0} signatures ({:.1} %)",
         2 * count,
         cores(),
-        lat.0,
-        lat.1,
+        f.service,
+        f.p50,
+        f.p99,
+        f.threads,
+        f.raw_before,
+        f.raw_after,
         ratio * 100.0,
-        stats.transactions,
-        stats.enrolments,
-        stats.largest_batch,
+        f.ca_core,
+        f.registry_alone,
+        f.stats.transactions,
+        f.stats.enrolments,
+        f.stats.largest_batch,
+        f.cpu.human(),
+        f.raw_cpu.human(),
+        per_core(f.service, &f.cpu),
+        per_core(raw, &f.raw_cpu),
+        ratio_per_core * 100.0,
     );
     Ok((value, human))
 }
 
-type IssueFigures = (
-    f64,
-    f64,
-    f64,
-    usize,
-    shomei_registry::GroupCommitStats,
-    (f64, f64),
-);
+struct IssueFigures {
+    service: f64,
+    raw_before: f64,
+    raw_after: f64,
+    threads: usize,
+    stats: shomei_registry::GroupCommitStats,
+    p50: f64,
+    p99: f64,
+    ca_core: f64,
+    /// Certificates/s the registry alone stores (2 per enrolment).
+    registry_alone: f64,
+    cpu: CpuUse,
+    /// CPU during the faster of the two baseline runs.
+    raw_cpu: CpuUse,
+}
 
 async fn issue_measure(
     fx: &Fixture,
@@ -479,16 +702,19 @@ async fn issue_measure(
     concurrency: usize,
     json: bool,
 ) -> anyhow::Result<IssueFigures> {
-    let bodies = tokio::task::block_in_place(|| enrol_bodies(count, (2 * count).min(256), json))?;
+    let (bodies, csrs) =
+        tokio::task::block_in_place(|| enrol_bodies(count, (2 * count).min(256), json))?;
     let ca_key = RsaSigner::from_pkcs8(&std::fs::read(fx.dir.join("keys/sign-root.p8"))?)?;
     // Baseline message: about the size of a card certificate's TBSCertificate.
     let msg = vec![0x5au8; 1200];
     let threads = concurrency.min(cores());
+    let raw_cpu = CpuSnapshot::take();
     let raw_before =
         tokio::task::block_in_place(|| raw_rsa(&ca_key, threads, Duration::from_secs(3), &msg))?;
+    let raw_before_cpu = raw_cpu.since();
     // Warm up: connections, SQLite pages, allocator (not counted).
-    let warm = bodies.len().min(concurrency * 2).min(count);
-    let warm_bodies = tokio::task::block_in_place(|| enrol_bodies(warm, 16, true))?;
+    let warm = concurrency.saturating_mul(2).min(count);
+    let (warm_bodies, _) = tokio::task::block_in_place(|| enrol_bodies(warm, 16, true))?;
     drive(
         Load {
             url: format!("{}/v1/cards", fx.base),
@@ -506,6 +732,7 @@ async fn issue_measure(
     .await?;
     let before = fx.state().registry.group_commit_stats();
     let pb = bar(json, count as u64, "POST /v1/cards");
+    let cpu = CpuSnapshot::take();
     let r = drive(
         Load {
             url: format!("{}/v1/cards", fx.base),
@@ -521,6 +748,7 @@ async fn issue_measure(
         &pb,
     )
     .await?;
+    let cpu = cpu.since();
     pb.finish_and_clear();
     let after = fx.state().registry.group_commit_stats();
     // Check a sample: both certificates present and issued by the roots.
@@ -542,22 +770,151 @@ async fn issue_measure(
             2 * (count + warm)
         );
     }
+    let raw_cpu = CpuSnapshot::take();
     let raw_after =
         tokio::task::block_in_place(|| raw_rsa(&ca_key, threads, Duration::from_secs(3), &msg))?;
-    let service = (2 * count) as f64 / r.elapsed.as_secs_f64();
-    let stats = shomei_registry::GroupCommitStats {
-        transactions: after.transactions - before.transactions,
-        enrolments: after.enrolments - before.enrolments,
-        largest_batch: after.largest_batch,
-    };
-    Ok((
-        service,
+    let raw_after_cpu = raw_cpu.since();
+    // Breakdown: the CA core alone on the same threads (nothing stored).
+    let ca_core = tokio::task::block_in_place(|| -> anyhow::Result<f64> {
+        let m = count.min(500);
+        let holders = (0..m).map(holder).collect::<anyhow::Result<Vec<_>>>()?;
+        let now = SystemClock.now();
+        let authority = &fx.state().authority;
+        let t = Instant::now();
+        par_map(m, threads, &ProgressBar::hidden(), |i| {
+            let req = shomei_ca::EnrolRequest {
+                holder: &holders[i],
+                sign_csr: Some(&csrs[i].0),
+                auth_csr: &csrs[i].1,
+            };
+            authority
+                .enrol(&req, now, &mut shomei_pki::SystemRandom::new())
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        })?;
+        Ok((2 * m) as f64 / t.elapsed().as_secs_f64())
+    })?;
+    // Breakdown: the registry alone (group-committed enrolments with the
+    // same shape, from as many concurrent tasks; no HTTP, no signing).
+    let sample = r
+        .kept
+        .first()
+        .map(|(_, body)| -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+            let v: serde_json::Value = serde_json::from_slice(body)?;
+            let der = |f: &str| -> anyhow::Result<Vec<u8>> {
+                Ok(B64.decode(v[f].as_str().context("certificate missing")?)?)
+            };
+            Ok((der("sign_cert")?, der("auth_cert")?))
+        })
+        .context("no sample response")??;
+    let registry_alone = registry_rate(fx, count.min(2000), concurrency, &sample).await?;
+    Ok(IssueFigures {
+        service: (2 * count) as f64 / r.elapsed.as_secs_f64(),
         raw_before,
         raw_after,
         threads,
-        stats,
-        (pct_ms(&r.latencies_us, 50.0), pct_ms(&r.latencies_us, 99.0)),
-    ))
+        stats: shomei_registry::GroupCommitStats {
+            transactions: after.transactions - before.transactions,
+            enrolments: after.enrolments - before.enrolments,
+            largest_batch: after.largest_batch,
+        },
+        p50: pct_ms(&r.latencies_us, 50.0),
+        p99: pct_ms(&r.latencies_us, 99.0),
+        ca_core,
+        registry_alone,
+        cpu,
+        raw_cpu: if raw_before >= raw_after {
+            raw_before_cpu
+        } else {
+            raw_after_cpu
+        },
+    })
+}
+
+/// Certificates/s that `Registry::enrol` stores from `concurrency` tasks:
+/// `n` enrolments built as the enrol handler builds them (holder, card, two
+/// certificates with the sample DERs, two events), fresh ids and serials.
+async fn registry_rate(
+    fx: &Fixture,
+    n: usize,
+    concurrency: usize,
+    sample: &(Vec<u8>, Vec<u8>),
+) -> anyhow::Result<f64> {
+    use shomei_registry::{Actor, CertRecord, Enrolment, Event, HolderRecord};
+    let now = SystemClock.now();
+    let not_after = now + time::Duration::days(365 * 5);
+    let shards = fx.state().authority.config().crl_shards;
+    let mut rng = shomei_pki::SystemRandom::new();
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        let holder_id = format!("h_bench_registry_{i:08}");
+        let card_id = format!("c_bench_registry_{i:08}");
+        let sign = Serial::random(&mut rng).map_err(|_| anyhow::anyhow!("randomness failed"))?;
+        let auth = Serial::random(&mut rng).map_err(|_| anyhow::anyhow!("randomness failed"))?;
+        let cert = |serial: &Serial, class: CertClass, pair: &Serial, der: &[u8]| CertRecord {
+            serial: serial.clone(),
+            class,
+            holder_id: holder_id.clone(),
+            card_id: Some(card_id.clone()),
+            device_id: None,
+            status: CertStatus::Active,
+            reason: None,
+            status_changed_at: None,
+            not_before: now,
+            not_after,
+            shard: serial.shard(shards),
+            parent: None,
+            pair: Some(pair.clone()),
+            replaces: None,
+            der: der.to_vec(),
+            issued_at: now,
+        };
+        let certificates = vec![
+            cert(&sign, CertClass::CardSign, &auth, &sample.0),
+            cert(&auth, CertClass::CardAuth, &sign, &sample.1),
+        ];
+        let events = certificates
+            .iter()
+            .map(|c| Event {
+                at: now,
+                actor: Actor::Operator("operator".into()),
+                action: "issued".into(),
+                holder_id: Some(holder_id.clone()),
+                serial: Some(c.serial.clone()),
+                detail: json!({"class": c.class.as_str(), "card_id": card_id}),
+            })
+            .collect();
+        items.push(Enrolment {
+            holder: HolderRecord {
+                id: holder_id.clone(),
+                basic_four: holder(i)?,
+                created_at: now,
+                updated_at: now,
+            },
+            card_id: card_id.clone(),
+            certificates,
+            events,
+        });
+    }
+    let items = Arc::new(items);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    let t = Instant::now();
+    for _ in 0..concurrency.min(n) {
+        let (items, next, registry) = (items.clone(), next.clone(), fx.state().registry.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(e) = items.get(i) else { break };
+                registry.enrol(e).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("a registry task failed")??;
+    }
+    Ok((2 * n) as f64 / t.elapsed().as_secs_f64())
 }
 
 /// A throw-away PostgreSQL database on the server `--database` names.
@@ -645,7 +1002,7 @@ async fn ocsp(requests: usize, concurrency: usize, certs: usize, json: bool) -> 
 
 /// Enrols `n` adult holders; returns each holder's signing certificate DER.
 async fn enrol_holders(fx: &Fixture, n: usize, json: bool) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bodies = tokio::task::block_in_place(|| enrol_bodies(n, n.min(32) * 2, json))?;
+    let (bodies, _) = tokio::task::block_in_place(|| enrol_bodies(n, n.min(32) * 2, json))?;
     let pb = bar(json, n as u64, "enrolling holders");
     let r = drive(
         Load {
@@ -790,11 +1147,25 @@ struct OcspRun {
     p50: f64,
     p99: f64,
     verified: usize,
+    cpu: CpuUse,
+    /// Answered by openssl processes (not this process).
+    openssl: bool,
 }
 
 impl OcspRun {
+    /// Server CPU per answer (µs): the service's cores in this process, or
+    /// the openssl processes' when openssl answered.
+    fn server_us(&self) -> f64 {
+        let cores = if self.openssl {
+            self.cpu.openssl_cores
+        } else {
+            self.cpu.server_cores()
+        };
+        cores / self.rate.max(1e-9) * 1e6
+    }
+
     fn json(&self) -> serde_json::Value {
-        json!({"requests_per_s": self.rate, "latency_ms": {"p50": self.p50, "p99": self.p99}, "verified_samples": self.verified})
+        json!({"requests_per_s": self.rate, "latency_ms": {"p50": self.p50, "p99": self.p99}, "verified_samples": self.verified, "cpu": self.cpu.json(), "server_cpu_us_per_request": self.server_us()})
     }
 }
 
@@ -805,6 +1176,8 @@ struct OcspCtx<'a> {
     requests: usize,
     concurrency: usize,
     json: bool,
+    /// The bench authority's base URL (other URLs are openssl's).
+    base: &'a str,
 }
 
 /// One measured OCSP run; `bodies[k]` asks about `expected[which[k]]`
@@ -824,8 +1197,10 @@ async fn ocsp_run(
         requests,
         concurrency,
         json,
+        ..
     } = *ctx;
     let pb = bar(json, requests as u64, name);
+    let cpu = CpuSnapshot::take();
     let r = drive(
         Load {
             url: url.to_owned(),
@@ -841,6 +1216,7 @@ async fn ocsp_run(
         &pb,
     )
     .await?;
+    let cpu = cpu.since();
     pb.finish_and_clear();
     let now = SystemClock.now();
     for (i, body) in &r.kept {
@@ -882,6 +1258,8 @@ async fn ocsp_run(
         p50: pct_ms(&r.latencies_us, 50.0),
         p99: pct_ms(&r.latencies_us, 99.0),
         verified: r.kept.len(),
+        cpu,
+        openssl: !url.starts_with(ctx.base),
     })
 }
 
@@ -1054,6 +1432,7 @@ async fn ocsp_measure(
         requests,
         concurrency,
         json,
+        base: &fx.base,
     };
     let ours_nonce = ocsp_run(
         &ctx,
@@ -1161,6 +1540,11 @@ async fn ocsp_measure(
         .map(|(_, r)| r.rate);
     let ratio = plain.map(|p| ours_nonce.rate / p);
     let ratio_close = plain.map(|p| ours_close.rate / p);
+    let plain_us = openssl_runs
+        .iter()
+        .find(|(l, _)| l == "openssl ocsp")
+        .map(|(_, r)| r.server_us());
+    let ratio_cpu = plain_us.map(|p| p / ours_nonce.server_us().max(1e-9));
     let value = json!({
         "bench": "ocsp",
         "machine": machine(),
@@ -1180,6 +1564,7 @@ async fn ocsp_measure(
         "baseline_errors": openssl_errors,
         "ratio_vs_openssl": ratio,
         "ratio_vs_openssl_both_connection_per_request": ratio_close,
+        "ratio_server_cpu_per_answer_openssl_over_shomei": ratio_cpu,
         "target_ratio": 5.0,
     });
     let mut human = format!(
@@ -1192,8 +1577,15 @@ async fn ocsp_measure(
         .chain(openssl_runs.iter().map(|(_, r)| r))
     {
         human.push_str(&format!(
-            "  {:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} responses verified)\n",
-            r.name, r.rate, r.p50, r.p99, r.verified
+            "  {:<40} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} responses verified)\n  {:<40} server CPU {:.0} µs per answer; CPU: {}\n",
+            r.name,
+            r.rate,
+            r.p50,
+            r.p99,
+            r.verified,
+            "",
+            r.server_us(),
+            r.cpu.human()
         ));
     }
     human.push_str(&format!(
@@ -1202,9 +1594,9 @@ async fn ocsp_measure(
     for e in &openssl_errors {
         human.push_str(&format!("  {} failed: {}\n", e["run"], e["error"]));
     }
-    match (ratio, ratio_close) {
-        (Some(x), Some(y)) => human.push_str(&format!(
-            "  ratio (shomei with nonce / openssl ocsp): {x:.1}x   (target ≥ 5x); both with a connection per request: {y:.1}x"
+    match (ratio, ratio_close, ratio_cpu) {
+        (Some(x), Some(y), Some(z)) => human.push_str(&format!(
+            "  ratio (shomei with nonce / openssl ocsp): {x:.1}x   (target ≥ 5x); both with a connection per request: {y:.1}x; server CPU per answer, openssl / shomei: {z:.1}x"
         )),
         _ => human.push_str("  ratio: openssl ocsp did not run"),
     }

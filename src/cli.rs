@@ -27,6 +27,9 @@ pub enum Command {
     /// The holder's emulated My Number Card.
     #[command(subcommand)]
     Card(CardCmd),
+    /// The holder's phone: JPKI on its secure element, put there from the card.
+    #[command(subcommand)]
+    Phone(crate::phone_cmd::PhoneCmd),
     /// Run the whole story step by step on an embedded authority.
     Sandbox(SandboxArgs),
     /// Measure issuance, OCSP, CRLs and revocation freshness, each beside a
@@ -196,8 +199,8 @@ pub enum BenchCmd {
         /// Enrolments (2 certificates each).
         #[arg(long, default_value_t = 1000)]
         count: usize,
-        /// Concurrent HTTP clients.
-        #[arg(long, default_value_t = 16)]
+        /// Concurrent HTTP clients (the registry group-commits what is in flight).
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
     /// OCSP over HTTP (fresh signatures with nonces, and cached nonce-less)

@@ -6,6 +6,7 @@ mod bench;
 mod card_cmd;
 mod cli;
 mod output;
+mod phone_cmd;
 mod sandbox;
 
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Authority(c) => authority_cmd::run(c, json).await,
             Command::Card(c) => card_cmd::run(c, json).await,
+            Command::Phone(c) => phone_cmd::run(c, json).await,
             Command::Sandbox(c) => sandbox::run(c, json).await,
             Command::Bench(c) => bench::run(c, json).await,
         }

@@ -13,6 +13,7 @@ use shomei_core::{BasicFour, Sex};
 
 use crate::card_cmd;
 use crate::cli::SandboxArgs;
+use crate::phone_cmd;
 
 struct Story {
     json: bool,
@@ -66,7 +67,20 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
             auth_dir.display()
         )
     })?;
-    let state = shomei_authority_server::load(&auth_dir, None, Arc::new(SystemClock)).await?;
+    // The phone's secure elements come from a simulated manufacturer whose
+    // root the authority trusts for key attestation.
+    let mfr_dir = dir.join("se-manufacturer");
+    let manufacturer = phone_cmd::manufacturer(&mfr_dir)?;
+    let state = shomei_authority_server::load_with(
+        &auth_dir,
+        None,
+        Arc::new(SystemClock),
+        shomei_authority_server::Options {
+            manufacturer_roots: vec![manufacturer.root_cert_der().to_vec()],
+            ..Default::default()
+        },
+    )
+    .await?;
     let running =
         shomei_authority_server::serve(state, SocketAddr::from(([127, 0, 0, 1], port))).await?;
     story.step(
@@ -152,6 +166,8 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         bail!("expected a good certificate, OCSP said {status}");
     }
 
+    let phones = phone_story(&mut story, &dir, &base, &card_path, &manufacturer, &running).await?;
+
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{base}/v1/certificates/{sign_serial}/revoke"))
@@ -189,12 +205,15 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         .crl_url(class, shard);
     let crl = http.get(&crl_url).send().await?.bytes().await?;
     let listed = shomei_pki::crl::parse_crl_summary(&crl)?;
+    let phone_status =
+        ocsp_status(&base, &phones.new_sign_cert, &running.state.sign_root_der).await?;
     story.step(
-        "The operator revokes the signing certificate (keyCompromise)",
+        "The operator revokes the card's signing certificate (keyCompromise)",
         &[
             format!(
                 "OCSP now says: {status} (answered {ocsp_ms} ms after the revoke call returned)"
             ),
+            format!("the phone signing certificate derived from it ends with it: OCSP says {phone_status}"),
             format!(
                 "CRL shard {crl_url}: CRL number {}, {} entr{} listed",
                 listed.crl_number,
@@ -227,6 +246,181 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the phone part of the story leaves for the rest of it.
+struct Phones {
+    /// The new phone's signing certificate (DER).
+    new_sign_cert: Vec<u8>,
+}
+
+/// Put the card on a phone, use it, lose it, recover on a new phone from
+/// the card, and watch the old phone wipe itself.
+async fn phone_story(
+    story: &mut Story,
+    dir: &std::path::Path,
+    base: &str,
+    card_path: &std::path::Path,
+    manufacturer: &shomei_se_sim::SimManufacturer,
+    running: &shomei_authority_server::RunningAuthority,
+) -> anyhow::Result<Phones> {
+    use shomei_phone::{Phone, ProvisionRequest};
+
+    let sign_root = running.state.sign_root_der.clone();
+    let provision = |name: &str| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        let card = card_path.to_path_buf();
+        let base = base.to_owned();
+        #[allow(clippy::disallowed_methods)]
+        let now = time::OffsetDateTime::now_utc();
+        let phone = Phone::create(&path, manufacturer, now).map_err(phone_cmd::phone_error);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut phone = phone?;
+            let mut card = card_cmd::open(&card)?;
+            let out = phone
+                .provision(
+                    &mut card,
+                    &mut phone_cmd::Http::new()?,
+                    &ProvisionRequest {
+                        authority: &base,
+                        card_password: "HANAKO2026",
+                        sign_password: "HANAKOPHONE1",
+                        auth_pin: "2468",
+                        notify_email: None,
+                    },
+                )
+                .map_err(phone_cmd::phone_error)?;
+            let cert = phone.state().certificates.sign.clone();
+            Ok((path, out, cert))
+        })
+    };
+
+    let (old_path, old, old_cert) = provision("phone-old").await??;
+    story.step(
+        "She puts the card on her phone (one step)",
+        &[
+            "the phone reads the card over APDUs; the card's signing password is verified on the card".into(),
+            format!("the phone's secure element ({}) makes two RSA-2048 keys inside, attested by the simulated manufacturer; the phone sets its own password and PIN", old.se_device_id),
+            "the card's signing key signs the provisioning message (challenge, device, both public keys)".into(),
+            format!("the authority issues phone signing certificate {} and authentication certificate {} (device {})", old.sign_serial, old.auth_serial, old.device_id),
+            format!("the phone's JPKI applet answers as token JPKIAPGPSETOKEN: {}", old_path.display()),
+        ],
+    );
+
+    let doc = dir.join("phone-application.txt");
+    std::fs::write(
+        &doc,
+        "住民票の写しの交付請求 / request for a residence certificate\n",
+    )?;
+    let content = std::fs::read(&doc)?;
+    let sign_path = old_path.clone();
+    let p7s = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let mut phone = Phone::open(&sign_path).map_err(phone_cmd::phone_error)?;
+        #[allow(clippy::disallowed_methods)]
+        let now = time::OffsetDateTime::now_utc();
+        phone
+            .sign_detached("HANAKOPHONE1", &content, now)
+            .map_err(phone_cmd::phone_error)
+    })
+    .await??;
+    let sig_path = dir.join("phone-application.txt.p7s");
+    std::fs::write(&sig_path, &p7s)?;
+    let verified = shomei_pki::cms::verify_detached(&p7s, &std::fs::read(&doc)?)?;
+    shomei_pki::cms::check_issued_by(&verified.signer_cert_der, &sign_root)
+        .context("the phone certificate does not chain to the signing root")?;
+    let good = ocsp_status(base, &verified.signer_cert_der, &sign_root).await?;
+    story.step(
+        "She signs with the phone",
+        &[
+            format!(
+                "{} → {} (detached CMS, phone signing certificate {})",
+                doc.display(),
+                sig_path.display(),
+                old.sign_serial
+            ),
+            format!("the signature verifies and chains to the signing root; OCSP says: {good}"),
+        ],
+    );
+    if good != "good" {
+        bail!("expected a good phone certificate, OCSP said {good}");
+    }
+
+    let token = std::fs::read_to_string(dir.join("authority").join("operator.token"))?;
+    let http = reqwest::Client::new();
+    for serial in [&old.sign_serial, &old.auth_serial] {
+        let resp = http
+            .post(format!("{base}/v1/certificates/{serial}/suspend"))
+            .bearer_auth(token.trim())
+            .json(&json!({}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!(
+                "suspension failed: {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let held = ocsp_status(base, &old_cert, &sign_root).await?;
+    story.step(
+        "She loses the phone: the operator suspends its certificates",
+        &[
+            format!(
+                "{} and {} suspended (reversible, as a hold)",
+                old.sign_serial, old.auth_serial
+            ),
+            format!("OCSP for the phone signing certificate now says: {held}"),
+        ],
+    );
+    if !held.contains("certificateHold") {
+        bail!("expected certificateHold, OCSP said {held}");
+    }
+
+    let (new_path, new, new_cert) = provision("phone-new").await??;
+    let old_now = ocsp_status(base, &old_cert, &sign_root).await?;
+    let new_now = ocsp_status(base, &new_cert, &sign_root).await?;
+    story.step(
+        "She recovers on a new phone from the card (one provisioning)",
+        &[
+            format!("new device {}: signing certificate {} (OCSP: {new_now})", new.device_id, new.sign_serial),
+            format!("the old phone {} is superseded: its signing certificate is now {old_now}; a wipe is queued for it", old.device_id),
+            format!("the new phone: {}", new_path.display()),
+        ],
+    );
+    if new.superseded_devices != [old.device_id.clone()] {
+        bail!(
+            "unexpected superseded devices: {:?}",
+            new.superseded_devices
+        );
+    }
+
+    let sync_path = old_path.clone();
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut phone = Phone::open(&sync_path).map_err(phone_cmd::phone_error)?;
+        let r = phone
+            .sync(&mut phone_cmd::Http::new()?)
+            .map_err(phone_cmd::phone_error)?;
+        Ok((r, phone.is_provisioned()))
+    })
+    .await??;
+    story.step(
+        "The old phone comes back online and syncs",
+        &[
+            format!("the authority says: {} (wipe ordered)", report.0.status),
+            format!(
+                "the phone erased its keys, PINs and certificates: {}; the authority recorded the wipe: {}",
+                if report.0.wiped_now && !report.1 { "yes" } else { "no" },
+                if report.0.wipe_confirmed { "yes" } else { "no" }
+            ),
+        ],
+    );
+    if !report.0.wiped_now || report.1 {
+        bail!("the old phone did not wipe itself: {:?}", report.0);
+    }
+    Ok(Phones {
+        new_sign_cert: new_cert,
+    })
 }
 
 /// Asks the authority's OCSP responder (POST) about a certificate.

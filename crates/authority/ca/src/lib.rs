@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+mod phone;
+
 use core::fmt;
 use std::sync::Arc;
 
@@ -15,6 +17,12 @@ use shomei_pki::PkiError;
 use shomei_pki::csr::{CheckedCsr, check_csr};
 use shomei_pki::profile::{
     EndEntityRequest, PublicationPoints, RootCa, card_not_after, issue_end_entity,
+};
+use shomei_secure_element::AttestationError;
+
+pub use phone::{
+    CheckedCardCert, IssuedPhone, MAX_DEVICE_ID_LEN, PHONE_PROVISION_CONTEXT, PhoneKey,
+    PhoneRequest, check_key_policy, phone_provisioning_message,
 };
 
 /// Age under which a holder gets no signing certificate (JPKI: under-15s).
@@ -38,6 +46,30 @@ pub enum CaError {
     Random,
     /// A holder proof did not check out (what, safe to show).
     BadProof(&'static str),
+    /// A card certificate presented for phone provisioning was not issued by
+    /// this authority (what, safe to show).
+    CardNotOurs(&'static str),
+    /// The card's signature over the phone provisioning message does not verify.
+    BadCardSignature,
+    /// A phone key's attestation was refused.
+    Attestation {
+        /// Which key.
+        key: PhoneKey,
+        /// Why.
+        error: AttestationError,
+    },
+    /// A phone key's attested unlock policy breaks the rules.
+    KeyPolicy {
+        /// Which key.
+        key: PhoneKey,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The two phone keys are on different devices, or not on the device
+    /// the request names.
+    DeviceMismatch,
+    /// The card certificate a phone certificate would derive from has expired.
+    CardExpired,
 }
 
 impl fmt::Display for CaError {
@@ -55,6 +87,20 @@ impl fmt::Display for CaError {
             }
             Self::Random => f.write_str("randomness source failed"),
             Self::BadProof(why) => write!(f, "holder proof refused: {why}"),
+            Self::CardNotOurs(why) => write!(f, "card certificate refused: {why}"),
+            Self::BadCardSignature => f.write_str(
+                "the card signature over the phone provisioning message does not verify",
+            ),
+            Self::Attestation { key, error } => {
+                write!(f, "attestation of the phone {key} refused: {error}")
+            }
+            Self::KeyPolicy { key, why } => {
+                write!(f, "the phone {key}'s attested policy is refused: {why}")
+            }
+            Self::DeviceMismatch => f.write_str(
+                "the phone keys are not attested by one device, or not by the device named",
+            ),
+            Self::CardExpired => f.write_str("the card certificate has expired"),
         }
     }
 }
@@ -246,6 +292,25 @@ pub fn holder_proof_message(action: &str, target: &Serial, challenge: &[u8]) -> 
     m.extend_from_slice(action.as_bytes());
     m.push(0);
     m.extend_from_slice(target.to_hex().as_bytes());
+    m.push(0);
+    m.extend_from_slice(challenge);
+    m
+}
+
+/// The bytes a holder's card signs to ask for `action` (e.g. `wipe`) on
+/// the phone `device_id`: `CONTEXT 0x00 action 0x00 "device:" device_id 0x00
+/// challenge` — the holder-proof shape, with the device in the place of a
+/// serial (a serial is hex, so the two can never collide).
+pub fn device_proof_message(action: &str, device_id: &str, challenge: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(
+        HOLDER_PROOF_CONTEXT.len() + action.len() + device_id.len() + 12 + challenge.len(),
+    );
+    m.extend_from_slice(HOLDER_PROOF_CONTEXT);
+    m.push(0);
+    m.extend_from_slice(action.as_bytes());
+    m.push(0);
+    m.extend_from_slice(b"device:");
+    m.extend_from_slice(device_id.as_bytes());
     m.push(0);
     m.extend_from_slice(challenge);
     m

@@ -141,6 +141,7 @@ pub(crate) enum Conn<'a> {
 pub(crate) enum Arg {
     Text(Option<String>),
     Int(Option<i64>),
+    Bool(Option<bool>),
     Bytes(Vec<u8>),
     Ts(Option<Timestamp>),
 }
@@ -249,6 +250,7 @@ macro_rules! bind_all {
             q = match a {
                 Arg::Text(v) => q.bind(v.as_deref()),
                 Arg::Int(v) => q.bind(*v),
+                Arg::Bool(v) => q.bind(*v),
                 Arg::Bytes(v) => q.bind(v.as_slice()),
                 Arg::Ts(v) => q.bind(v.as_ref().map($ts)),
             };
@@ -381,6 +383,15 @@ impl Row {
         match self {
             Self::S(r) => r.try_get::<Option<i64>, _>(col),
             Self::P(r) => r.try_get::<Option<i64>, _>(col),
+        }
+        .map_err(|_| corrupt(col))
+    }
+
+    /// A non-null boolean column (SQLite: INTEGER 0/1; PostgreSQL: BOOLEAN).
+    pub(crate) fn bool(&self, col: &'static str) -> Result<bool> {
+        match self {
+            Self::S(r) => r.try_get::<bool, _>(col),
+            Self::P(r) => r.try_get::<bool, _>(col),
         }
         .map_err(|_| corrupt(col))
     }

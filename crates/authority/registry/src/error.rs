@@ -4,6 +4,8 @@ use core::fmt;
 
 use shomei_core::Serial;
 
+use crate::model::DeviceStatus;
+
 /// Why a registry operation failed.
 ///
 /// Messages never carry bound parameter values or stored column values:
@@ -30,6 +32,15 @@ pub enum RegistryError {
         /// The certificate whose status differed.
         serial: Serial,
     },
+    /// A phone is not in the status the operation needs (e.g. confirming a
+    /// wipe nobody asked for, or superseding a phone that changed
+    /// concurrently). Nothing was changed.
+    DeviceConflict {
+        /// The device id.
+        device: String,
+        /// Its status as found.
+        status: DeviceStatus,
+    },
     /// The request itself is malformed (a caller bug): e.g. a timestamp out of
     /// range, a revocation without a reason, an illegal transition.
     Invalid(String),
@@ -50,6 +61,10 @@ impl fmt::Display for RegistryError {
             Self::Conflict { serial } => write!(
                 f,
                 "certificate {serial} changed status concurrently; nothing was applied"
+            ),
+            Self::DeviceConflict { device, status } => write!(
+                f,
+                "device {device} is {status}: the operation does not apply; nothing was changed"
             ),
             Self::Invalid(why) => write!(f, "invalid request: {why}"),
             Self::BadUrl(why) => write!(f, "bad registry URL: {why}"),

@@ -8,6 +8,13 @@
 //!   from a stale read is refused with [`RegistryError::Conflict`].
 //! * [`Registry::enrol`] is group-committed: concurrent enrolments share one
 //!   transaction (a savepoint each) and so one durable commit.
+//! * Phones ([`DeviceRecord`], [`DeviceStatus`]): at most one active phone per
+//!   holder (a partial unique index); provisioning supersedes the earlier one
+//!   and queues its wipe in the same transaction as the new certificates
+//!   ([`Registry::provision_device`]). A phone is found by the SHA-256 of its
+//!   device token; the token itself is never stored.
+//! * Events have growing ids: [`Registry::events_since`] pages a holder's
+//!   events by cursor (phone sync, event streams).
 //! * The crate never reads the clock: every timestamp is a parameter.
 //!   Timestamps are stored in UTC at microsecond precision (finer parts are
 //!   dropped), years 1–9999.
@@ -38,8 +45,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use error::RegistryError;
 pub use model::{
-    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats, HolderRecord,
-    RevokedEntry, StatusRow,
+    Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
+    Event, GroupCommitStats, HolderContact, HolderRecord, RevokedEntry, StatusRow, WipeReason,
 };
 
 /// The authority's registry.
@@ -118,8 +125,8 @@ pub trait Registry: Send + Sync {
     ) -> Result<(), RegistryError>;
 
     /// Applies `plan` and adds `certs` in one transaction: renewal (the old
-    /// certificate superseded, the new one linked to it by `replaces`) and,
-    /// later, a new phone replacing an old one. Fails as [`Registry::apply`]
+    /// certificate superseded, the new one linked to it by `replaces`). (A
+    /// new phone replacing an old one is [`Registry::provision_device`].) Fails as [`Registry::apply`]
     /// or [`Registry::add_certificates`] do, changing nothing.
     async fn replace(
         &self,
@@ -164,7 +171,7 @@ pub trait Registry: Send + Sync {
     /// Every certificate's stored status, for warming an in-memory OCSP cache.
     async fn statuses(&self) -> Result<Vec<StatusRow>, RegistryError>;
 
-    /// Registers a phone, with its events.
+    /// Registers a phone (without a device token), with its events.
     async fn add_device(
         &self,
         device: &DeviceRecord,
@@ -177,15 +184,76 @@ pub trait Registry: Send + Sync {
     /// A holder's phones, oldest first.
     async fn holder_devices(&self, holder_id: &str) -> Result<Vec<DeviceRecord>, RegistryError>;
 
-    /// Marks a phone's credentials as wiped (`status` becomes `"wiped"`,
-    /// `wiped_at` becomes `now`), with its events. Revoking the phone's
-    /// certificates is a separate [`Registry::apply`].
-    async fn wipe_device(
+    /// Provisions a phone in one transaction: applies `p.plan` (compare-and-set,
+    /// as [`Registry::apply`]), marks every phone of `p.wipe` `superseded` with
+    /// a wipe queued (each must be `active`, else
+    /// [`RegistryError::DeviceConflict`]), inserts the new phone with its
+    /// token hash, its certificates, the holder's contact if given, and
+    /// `events`. At most one phone per holder is active: inserting a second
+    /// fails with [`RegistryError::Duplicate`]. Any failure changes nothing.
+    async fn provision_device(
         &self,
-        id: &str,
+        p: &DeviceProvisioning,
         now: Timestamp,
         events: &[Event],
     ) -> Result<(), RegistryError>;
+
+    /// The phone whose device token hashes to `token_hash` (SHA-256), if any.
+    async fn device_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<DeviceRecord>, RegistryError>;
+
+    /// Queues a remote wipe of a phone and applies `plan` (normally revoking
+    /// its live certificates) in one transaction, with `events`. An active
+    /// phone becomes `lost` or `wipe_pending` (by `why`); a phone with a wipe
+    /// already queued keeps its status. Returns the status after. A wiped
+    /// phone is refused with [`RegistryError::DeviceConflict`], an unknown
+    /// one with [`RegistryError::NotFound`]; a stale plan fails as in
+    /// [`Registry::apply`]. Any failure changes nothing.
+    async fn request_wipe(
+        &self,
+        device_id: &str,
+        why: WipeReason,
+        plan: &Plan,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<DeviceStatus, RegistryError>;
+
+    /// Records that a phone erased its credentials: a phone with a wipe
+    /// queued becomes `wiped` (`wiped_at` = `now`), with `events`. An active
+    /// or already wiped phone is refused with [`RegistryError::DeviceConflict`].
+    async fn confirm_wiped(
+        &self,
+        device_id: &str,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// Sets (replaces) a holder's notification contact, with `events`.
+    /// [`RegistryError::NotFound`] for an unknown holder.
+    async fn set_contact(
+        &self,
+        contact: &HolderContact,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// A holder's notification contact, if one was set.
+    async fn contact(&self, holder_id: &str) -> Result<Option<HolderContact>, RegistryError>;
+
+    /// The holder's events recorded after the event with id `after` (0: from
+    /// the start), oldest first, at most `limit`, each with its id: ids only
+    /// grow, so the last id is the cursor to continue from.
+    async fn events_since(
+        &self,
+        holder_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Event)>, RegistryError>;
+
+    /// Records events on their own (e.g. "certificate used"), in one
+    /// transaction, batched into multi-row inserts.
+    async fn add_events(&self, events: &[Event]) -> Result<(), RegistryError>;
 
     /// Counters of the group-commit writer behind [`Registry::enrol`].
     fn group_commit_stats(&self) -> GroupCommitStats;

@@ -1,7 +1,7 @@
 //! The records the registry stores and returns.
 
 use shomei_core::{
-    BasicFour, CertClass, CertStatus, Credential, RevocationReason, Serial, Timestamp,
+    BasicFour, CertClass, CertStatus, Credential, Plan, RevocationReason, Serial, Timestamp,
 };
 
 /// A holder (名義人) and their basic four.
@@ -30,21 +30,148 @@ pub struct CardRecord {
     pub created_at: Timestamp,
 }
 
+/// Where a phone stands at the authority.
+///
+/// ```text
+/// active ──(a newer phone is provisioned)──▶ superseded ──┐
+///   │ ────(reported lost: remote wipe)─────▶ lost ────────┤ (the phone confirms)
+///   └─────(remote wipe / self-retire)──────▶ wipe_pending ┴───────────────────▶ wiped
+/// ```
+///
+/// A wipe is queued exactly when the phone is not active
+/// ([`DeviceRecord::wipe_requested_at`] is set); it stays queued until the
+/// phone confirms it ([`crate::Registry::confirm_wiped`]). `wiped` is final.
+/// The schema enforces the vocabulary and at most one active phone per holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceStatus {
+    /// The holder's current phone.
+    Active,
+    /// Replaced by a newer phone of the same holder.
+    Superseded,
+    /// Reported lost or stolen.
+    Lost,
+    /// A remote wipe was asked for (operator, holder, or the phone retiring itself).
+    WipePending,
+    /// The phone confirmed it erased its credentials. Final.
+    Wiped,
+}
+
+impl DeviceStatus {
+    /// Every status, in life order.
+    pub const ALL: [Self; 5] = [
+        Self::Active,
+        Self::Superseded,
+        Self::Lost,
+        Self::WipePending,
+        Self::Wiped,
+    ];
+
+    /// Registry and API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Superseded => "superseded",
+            Self::Lost => "lost",
+            Self::WipePending => "wipe_pending",
+            Self::Wiped => "wiped",
+        }
+    }
+
+    /// Whether the phone must still erase its credentials.
+    pub fn wipe_queued(self) -> bool {
+        matches!(self, Self::Superseded | Self::Lost | Self::WipePending)
+    }
+}
+
+impl core::fmt::Display for DeviceStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::str::FromStr for DeviceStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s).ok_or(())
+    }
+}
+
 /// A phone (移動端末設備) registered to a holder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceRecord {
-    /// Caller-chosen device identifier.
+    /// Device identifier (the authority's; unique over all phones ever registered).
     pub id: String,
     /// Whose phone it is.
     pub holder_id: String,
-    /// Short code for the kind of device (e.g. `"android"`, `"ios"`); not interpreted here.
+    /// Short code for the kind of device (e.g. `"android"`, `"ios"`; 1–32 bytes); not interpreted here.
     pub kind: String,
-    /// Short status code (e.g. `"active"`, or `"wiped"` once [`crate::Registry::wipe_device`] ran).
-    pub status: String,
+    /// Where it stands.
+    pub status: DeviceStatus,
     /// When it was registered.
     pub created_at: Timestamp,
-    /// When its credentials were wiped, if they were.
+    /// When `status` last changed; `None` while it is still as registered.
+    pub status_changed_at: Option<Timestamp>,
+    /// When a wipe was queued (set exactly when `status` is not `Active`).
+    pub wipe_requested_at: Option<Timestamp>,
+    /// When the phone confirmed the wipe (set exactly when `status` is `Wiped`).
     pub wiped_at: Option<Timestamp>,
+}
+
+/// Everything provisioning a phone writes, in one transaction
+/// ([`crate::Registry::provision_device`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceProvisioning {
+    /// The new phone (status `Active`).
+    pub device: DeviceRecord,
+    /// SHA-256 of the device's bearer token (32 bytes); the token itself is never stored.
+    pub token_hash: Vec<u8>,
+    /// The phone's certificates (each naming `device.id` and the holder).
+    pub certs: Vec<CertRecord>,
+    /// Status changes to apply with compare-and-set, normally revoking every
+    /// live phone certificate of the holder as `superseded`.
+    pub plan: Plan,
+    /// Earlier phones of the holder to mark `superseded` with a wipe queued;
+    /// each must be `Active` when the transaction runs.
+    pub wipe: Vec<String>,
+    /// The holder's notification contact, if the request set one.
+    pub contact: Option<HolderContact>,
+}
+
+/// Why a wipe is asked for ([`crate::Registry::request_wipe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WipeReason {
+    /// The phone was lost or stolen: an active phone becomes `Lost`.
+    Lost,
+    /// Any other remote wipe, or the phone retiring itself: an active phone
+    /// becomes `WipePending`.
+    Requested,
+}
+
+/// How to reach a holder with notifications.
+///
+/// The e-mail address is personal data: `Debug` redacts it, and it must
+/// never be written to logs, errors or events.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HolderContact {
+    /// Whose contact it is.
+    pub holder_id: String,
+    /// Where to send e-mail notifications (3–254 bytes).
+    pub email: Option<String>,
+    /// Whether the holder wants e-mail notifications (needs `email`).
+    pub notify_email: bool,
+    /// When it was last set.
+    pub updated_at: Timestamp,
+}
+
+impl core::fmt::Debug for HolderContact {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HolderContact")
+            .field("holder_id", &self.holder_id)
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .field("notify_email", &self.notify_email)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 /// One issued certificate and its current status.

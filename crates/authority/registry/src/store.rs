@@ -11,8 +11,8 @@ use shomei_core::{
 use crate::db::{Arg, Conn, Db, Row};
 use crate::group::GroupCommit;
 use crate::model::{
-    Actor, CardRecord, CertRecord, DeviceRecord, Enrolment, Event, GroupCommitStats, HolderRecord,
-    RevokedEntry, StatusRow,
+    Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
+    Event, GroupCommitStats, HolderContact, HolderRecord, RevokedEntry, StatusRow, WipeReason,
 };
 use crate::{Registry, RegistryError};
 
@@ -47,8 +47,16 @@ const INSERT_CERT: &str = "INSERT INTO certificates (serial, class, holder_id, c
 const LINK_CERT: &str = "UPDATE certificates SET parent_serial = $2, pair_serial = $3, \
     replaces_serial = $4 WHERE serial = $1";
 
-const INSERT_EVENT: &str = "INSERT INTO events (at, actor_kind, actor_id, action, holder_id, \
-    serial, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT_EVENTS: &str = "INSERT INTO events (at, actor_kind, actor_id, action, holder_id, \
+    serial, detail) VALUES ";
+
+/// Events written per INSERT statement (7 parameters each).
+const EVENTS_PER_INSERT: usize = 100;
+
+const EVENT_COLS: &str = "id, at, actor_kind, actor_id, action, holder_id, serial, detail";
+
+const DEVICE_COLS: &str =
+    "id, holder_id, kind, status, created_at, status_changed_at, wipe_requested_at, wiped_at";
 
 const HOLDER_COLS: &str = "id, name, address, birth_date, sex, created_at, updated_at";
 
@@ -146,20 +154,33 @@ async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) 
     Ok(())
 }
 
+/// Inserts events in order, as multi-row INSERTs of up to [`EVENTS_PER_INSERT`].
 async fn insert_events(c: &mut Conn<'_>, op: &'static str, events: &[Event]) -> Result<()> {
-    for e in events {
-        let detail = serde_json::to_string(&e.detail)
-            .map_err(|_| RegistryError::Invalid("event detail is not serialisable".into()))?;
-        let args = [
-            Arg::ts(e.at)?,
-            Arg::text(e.actor.kind()),
-            Arg::opt_text(e.actor.id()),
-            Arg::text(e.action.as_str()),
-            Arg::opt_text(e.holder_id.as_deref()),
-            Arg::opt_text(e.serial.as_ref().map(Serial::to_hex)),
-            Arg::text(detail),
-        ];
-        c.execute(op, INSERT_EVENT, &args).await?;
+    for chunk in events.chunks(EVENTS_PER_INSERT) {
+        let mut sql = String::from(INSERT_EVENTS);
+        let mut args = Vec::with_capacity(chunk.len() * 7);
+        for (i, e) in chunk.iter().enumerate() {
+            let detail = serde_json::to_string(&e.detail)
+                .map_err(|_| RegistryError::Invalid("event detail is not serialisable".into()))?;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let b = i * 7;
+            let params: Vec<String> = (1..=7).map(|k| format!("${}", b + k)).collect();
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+            args.extend([
+                Arg::ts(e.at)?,
+                Arg::text(e.actor.kind()),
+                Arg::opt_text(e.actor.id()),
+                Arg::text(e.action.as_str()),
+                Arg::opt_text(e.holder_id.as_deref()),
+                Arg::opt_text(e.serial.as_ref().map(Serial::to_hex)),
+                Arg::text(detail),
+            ]);
+        }
+        c.execute(op, &sql, &args).await?;
     }
     Ok(())
 }
@@ -302,6 +323,30 @@ async fn apply_plan(c: &mut Conn<'_>, op: &'static str, plan: &Plan, now: Timest
     Ok(())
 }
 
+/// Inserts or replaces a holder's contact.
+async fn upsert_contact(c: &mut Conn<'_>, op: &'static str, k: &HolderContact) -> Result<()> {
+    if k.notify_email && k.email.is_none() {
+        return Err(RegistryError::Invalid(
+            "e-mail notifications need an e-mail address".into(),
+        ));
+    }
+    c.execute(
+        op,
+        "INSERT INTO holder_contacts (holder_id, email, notify_email, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (holder_id) DO UPDATE SET \
+         email = excluded.email, notify_email = excluded.notify_email, \
+         updated_at = excluded.updated_at",
+        &[
+            Arg::text(k.holder_id.as_str()),
+            Arg::opt_text(k.email.as_deref()),
+            Arg::Bool(Some(k.notify_email)),
+            Arg::ts(k.updated_at)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Reading
 
@@ -416,9 +461,123 @@ fn device_from_row(r: &Row) -> Result<DeviceRecord> {
         id: r.text("id")?,
         holder_id: r.text("holder_id")?,
         kind: r.text("kind")?,
-        status: r.text("status")?,
+        status: r
+            .text("status")?
+            .parse()
+            .map_err(|()| RegistryError::Corrupt("devices.status".into()))?,
         created_at: r.ts("created_at")?,
+        status_changed_at: r.opt_ts("status_changed_at")?,
+        wipe_requested_at: r.opt_ts("wipe_requested_at")?,
         wiped_at: r.opt_ts("wiped_at")?,
+    })
+}
+
+fn contact_from_row(r: &Row) -> Result<HolderContact> {
+    Ok(HolderContact {
+        holder_id: r.text("holder_id")?,
+        email: r.opt_text("email")?,
+        notify_email: r.bool("notify_email")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+/// Inserts a phone (with its token hash, if any).
+async fn insert_device(
+    c: &mut Conn<'_>,
+    op: &'static str,
+    d: &DeviceRecord,
+    token_hash: Option<&[u8]>,
+) -> Result<()> {
+    if token_hash.is_some_and(|h| h.len() != 32) {
+        return Err(RegistryError::Invalid(
+            "a device token hash is 32 bytes (SHA-256)".into(),
+        ));
+    }
+    let mut args = vec![
+        Arg::text(d.id.as_str()),
+        Arg::text(d.holder_id.as_str()),
+        Arg::text(d.kind.as_str()),
+        Arg::text(d.status.as_str()),
+        Arg::ts(d.created_at)?,
+        Arg::opt_ts(d.status_changed_at)?,
+        Arg::opt_ts(d.wipe_requested_at)?,
+        Arg::opt_ts(d.wiped_at)?,
+    ];
+    let token = match token_hash {
+        Some(h) => {
+            args.push(Arg::Bytes(h.to_vec()));
+            "$9"
+        }
+        None => "NULL",
+    };
+    c.execute(
+        op,
+        &format!(
+            "INSERT INTO devices ({DEVICE_COLS}, token_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {token})"
+        ),
+        &args,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A phone's stored status, read inside the caller's transaction.
+async fn device_status(c: &mut Conn<'_>, op: &'static str, id: &str) -> Result<DeviceStatus> {
+    let row = c
+        .fetch_optional(
+            op,
+            "SELECT status FROM devices WHERE id = $1",
+            &[Arg::text(id)],
+        )
+        .await?
+        .ok_or_else(|| RegistryError::NotFound {
+            what: "device".into(),
+        })?;
+    row.text("status")?
+        .parse()
+        .map_err(|()| RegistryError::Corrupt("devices.status".into()))
+}
+
+/// Moves a phone from `from` to `to` (compare-and-set), setting
+/// `status_changed_at`, `wipe_requested_at` (if unset) and, for `Wiped`,
+/// `wiped_at` to `now`.
+async fn move_device(
+    c: &mut Conn<'_>,
+    op: &'static str,
+    id: &str,
+    from: DeviceStatus,
+    to: DeviceStatus,
+    now: Timestamp,
+) -> Result<()> {
+    let wiped_at = if to == DeviceStatus::Wiped {
+        Arg::ts(now)?
+    } else {
+        Arg::Ts(None)
+    };
+    let n = c
+        .execute(
+            op,
+            "UPDATE devices SET status = $3, status_changed_at = $4, \
+             wipe_requested_at = COALESCE(wipe_requested_at, $4), wiped_at = $5 \
+             WHERE id = $1 AND status = $2",
+            &[
+                Arg::text(id),
+                Arg::text(from.as_str()),
+                Arg::text(to.as_str()),
+                Arg::ts(now)?,
+                wiped_at,
+            ],
+        )
+        .await?;
+    if n == 1 {
+        return Ok(());
+    }
+    // Changed under us (PostgreSQL re-checks the WHERE after waiting on the row lock).
+    let found = device_status(c, op, id).await?;
+    Err(RegistryError::DeviceConflict {
+        device: id.to_owned(),
+        status: found,
     })
 }
 
@@ -687,7 +846,7 @@ impl Registry for SqlRegistry {
     async fn events_for_holder(&self, holder_id: &str) -> Result<Vec<Event>> {
         self.read_all(
             "events_for_holder",
-            "SELECT at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
+            "SELECT id, at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
              WHERE holder_id = $1 ORDER BY id",
             &[Arg::text(holder_id)],
             event_from_row,
@@ -698,7 +857,7 @@ impl Registry for SqlRegistry {
     async fn events_for_certificate(&self, serial: &Serial) -> Result<Vec<Event>> {
         self.read_all(
             "events_for_certificate",
-            "SELECT at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
+            "SELECT id, at, actor_kind, actor_id, action, holder_id, serial, detail FROM events \
              WHERE serial = $1 ORDER BY id",
             &[Arg::text(serial.to_hex())],
             event_from_row,
@@ -728,20 +887,7 @@ impl Registry for SqlRegistry {
     async fn add_device(&self, device: &DeviceRecord, events: &[Event]) -> Result<()> {
         const OP: &str = "add_device";
         in_write_tx!(self, OP, |c| async {
-            c.execute(
-                OP,
-                "INSERT INTO devices (id, holder_id, kind, status, created_at, wiped_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    Arg::text(device.id.as_str()),
-                    Arg::text(device.holder_id.as_str()),
-                    Arg::text(device.kind.as_str()),
-                    Arg::text(device.status.as_str()),
-                    Arg::ts(device.created_at)?,
-                    Arg::opt_ts(device.wiped_at)?,
-                ],
-            )
-            .await?;
+            insert_device(c, OP, device, None).await?;
             insert_events(c, OP, events).await
         })
     }
@@ -749,7 +895,7 @@ impl Registry for SqlRegistry {
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
         self.read_one(
             "device",
-            "SELECT id, holder_id, kind, status, created_at, wiped_at FROM devices WHERE id = $1",
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1"),
             &[Arg::text(id)],
             device_from_row,
         )
@@ -759,31 +905,187 @@ impl Registry for SqlRegistry {
     async fn holder_devices(&self, holder_id: &str) -> Result<Vec<DeviceRecord>> {
         self.read_all(
             "holder_devices",
-            "SELECT id, holder_id, kind, status, created_at, wiped_at FROM devices \
-             WHERE holder_id = $1 ORDER BY created_at, id",
+            &format!(
+                "SELECT {DEVICE_COLS} FROM devices WHERE holder_id = $1 ORDER BY created_at, id"
+            ),
             &[Arg::text(holder_id)],
             device_from_row,
         )
         .await
     }
 
-    async fn wipe_device(&self, id: &str, now: Timestamp, events: &[Event]) -> Result<()> {
-        const OP: &str = "wipe_device";
+    async fn provision_device(
+        &self,
+        p: &DeviceProvisioning,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<()> {
+        const OP: &str = "provision_device";
+        let d = &p.device;
+        if d.status != DeviceStatus::Active {
+            return Err(RegistryError::Invalid(
+                "a provisioned phone starts active".into(),
+            ));
+        }
+        if let Some(bad) = p
+            .certs
+            .iter()
+            .find(|c| c.holder_id != d.holder_id || c.device_id.as_deref() != Some(d.id.as_str()))
+        {
+            return Err(RegistryError::Invalid(format!(
+                "certificate {} names another holder or device than the provisioning",
+                bad.serial
+            )));
+        }
+        if p.contact
+            .as_ref()
+            .is_some_and(|k| k.holder_id != d.holder_id)
+        {
+            return Err(RegistryError::Invalid(
+                "the contact names another holder than the provisioning".into(),
+            ));
+        }
         in_write_tx!(self, OP, |c| async {
-            let n = c
-                .execute(
+            apply_plan(c, OP, &p.plan, now).await?;
+            for old in &p.wipe {
+                let holder = c
+                    .fetch_optional(
+                        OP,
+                        "SELECT holder_id FROM devices WHERE id = $1",
+                        &[Arg::text(old.as_str())],
+                    )
+                    .await?
+                    .ok_or_else(|| RegistryError::NotFound {
+                        what: "device".into(),
+                    })?
+                    .text("holder_id")?;
+                if holder != d.holder_id {
+                    return Err(RegistryError::Invalid(format!(
+                        "device {old} belongs to another holder"
+                    )));
+                }
+                move_device(
+                    c,
                     OP,
-                    "UPDATE devices SET status = 'wiped', wiped_at = $2 WHERE id = $1",
-                    &[Arg::text(id), Arg::ts(now)?],
+                    old,
+                    DeviceStatus::Active,
+                    DeviceStatus::Superseded,
+                    now,
                 )
                 .await?;
-            if n != 1 {
-                return Err(RegistryError::NotFound {
-                    what: "device".into(),
-                });
+            }
+            insert_device(c, OP, d, Some(&p.token_hash)).await?;
+            insert_certs(c, OP, &p.certs).await?;
+            if let Some(k) = &p.contact {
+                upsert_contact(c, OP, k).await?;
             }
             insert_events(c, OP, events).await
         })
+    }
+
+    async fn device_by_token_hash(&self, token_hash: &[u8]) -> Result<Option<DeviceRecord>> {
+        self.read_one(
+            "device_by_token_hash",
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
+            &[Arg::Bytes(token_hash.to_vec())],
+            device_from_row,
+        )
+        .await
+    }
+
+    async fn request_wipe(
+        &self,
+        device_id: &str,
+        why: WipeReason,
+        plan: &Plan,
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<DeviceStatus> {
+        const OP: &str = "request_wipe";
+        in_write_tx!(self, OP, |c| async {
+            let from = device_status(c, OP, device_id).await?;
+            let to = match (from, why) {
+                (DeviceStatus::Wiped, _) => {
+                    return Err(RegistryError::DeviceConflict {
+                        device: device_id.to_owned(),
+                        status: from,
+                    });
+                }
+                (DeviceStatus::Active, WipeReason::Lost) => DeviceStatus::Lost,
+                (DeviceStatus::Active, WipeReason::Requested) => DeviceStatus::WipePending,
+                (queued, _) => queued,
+            };
+            if to != from {
+                move_device(c, OP, device_id, from, to, now).await?;
+            }
+            apply_plan(c, OP, plan, now).await?;
+            insert_events(c, OP, events).await?;
+            Ok(to)
+        })
+    }
+
+    async fn confirm_wiped(&self, device_id: &str, now: Timestamp, events: &[Event]) -> Result<()> {
+        const OP: &str = "confirm_wiped";
+        in_write_tx!(self, OP, |c| async {
+            let from = device_status(c, OP, device_id).await?;
+            if !from.wipe_queued() {
+                return Err(RegistryError::DeviceConflict {
+                    device: device_id.to_owned(),
+                    status: from,
+                });
+            }
+            move_device(c, OP, device_id, from, DeviceStatus::Wiped, now).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn set_contact(&self, contact: &HolderContact, events: &[Event]) -> Result<()> {
+        const OP: &str = "set_contact";
+        in_write_tx!(self, OP, |c| async {
+            upsert_contact(c, OP, contact).await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn contact(&self, holder_id: &str) -> Result<Option<HolderContact>> {
+        self.read_one(
+            "contact",
+            "SELECT holder_id, email, notify_email, updated_at FROM holder_contacts \
+             WHERE holder_id = $1",
+            &[Arg::text(holder_id)],
+            contact_from_row,
+        )
+        .await
+    }
+
+    async fn events_since(
+        &self,
+        holder_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Event)>> {
+        self.read_all(
+            "events_since",
+            &format!(
+                "SELECT {EVENT_COLS} FROM events WHERE holder_id = $1 AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            ),
+            &[
+                Arg::text(holder_id),
+                Arg::Int(Some(after)),
+                Arg::Int(Some(i64::from(limit))),
+            ],
+            |r| Ok((r.int("id")?, event_from_row(r)?)),
+        )
+        .await
+    }
+
+    async fn add_events(&self, events: &[Event]) -> Result<()> {
+        const OP: &str = "add_events";
+        if events.is_empty() {
+            return Ok(());
+        }
+        in_write_tx!(self, OP, |c| async { insert_events(c, OP, events).await })
     }
 
     fn group_commit_stats(&self) -> GroupCommitStats {

@@ -153,7 +153,9 @@ mod harness {
 
 mod fixtures {
     use shomei_core::{BasicFour, CertClass, CertStatus, Serial, Sex, Timestamp};
-    use shomei_registry::{Actor, CertRecord, DeviceRecord, Enrolment, Event, HolderRecord};
+    use shomei_registry::{
+        Actor, CertRecord, DeviceRecord, DeviceStatus, Enrolment, Event, HolderRecord,
+    };
     use time::Duration;
     use time::macros::datetime;
 
@@ -239,8 +241,10 @@ mod fixtures {
             id: id.to_owned(),
             holder_id: holder_id.to_owned(),
             kind: "android".into(),
-            status: "active".into(),
+            status: DeviceStatus::Active,
             created_at: T1,
+            status_changed_at: None,
+            wipe_requested_at: None,
             wiped_at: None,
         }
     }
@@ -275,7 +279,10 @@ mod cases {
         Action, BasicFour, CertClass, CertStatus, Credential, Plan, RevocationReason, Sex,
         StatusChange,
     };
-    use shomei_registry::{Actor, CardRecord, Event, Registry, RegistryError, RevokedEntry};
+    use shomei_registry::{
+        Actor, CardRecord, DeviceProvisioning, DeviceStatus, Event, HolderContact, Registry,
+        RegistryError, RevokedEntry, WipeReason,
+    };
     use time::Duration;
 
     use super::Ctx;
@@ -350,11 +357,18 @@ mod cases {
                 .any(|s| s.0 == phone[0].serial && s.1 == CertClass::PhoneSign)
         );
 
-        reg.wipe_device("phone-1", T1, &[]).await.unwrap();
+        let plan = Plan::default();
+        reg.request_wipe("phone-1", WipeReason::Requested, &plan, T1, &[])
+            .await
+            .unwrap();
+        reg.confirm_wiped("phone-1", T1, &[]).await.unwrap();
         let wiped = reg.device("phone-1").await.unwrap().unwrap();
-        assert_eq!((wiped.status.as_str(), wiped.wiped_at), ("wiped", Some(T1)));
+        assert_eq!(
+            (wiped.status, wiped.wiped_at, wiped.wipe_requested_at),
+            (DeviceStatus::Wiped, Some(T1), Some(T1))
+        );
         assert!(matches!(
-            reg.wipe_device("nope", T1, &[]).await,
+            reg.confirm_wiped("nope", T1, &[]).await,
             Err(RegistryError::NotFound { .. })
         ));
 
@@ -1052,6 +1066,582 @@ mod cases {
         second.close().await;
     }
 
+    /// A provisioning on a holder's card pair: phone `device` with serials
+    /// `2n`/`2n+1`, token hash `[tag; 32]`.
+    fn provisioning(
+        e: &shomei_registry::Enrolment,
+        n: u32,
+        device_id: &str,
+        tag: u8,
+    ) -> DeviceProvisioning {
+        let mut device = device(device_id, &e.holder.id);
+        device.created_at = T1;
+        DeviceProvisioning {
+            device,
+            token_hash: vec![tag; 32],
+            certs: phone_pair(e, n, device_id),
+            plan: Plan::default(),
+            wipe: Vec::new(),
+            contact: None,
+        }
+    }
+
+    /// The plan a new phone brings: every live phone certificate of the
+    /// holder revoked as superseded.
+    async fn supersede_phones(reg: &dyn Registry, holder: &str) -> Plan {
+        let mut plan = Plan::default();
+        for c in reg.holder_certificates(holder).await.unwrap() {
+            if c.class.is_phone() && !c.status.is_final() {
+                plan.changes.push(StatusChange {
+                    serial: c.serial.clone(),
+                    from: c.status,
+                    to: CertStatus::Revoked,
+                    reason: Some(RevocationReason::Superseded),
+                });
+            }
+        }
+        plan
+    }
+
+    pub async fn provisioning_supersedes_the_old_phone_atomically(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        let first = provisioning(&e, 10, "p1", 1);
+        reg.provision_device(&first, T1, &[event("provision", Some("h"), None)])
+            .await
+            .unwrap();
+        let p1 = reg.device_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+        assert_eq!(p1, first.device);
+        assert_eq!(reg.device_by_token_hash(&[9; 32]).await.unwrap(), None);
+        for c in &first.certs {
+            assert_eq!(reg.certificate(&c.serial).await.unwrap().as_ref(), Some(c));
+        }
+
+        // The second phone: p1's certificates revoked, p1 superseded with a
+        // wipe queued, p2 stored with its certificates and the contact.
+        let t2 = T1 + Duration::hours(1);
+        let mut second = provisioning(&e, 20, "p2", 2);
+        second.device.created_at = t2;
+        second.plan = supersede_phones(reg, "h").await;
+        assert_eq!(second.plan.changes.len(), 2);
+        second.wipe = vec!["p1".into()];
+        second.contact = Some(HolderContact {
+            holder_id: "h".into(),
+            email: Some("taro@example.jp".into()),
+            notify_email: true,
+            updated_at: t2,
+        });
+        reg.provision_device(&second, t2, &[event("provision", Some("h"), None)])
+            .await
+            .unwrap();
+        let p1 = reg.device("p1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                p1.status,
+                p1.wipe_requested_at,
+                p1.status_changed_at,
+                p1.wiped_at
+            ),
+            (DeviceStatus::Superseded, Some(t2), Some(t2), None)
+        );
+        assert!(p1.status.wipe_queued());
+        for c in &first.certs {
+            let back = reg.certificate(&c.serial).await.unwrap().unwrap();
+            assert_eq!(
+                (back.status, back.reason),
+                (CertStatus::Revoked, Some(RevocationReason::Superseded))
+            );
+        }
+        let devices = reg.holder_devices("h").await.unwrap();
+        assert_eq!(
+            devices
+                .iter()
+                .map(|d| (d.id.as_str(), d.status))
+                .collect::<Vec<_>>(),
+            vec![
+                ("p1", DeviceStatus::Superseded),
+                ("p2", DeviceStatus::Active)
+            ]
+        );
+        assert_eq!(
+            reg.device_by_token_hash(&[2; 32])
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "p2"
+        );
+        // The old phone's token still finds it (so it can learn about the wipe).
+        assert_eq!(
+            reg.device_by_token_hash(&[1; 32])
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "p1"
+        );
+        assert_eq!(reg.contact("h").await.unwrap(), second.contact);
+        assert_eq!(reg.events_for_holder("h").await.unwrap().len(), 4);
+    }
+
+    pub async fn provisioning_refusals_change_nothing(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        reg.enrol(&enrolment("other", 2)).await.unwrap();
+        reg.provision_device(&provisioning(&e, 10, "p1", 1), T1, &[])
+            .await
+            .unwrap();
+        let before = &reg.holder_certificates("h").await.unwrap();
+        let events_before = &reg.events_for_holder("h").await.unwrap();
+        let unchanged = |what: &'static str| async move {
+            assert_eq!(
+                &reg.holder_certificates("h").await.unwrap(),
+                before,
+                "{what}"
+            );
+            assert_eq!(reg.device("p2").await.unwrap(), None, "{what}");
+            let p1 = reg.device("p1").await.unwrap().unwrap();
+            assert_eq!(p1.status, DeviceStatus::Active, "{what}");
+            assert_eq!(reg.contact("h").await.unwrap(), None, "{what}");
+            assert_eq!(
+                &reg.events_for_holder("h").await.unwrap(),
+                events_before,
+                "{what}"
+            );
+        };
+        let contact = HolderContact {
+            holder_id: "h".into(),
+            email: Some("taro@example.jp".into()),
+            notify_email: true,
+            updated_at: T1,
+        };
+        let ev = [event("provision", Some("h"), None)];
+
+        // One active phone per holder: forgetting to supersede p1 fails.
+        let mut p = provisioning(&e, 20, "p2", 2);
+        p.plan = supersede_phones(reg, "h").await;
+        p.contact = Some(contact.clone());
+        let err = reg.provision_device(&p, T1, &ev).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        unchanged("second active phone").await;
+
+        // A stale plan (p1's sign certificate was suspended meanwhile) fails.
+        let mut p = provisioning(&e, 20, "p2", 2);
+        p.plan = supersede_phones(reg, "h").await;
+        p.wipe = vec!["p1".into()];
+        p.contact = Some(contact.clone());
+        let mut stale = p.clone();
+        stale.plan.changes[0].from = CertStatus::Suspended;
+        let err = reg.provision_device(&stale, T1, &ev).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Conflict { .. }), "{err:?}");
+        unchanged("stale plan").await;
+
+        // Superseding a phone that is not active (or unknown, or another holder's) fails.
+        let other = reg.holder("other").await.unwrap().unwrap();
+        let mut theirs = device("q", &other.id);
+        theirs.created_at = T0;
+        reg.add_device(&theirs, &[]).await.unwrap();
+        for (wipe, what) in [("q", "another holder's phone"), ("nope", "unknown phone")] {
+            let mut bad = p.clone();
+            bad.wipe = vec!["p1".into(), wipe.into()];
+            assert!(reg.provision_device(&bad, T1, &ev).await.is_err(), "{what}");
+            unchanged(what).await;
+        }
+
+        // A reused token hash, a short one, a certificate naming another device.
+        let mut bad = p.clone();
+        bad.token_hash = vec![1; 32];
+        let err = reg.provision_device(&bad, T1, &ev).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        unchanged("reused token hash").await;
+        let mut bad = p.clone();
+        bad.token_hash = vec![3; 16];
+        let err = reg.provision_device(&bad, T1, &ev).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Invalid(_)), "{err:?}");
+        unchanged("short token hash").await;
+        let mut bad = p.clone();
+        bad.certs[1].device_id = Some("p1".into());
+        let err = reg.provision_device(&bad, T1, &ev).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Invalid(_)), "{err:?}");
+        unchanged("certificate of another device").await;
+
+        // The good one lands.
+        reg.provision_device(&p, T1, &ev).await.unwrap();
+        assert_eq!(
+            reg.device("p1").await.unwrap().unwrap().status,
+            DeviceStatus::Superseded
+        );
+    }
+
+    pub async fn remote_wipe_and_confirmation_follow_the_device_states(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        let p = provisioning(&e, 10, "p1", 1);
+        reg.provision_device(&p, T1, &[]).await.unwrap();
+        let t2 = T1 + Duration::minutes(5);
+
+        // Confirming a wipe nobody asked for is refused.
+        let err = reg.confirm_wiped("p1", t2, &[]).await.unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::DeviceConflict {
+                device: "p1".into(),
+                status: DeviceStatus::Active
+            }
+        );
+        // A stale plan aborts the wipe request too.
+        let mut plan = supersede_phones(reg, "h").await;
+        for c in &mut plan.changes {
+            c.reason = Some(RevocationReason::KeyCompromise);
+        }
+        let mut stale = plan.clone();
+        stale.changes[1].from = CertStatus::Suspended;
+        let err = reg
+            .request_wipe("p1", WipeReason::Lost, &stale, t2, &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Conflict { .. }), "{err:?}");
+        assert_eq!(
+            reg.device("p1").await.unwrap().unwrap().status,
+            DeviceStatus::Active
+        );
+        assert!(
+            reg.holder_certificates("h")
+                .await
+                .unwrap()
+                .iter()
+                .all(|c| c.status == CertStatus::Active)
+        );
+
+        // Lost: certificates revoked, wipe queued.
+        let ev = event("wipe_requested", Some("h"), None);
+        let status = reg
+            .request_wipe("p1", WipeReason::Lost, &plan, t2, std::slice::from_ref(&ev))
+            .await
+            .unwrap();
+        assert_eq!(status, DeviceStatus::Lost);
+        let d = reg.device("p1").await.unwrap().unwrap();
+        assert_eq!(
+            (d.status, d.wipe_requested_at, d.status_changed_at),
+            (DeviceStatus::Lost, Some(t2), Some(t2))
+        );
+        for c in &p.certs {
+            assert_eq!(
+                reg.certificate(&c.serial).await.unwrap().unwrap().reason,
+                Some(RevocationReason::KeyCompromise)
+            );
+        }
+        // Asking again keeps it lost and the first request time.
+        let t3 = t2 + Duration::minutes(1);
+        assert_eq!(
+            reg.request_wipe("p1", WipeReason::Requested, &Plan::default(), t3, &[])
+                .await
+                .unwrap(),
+            DeviceStatus::Lost
+        );
+        assert_eq!(
+            reg.device("p1").await.unwrap().unwrap().wipe_requested_at,
+            Some(t2)
+        );
+
+        // The phone confirms: wiped, final.
+        reg.confirm_wiped("p1", t3, std::slice::from_ref(&ev))
+            .await
+            .unwrap();
+        let d = reg.device("p1").await.unwrap().unwrap();
+        assert_eq!(
+            (d.status, d.wiped_at, d.status_changed_at),
+            (DeviceStatus::Wiped, Some(t3), Some(t3))
+        );
+        for (what, r) in [
+            ("confirm twice", reg.confirm_wiped("p1", t3, &[]).await),
+            (
+                "wipe a wiped phone",
+                reg.request_wipe("p1", WipeReason::Requested, &Plan::default(), t3, &[])
+                    .await
+                    .map(|_| ()),
+            ),
+        ] {
+            assert_eq!(
+                r,
+                Err(RegistryError::DeviceConflict {
+                    device: "p1".into(),
+                    status: DeviceStatus::Wiped
+                }),
+                "{what}"
+            );
+        }
+        assert!(matches!(
+            reg.request_wipe("nope", WipeReason::Lost, &Plan::default(), t3, &[])
+                .await,
+            Err(RegistryError::NotFound { .. })
+        ));
+        assert_eq!(reg.events_for_holder("h").await.unwrap().len(), 4);
+
+        // A remote wipe of an active phone (not lost) is wipe_pending.
+        let p2 = provisioning(&e, 20, "p2", 2);
+        reg.provision_device(&p2, t3, &[]).await.unwrap();
+        assert_eq!(
+            reg.request_wipe("p2", WipeReason::Requested, &Plan::default(), t3, &[])
+                .await
+                .unwrap(),
+            DeviceStatus::WipePending
+        );
+        reg.confirm_wiped("p2", t3, &[]).await.unwrap();
+    }
+
+    pub async fn device_status_rules_are_enforced_by_the_schema(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        reg.enrol(&enrolment("h", 1)).await.unwrap();
+        // Not active without a queued wipe; wiped needs wiped_at; active
+        // cannot carry a wipe request.
+        let mut pending = device("a", "h");
+        pending.status = DeviceStatus::WipePending;
+        let mut wiped = device("b", "h");
+        wiped.status = DeviceStatus::Wiped;
+        wiped.wipe_requested_at = Some(T1);
+        let mut active = device("c", "h");
+        active.wipe_requested_at = Some(T1);
+        let mut long_kind = device("d", "h");
+        long_kind.kind = "x".repeat(33);
+        for (d, what) in [
+            (pending, "pending without request"),
+            (wiped, "wiped without wiped_at"),
+            (active, "active with a wipe request"),
+            (long_kind, "kind too long"),
+        ] {
+            let err = reg.add_device(&d, &[]).await.unwrap_err();
+            assert!(matches!(err, RegistryError::Invalid(_)), "{what}: {err:?}");
+            assert_eq!(reg.device(&d.id).await.unwrap(), None, "{what}");
+        }
+        // One active phone per holder.
+        reg.add_device(&device("p", "h"), &[]).await.unwrap();
+        let err = reg.add_device(&device("q", "h"), &[]).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        // Every status round-trips.
+        for (i, status) in DeviceStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status.as_str().parse::<DeviceStatus>(), Ok(status));
+            if status == DeviceStatus::Active {
+                continue;
+            }
+            let mut d = device(&format!("s{i}"), "h");
+            d.status = status;
+            d.wipe_requested_at = Some(T1);
+            d.status_changed_at = Some(T1);
+            d.wiped_at = (status == DeviceStatus::Wiped).then_some(T1);
+            reg.add_device(&d, &[]).await.unwrap();
+            assert_eq!(reg.device(&d.id).await.unwrap(), Some(d));
+        }
+        assert!("gone".parse::<DeviceStatus>().is_err());
+    }
+
+    pub async fn contacts_are_set_replaced_and_redacted(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        reg.enrol(&enrolment("h", 1)).await.unwrap();
+        assert_eq!(reg.contact("h").await.unwrap(), None);
+        let mut k = HolderContact {
+            holder_id: "h".into(),
+            email: Some("hanako.yamada@example.jp".into()),
+            notify_email: true,
+            updated_at: T0,
+        };
+        reg.set_contact(&k, &[event("contact_set", Some("h"), None)])
+            .await
+            .unwrap();
+        assert_eq!(reg.contact("h").await.unwrap(), Some(k.clone()));
+        k.notify_email = false;
+        k.updated_at = T1;
+        reg.set_contact(&k, &[]).await.unwrap();
+        assert_eq!(reg.contact("h").await.unwrap(), Some(k.clone()));
+        // Notifications need an address; unknown holders are refused.
+        let mut bad = k.clone();
+        bad.email = None;
+        bad.notify_email = true;
+        assert!(matches!(
+            reg.set_contact(&bad, &[]).await,
+            Err(RegistryError::Invalid(_))
+        ));
+        let mut nobody = k.clone();
+        nobody.holder_id = "nobody".into();
+        let err = reg.set_contact(&nobody, &[]).await.unwrap_err();
+        assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
+        assert!(!err.to_string().contains("hanako"), "{err}");
+        assert_eq!(reg.contact("h").await.unwrap(), Some(k.clone()));
+        // The address never shows in Debug.
+        let dbg = format!("{k:?}");
+        assert!(!dbg.contains("hanako") && dbg.contains("redacted"), "{dbg}");
+    }
+
+    pub async fn events_since_pages_by_id_and_add_events_batches(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        reg.enrol(&enrolment("other", 2)).await.unwrap();
+        // 250 events, interleaved with another holder's, in one call (3 INSERTs).
+        let events: Vec<Event> = (0..250)
+            .map(|i| Event {
+                at: T1 + Duration::seconds(i),
+                actor: Actor::System,
+                action: "used".into(),
+                holder_id: Some(if i % 5 == 0 { "other" } else { "h" }.into()),
+                serial: Some(e.certificates[0].serial.clone()),
+                detail: serde_json::json!({"via": "ocsp", "n": i}),
+            })
+            .collect();
+        reg.add_events(&events).await.unwrap();
+        reg.add_events(&[]).await.unwrap();
+        let mine: Vec<Event> = e
+            .events
+            .iter()
+            .cloned()
+            .chain(
+                events
+                    .iter()
+                    .filter(|e| e.holder_id.as_deref() == Some("h"))
+                    .cloned(),
+            )
+            .collect();
+        assert_eq!(reg.events_for_holder("h").await.unwrap(), mine);
+        // Paging by cursor returns the same, with growing ids.
+        let mut cursor = 0;
+        let mut paged = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = reg.events_since("h", cursor, 64).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            pages += 1;
+            assert!(page.len() <= 64);
+            for (id, ev) in page {
+                assert!(id > cursor, "ids grow");
+                cursor = id;
+                paged.push(ev);
+            }
+        }
+        assert_eq!(paged, mine);
+        assert_eq!(pages, mine.len().div_ceil(64));
+        assert!(reg.events_since("h", cursor, 10).await.unwrap().is_empty());
+        assert!(reg.events_since("nobody", 0, 10).await.unwrap().is_empty());
+        // A bad event in a batch sinks the whole batch.
+        let mut bad = events[..3].to_vec();
+        bad[2].at = time::macros::datetime!(0000-01-01 0:00 UTC);
+        assert!(reg.add_events(&bad).await.is_err());
+        assert_eq!(reg.events_for_holder("h").await.unwrap(), mine);
+    }
+
+    /// A database made by schema v1 (with a phone and its certificate) is
+    /// upgraded in place when opened: the devices table is rebuilt (SQLite)
+    /// or altered (PostgreSQL) and keeps its rows and references.
+    pub async fn upgrade_from_schema_v1_keeps_phones(ctx: Ctx) {
+        let url = ctx.url.clone();
+        ctx.reg.close().await;
+        drop(ctx);
+        let v1_sql = if url.starts_with("postgres") {
+            include_str!("../migrations/postgres/0001_init.sql")
+        } else {
+            include_str!("../migrations/sqlite/0001_init.sql")
+        };
+        let reset = [
+            "DROP TABLE IF EXISTS holder_contacts",
+            "DROP TABLE IF EXISTS crl_numbers",
+            "DROP TABLE IF EXISTS events",
+            "DROP TABLE IF EXISTS certificates",
+            "DROP TABLE IF EXISTS devices",
+            "DROP TABLE IF EXISTS cards",
+            "DROP TABLE IF EXISTS holders",
+            "DROP TABLE IF EXISTS schema_migrations",
+        ];
+        let rows = [
+            "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, description TEXT NOT NULL)",
+            "INSERT INTO schema_migrations VALUES (1, 'init')",
+            "INSERT INTO holders VALUES ('h', 'n', 'a', '1990-04-01', 1, '2026-11-21T09:00:00.000000Z', '2026-11-21T09:00:00.000000Z')",
+            "INSERT INTO devices VALUES ('old', 'h', 'android', 'wiped', '2026-11-21T09:00:00.000000Z', '2026-11-22T09:00:00.000000Z')",
+            "INSERT INTO devices VALUES ('cur', 'h', 'android', 'active', '2026-11-23T09:00:00.000000Z', NULL)",
+            "INSERT INTO certificates (serial, class, holder_id, device_id, status, not_before, not_after, shard, der, issued_at) \
+             VALUES ('4001', 'phone-auth', 'h', 'cur', 'active', '2026-11-23T09:00:00.000000Z', '2030-11-23T09:00:00.000000Z', 0, X'3000', '2026-11-23T09:00:00.000000Z')",
+        ];
+        // Raw sqlx futures are not provably `Send` here: run them on a thread of their own.
+        let raw_url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let url = raw_url;
+                    if url.starts_with("postgres") {
+                        use sqlx::Connection;
+                        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                        for q in reset {
+                            sqlx::raw_sql(&format!("{q} CASCADE"))
+                                .execute(&mut c)
+                                .await
+                                .unwrap();
+                        }
+                        sqlx::raw_sql(v1_sql).execute(&mut c).await.unwrap();
+                        for q in rows {
+                            let q = q.replace("X'3000'", "'\\x3000'::bytea");
+                            sqlx::raw_sql(&q).execute(&mut c).await.unwrap();
+                        }
+                        c.close().await.unwrap();
+                    } else {
+                        use sqlx::Connection;
+                        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                        sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+                            .execute(&mut c)
+                            .await
+                            .unwrap();
+                        for q in reset {
+                            sqlx::raw_sql(q).execute(&mut c).await.unwrap();
+                        }
+                        sqlx::raw_sql(v1_sql).execute(&mut c).await.unwrap();
+                        for q in rows {
+                            sqlx::raw_sql(q).execute(&mut c).await.unwrap();
+                        }
+                        c.close().await.unwrap();
+                    }
+                })
+        })
+        .await
+        .unwrap();
+        let reg = shomei_registry::open(&url).await.unwrap();
+        let devices = reg.holder_devices("h").await.unwrap();
+        assert_eq!(
+            devices
+                .iter()
+                .map(|d| (d.id.as_str(), d.status, d.wipe_requested_at.is_some()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("old", DeviceStatus::Wiped, true),
+                ("cur", DeviceStatus::Active, false)
+            ]
+        );
+        let cert = reg
+            .certificate(&"4001".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cert.device_id.as_deref(), Some("cur"));
+        // The new rules hold on the upgraded table (and foreign keys are on again).
+        assert!(matches!(
+            reg.add_device(&device("cur2", "h"), &[]).await,
+            Err(RegistryError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            reg.add_device(&device("x", "nobody"), &[]).await,
+            Err(RegistryError::NotFound { .. })
+        ));
+        reg.close().await;
+        // Opening again is a no-op.
+        let reg = shomei_registry::open(&url).await.unwrap();
+        assert_eq!(reg.holder_devices("h").await.unwrap(), devices);
+        reg.close().await;
+    }
+
     pub async fn personal_data_never_in_error_messages(ctx: Ctx) {
         let reg = ctx.reg.as_ref();
         let e = enrolment("h", 1);
@@ -1132,6 +1722,13 @@ suite!(
     concurrent_enrols_are_group_committed_and_all_land,
     reopening_keeps_data,
     personal_data_never_in_error_messages,
+    provisioning_supersedes_the_old_phone_atomically,
+    provisioning_refusals_change_nothing,
+    remote_wipe_and_confirmation_follow_the_device_states,
+    device_status_rules_are_enforced_by_the_schema,
+    contacts_are_set_replaced_and_redacted,
+    events_since_pages_by_id_and_add_events_batches,
+    upgrade_from_schema_v1_keeps_phones,
 );
 
 /// SQLite specifics: file paths with and without the `sqlite:` prefix,

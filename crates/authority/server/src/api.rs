@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -46,6 +46,17 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/certificates/{serial}/{action}", post(lifecycle))
         .route("/v1/holders/{id}", get(holder).put(change_holder))
         .route("/v1/holders/{id}/events", get(holder_events))
+        .route(
+            "/v1/holders/{id}/events/stream",
+            get(crate::phone::event_stream),
+        )
+        .route("/v1/holders/{id}/contact", put(crate::phone::set_contact))
+        .route("/v1/phones", post(crate::phone::provision))
+        .route("/v1/devices/{id}", get(crate::phone::device))
+        .route("/v1/devices/{id}/sync", get(crate::phone::sync))
+        .route("/v1/devices/{id}/wipe", post(crate::phone::wipe))
+        .route("/v1/devices/{id}/wiped", post(crate::phone::wiped))
+        .route("/v1/devices/{id}/retire", post(crate::phone::retire))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -75,7 +86,7 @@ impl FromRequestParts<Shared> for Operator {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -99,7 +110,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
 }
 
 /// serde_json errors may quote input; keep only the category and position.
-fn json_error_without_input(e: &serde_json::Error) -> String {
+pub(crate) fn json_error_without_input(e: &serde_json::Error) -> String {
     let what = match e.classify() {
         serde_json::error::Category::Io => "I/O error",
         serde_json::error::Category::Syntax => "syntax error",
@@ -226,7 +237,10 @@ async fn ocsp_get(
 
 fn ocsp_answer(s: &AppState, der: &[u8]) -> Response {
     let now = s.clock.now();
-    let body = s.ocsp.answer(der, &s.status, now);
+    let (body, serials) = s.ocsp.answer_with_serials(der, &s.status, now);
+    // A status check is a use the authority sees: noted for phone
+    // certificates, written later in batches (never on this path).
+    s.usage.note(&serials, &s.status, now);
     der_response("application/ocsp-response", body)
 }
 
@@ -238,12 +252,12 @@ struct EnrolBody {
     auth_csr: Option<String>,
 }
 
-fn b64_field(name: &str, v: &str) -> Result<Vec<u8>, ServerError> {
+pub(crate) fn b64_field(name: &str, v: &str) -> Result<Vec<u8>, ServerError> {
     B64.decode(v.trim())
         .map_err(|_| ServerError::BadInput(format!("{name} must be base64 of DER")))
 }
 
-fn random_id(prefix: &str) -> Result<String, ServerError> {
+pub(crate) fn random_id(prefix: &str) -> Result<String, ServerError> {
     let mut b = [0u8; 12];
     shomei_core::RandomSource::fill(&mut SystemRandom::new(), &mut b)
         .map_err(|_| ServerError::Internal("randomness failed".into()))?;
@@ -340,6 +354,7 @@ async fn enrol(
     for c in &enrolment.certificates {
         s.status.insert_active(c.serial.clone(), c.class);
     }
+    s.notifier.committed(&enrolment.events);
     tracing::info!(card_id = %card_id, "card enrolled");
     let mut out = json!({
         "card_id": card_id,
@@ -354,12 +369,12 @@ async fn enrol(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-fn parse_serial(s: &str) -> Result<Serial, ServerError> {
+pub(crate) fn parse_serial(s: &str) -> Result<Serial, ServerError> {
     s.parse()
         .map_err(|e| ServerError::BadInput(format!("serial: {e}")))
 }
 
-fn cert_json(c: &CertRecord, now: shomei_core::Timestamp) -> serde_json::Value {
+pub(crate) fn cert_json(c: &CertRecord, now: shomei_core::Timestamp) -> serde_json::Value {
     json!({
         "serial": c.serial.to_hex(),
         "class": c.class.as_str(),
@@ -434,7 +449,7 @@ impl Challenges {
     }
 
     /// Takes a challenge out (single use): true if it was outstanding and fresh.
-    fn consume(&self, challenge: &[u8], now: shomei_core::Timestamp) -> bool {
+    pub(crate) fn consume(&self, challenge: &[u8], now: shomei_core::Timestamp) -> bool {
         self.map
             .lock()
             .ok()
@@ -456,7 +471,7 @@ async fn new_challenge(State(s): State<Shared>) -> Result<Response, ServerError>
 /// challenge, and the card's signature over [`shomei_ca::holder_proof_message`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProofBody {
+pub(crate) struct ProofBody {
     certificate: String,
     challenge: String,
     signature: String,
@@ -476,6 +491,23 @@ async fn authorise(
     proof: Option<&ProofBody>,
     action: &str,
     target: &CertRecord,
+) -> Result<Actor, ServerError> {
+    let serial = target.serial.clone();
+    authorise_for_holder(s, headers, proof, &target.holder_id, |challenge| {
+        shomei_ca::holder_proof_message(action, &serial, challenge)
+    })
+    .await
+}
+
+/// Who asked for a change to something of `holder_id`: the operator (bearer
+/// token), or the holder with a proof made by a live card certificate of
+/// theirs over `message(challenge)`. The challenge is spent whatever the outcome.
+pub(crate) async fn authorise_for_holder(
+    s: &AppState,
+    headers: &HeaderMap,
+    proof: Option<&ProofBody>,
+    holder_id: &str,
+    message: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> Result<Actor, ServerError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let given = value
@@ -505,7 +537,7 @@ async fn authorise(
                 .into(),
         ));
     }
-    let message = shomei_ca::holder_proof_message(action, &target.serial, &challenge);
+    let message = message(&challenge);
     let proof = s
         .authority
         .check_holder_proof(&cert, &message, &signature)?;
@@ -517,7 +549,7 @@ async fn authorise(
             "bad_holder_proof",
             "the proving certificate is not in the registry".into(),
         ))?;
-    if prover.holder_id != target.holder_id {
+    if prover.holder_id != holder_id {
         return Err(ServerError::Forbidden(
             "not_your_certificate",
             "the proving card belongs to another holder".into(),
@@ -535,10 +567,12 @@ async fn authorise(
             "the proving card certificate is revoked or expired".into(),
         ));
     }
-    Ok(Actor::Holder(target.holder_id.clone()))
+    Ok(Actor::Holder(holder_id.to_owned()))
 }
 
-fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ServerError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ServerError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -698,6 +732,7 @@ async fn renew(
         .await?;
     s.status.insert_active(issued.serial.clone(), class);
     publish_changes(&s, &plan, now).await;
+    s.notifier.committed(&events);
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -745,10 +780,13 @@ async fn commit_plan(
         .collect();
     s.registry.apply(plan, now, &events).await?;
     publish_changes(s, plan, now).await;
+    s.notifier.committed(&events);
     Ok(())
 }
 
-async fn publish_changes(s: &AppState, plan: &Plan, now: shomei_core::Timestamp) {
+/// After a commit: the status cache, the OCSP cache and the CRL shards
+/// touched by `plan`.
+pub(crate) async fn publish_changes(s: &AppState, plan: &Plan, now: shomei_core::Timestamp) {
     s.status.apply(&plan.changes, now);
     s.ocsp.invalidate();
     let shards = s.authority.config().crl_shards;
@@ -776,12 +814,14 @@ async fn holder(
         .ok_or(ServerError::NotFound("holder"))?;
     let now = s.clock.now();
     let certs = s.registry.holder_certificates(&id).await?;
+    let devices = s.registry.holder_devices(&id).await?;
     Ok(Json(json!({
         "id": h.id,
         "holder": h.basic_four,
         "created_at": rfc3339(h.created_at),
         "updated_at": rfc3339(h.updated_at),
         "certificates": certs.iter().map(|c| cert_json(c, now)).collect::<Vec<_>>(),
+        "devices": devices.iter().map(crate::phone::device_json).collect::<Vec<_>>(),
     }))
     .into_response())
 }
@@ -829,6 +869,7 @@ async fn change_holder(
         .change_basic_four(&id, &body.holder, &plan, now, &events)
         .await?;
     publish_changes(&s, &plan, now).await;
+    s.notifier.committed(&events);
     Ok(Json(json!({
         "id": id,
         "revoked": plan.changes.iter().map(|c| c.serial.to_hex()).collect::<Vec<_>>(),
@@ -847,13 +888,18 @@ async fn holder_events(
         .ok_or(ServerError::NotFound("holder"))?;
     let events = s.registry.events_for_holder(&id).await?;
     Ok(Json(json!({
-        "events": events.iter().map(|e| json!({
-            "at": rfc3339(e.at),
-            "actor": match &e.actor { Actor::Operator(o) => format!("operator:{o}"), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
-            "action": e.action,
-            "serial": e.serial.as_ref().map(Serial::to_hex),
-            "detail": e.detail,
-        })).collect::<Vec<_>>(),
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// An audit event as the API shows it (never personal data: events hold none).
+pub(crate) fn event_json(e: &Event) -> serde_json::Value {
+    json!({
+        "at": rfc3339(e.at),
+        "actor": match &e.actor { Actor::Operator(o) => format!("operator:{o}"), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
+        "action": e.action,
+        "serial": e.serial.as_ref().map(Serial::to_hex),
+        "detail": e.detail,
+    })
 }

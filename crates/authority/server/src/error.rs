@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use shomei_ca::CaError;
 use shomei_core::LifecycleError;
 use shomei_pki::PkiError;
-use shomei_registry::RegistryError;
+use shomei_registry::{DeviceStatus, RegistryError};
+use shomei_secure_element::AttestationError;
 
 /// Everything the authority adapter can fail with. Messages never carry
 /// personal data, PINs or keys.
@@ -26,8 +27,14 @@ pub enum ServerError {
     BadInput(String),
     /// Missing or wrong operator token.
     Unauthorized,
+    /// Missing or unknown device token.
+    UnauthorizedDevice,
     /// A holder proof was refused (why, safe to show).
     Forbidden(&'static str, String),
+    /// Well-formed but refused on its content (code, why safe to show): 422.
+    Unprocessable(&'static str, String),
+    /// The request conflicts with the current state (code, why safe to show): 409.
+    Conflict(&'static str, String),
     /// No such certificate / holder.
     NotFound(&'static str),
     /// Lifecycle rules refuse the change.
@@ -59,7 +66,12 @@ impl fmt::Display for ServerError {
             Self::Unauthorized => f.write_str(
                 "missing or wrong operator token (Authorization: Bearer <operator.token>), and no holder proof",
             ),
-            Self::Forbidden(_, why) => write!(f, "{why}"),
+            Self::UnauthorizedDevice => f.write_str(
+                "missing or unknown device token (Authorization: Bearer <device_token from POST /v1/phones>)",
+            ),
+            Self::Forbidden(_, why) | Self::Unprocessable(_, why) | Self::Conflict(_, why) => {
+                write!(f, "{why}")
+            }
             Self::NotFound(what) => write!(f, "no such {what}"),
             Self::Lifecycle(e) => write!(f, "{e}"),
             Self::Ca(e) => write!(f, "{e}"),
@@ -108,7 +120,10 @@ impl ServerError {
             }
             Self::BadInput(_) => (S::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            Self::UnauthorizedDevice => (S::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(code, _) => (S::FORBIDDEN, code),
+            Self::Unprocessable(code, _) => (S::UNPROCESSABLE_ENTITY, code),
+            Self::Conflict(code, _) => (S::CONFLICT, code),
             Self::NotFound(_) => (S::NOT_FOUND, "not_found"),
             Self::Lifecycle(e) => match e {
                 LifecycleError::Final { .. } => (S::CONFLICT, "certificate_final"),
@@ -125,11 +140,31 @@ impl ServerError {
                 CaError::MissingAuthCsr => (S::BAD_REQUEST, "missing_auth_csr"),
                 CaError::SameKeyTwice => (S::UNPROCESSABLE_ENTITY, "same_key_twice"),
                 CaError::BadProof(_) => (S::FORBIDDEN, "bad_holder_proof"),
+                CaError::CardNotOurs(_) => (S::FORBIDDEN, "card_not_ours"),
+                CaError::BadCardSignature => (S::FORBIDDEN, "bad_card_signature"),
+                CaError::Attestation { error, .. } => match error {
+                    AttestationError::UntrustedRoot => (S::FORBIDDEN, "untrusted_manufacturer"),
+                    AttestationError::KeyMismatch => {
+                        (S::UNPROCESSABLE_ENTITY, "attestation_key_mismatch")
+                    }
+                    AttestationError::ChallengeMismatch => {
+                        (S::FORBIDDEN, "attestation_challenge_mismatch")
+                    }
+                    _ => (S::UNPROCESSABLE_ENTITY, "bad_attestation"),
+                },
+                CaError::KeyPolicy { .. } => (S::UNPROCESSABLE_ENTITY, "weak_key_policy"),
+                CaError::DeviceMismatch => (S::UNPROCESSABLE_ENTITY, "device_mismatch"),
+                CaError::CardExpired => (S::FORBIDDEN, "card_expired"),
                 _ => (S::INTERNAL_SERVER_ERROR, "internal"),
             },
             Self::Pki(p) => pki_code(p),
             Self::Registry(e) => match e {
                 RegistryError::Conflict { .. } => (S::CONFLICT, "concurrent_change"),
+                RegistryError::DeviceConflict { status, .. } => match status {
+                    DeviceStatus::Wiped => (S::CONFLICT, "device_wiped"),
+                    DeviceStatus::Active => (S::CONFLICT, "no_wipe_requested"),
+                    _ => (S::CONFLICT, "device_state_changed"),
+                },
                 RegistryError::Duplicate { .. } => (S::CONFLICT, "duplicate"),
                 RegistryError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
                 RegistryError::Invalid(_) => (S::BAD_REQUEST, "invalid"),

@@ -9,7 +9,12 @@
 //! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
 //! DIR/ca/iaca.{der,pem}, DIR/ca/ds.der   mobile-ID IACA and document signer
 //! DIR/registry.sqlite       the registry (embedded default)
+//! DIR/manufacturers/*.{der,pem}  secure-element manufacturer roots trusted
+//!                           for phone key attestation (may be empty)
 //! ```
+//!
+//! `authority.json` may also hold `"smtp": {"host", "port", "from"}`: the
+//! relay for holders' e-mail notifications (absent: no e-mail).
 //!
 //! `init` builds everything in a sibling staging folder and renames it into
 //! place, so a failed init leaves nothing behind and a second init on the
@@ -48,7 +53,13 @@ pub struct HomeConfig {
     pub base_url: String,
     /// CRL shards per certificate class.
     pub crl_shards: u32,
+    /// SMTP relay for holder notifications (optional; absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<crate::notify::SmtpConfig>,
 }
+
+/// The folder of trusted secure-element manufacturer roots.
+pub const MANUFACTURERS_DIR: &str = "manufacturers";
 
 /// Options for `authority init`.
 #[derive(Clone, Debug)]
@@ -79,6 +90,8 @@ pub struct Home {
     pub iaca: Arc<Iaca>,
     /// The mobile-ID document signer: certificate DER and key.
     pub document_signer: (Vec<u8>, Arc<dyn Signer>),
+    /// Secure-element manufacturer roots (DER) trusted for phone key attestation.
+    pub manufacturer_roots: Vec<Vec<u8>>,
 }
 
 impl Home {
@@ -134,6 +147,8 @@ impl Home {
         fs::set_permissions(dir.join("keys"), fs::Permissions::from_mode(0o700))
             .map_err(io("chmod keys"))?;
         fs::create_dir_all(dir.join("ca")).map_err(io("create ca folder"))?;
+        fs::create_dir_all(dir.join(MANUFACTURERS_DIR))
+            .map_err(io("create manufacturers folder"))?;
         for root in [Root::Sign, Root::Auth] {
             let key = RsaSigner::generate().map_err(ServerError::Pki)?;
             write_private(
@@ -199,6 +214,7 @@ impl Home {
             name: opts.name.clone(),
             base_url: opts.base_url.trim_end_matches('/').to_owned(),
             crl_shards: opts.crl_shards,
+            smtp: None,
         };
         let json =
             serde_json::to_vec_pretty(&config).map_err(|e| ServerError::Internal(e.to_string()))?;
@@ -254,6 +270,7 @@ impl Home {
             operator_token,
             iaca: Arc::new(iaca),
             document_signer: (ds_cert, Arc::new(ds_key) as Arc<dyn Signer>),
+            manufacturer_roots: load_manufacturer_roots(&dir.join(MANUFACTURERS_DIR))?,
         })
     }
 
@@ -261,6 +278,65 @@ impl Home {
     pub fn default_database(&self) -> String {
         format!("sqlite:{}", self.dir.join("registry.sqlite").display())
     }
+}
+
+/// Reads every `*.der` and `*.pem` certificate in `dir` (missing folder:
+/// none), in file-name order. A file that holds no certificate is refused.
+pub fn load_manufacturer_roots(dir: &Path) -> Result<Vec<Vec<u8>>, ServerError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ServerError::Io(format!("{}: {e}", dir.display()))),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "der" || x == "pem"))
+        .collect();
+    paths.sort();
+    let mut roots = Vec::new();
+    for path in paths {
+        let raw = read(&path)?;
+        let ders = if path.extension().is_some_and(|x| x == "pem") {
+            pem_certificates(&raw)
+        } else {
+            vec![raw]
+        };
+        if ders.is_empty() {
+            return Err(ServerError::Corrupt(format!(
+                "{}: no certificate",
+                path.display()
+            )));
+        }
+        for der in ders {
+            shomei_pki::csr::certificate_spki(&der).map_err(|e| {
+                ServerError::Corrupt(format!("{}: not a certificate ({e})", path.display()))
+            })?;
+            roots.push(der);
+        }
+    }
+    Ok(roots)
+}
+
+/// The DER of every `CERTIFICATE` block in PEM text.
+fn pem_certificates(text: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match (&mut body, line) {
+            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
+            (Some(b), "-----END CERTIFICATE-----") => {
+                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                    out.push(der);
+                }
+                body = None;
+            }
+            (Some(b), l) => b.push_str(l),
+            (None, _) => {}
+        }
+    }
+    out
 }
 
 /// PEM armour (RFC 7468).

@@ -5,11 +5,14 @@
 //! crate moves bytes between HTTP, the registry, files and the clock.
 
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"] // the OpenAPI document is one large json! literal
 
 pub mod api;
 mod error;
 pub mod home;
+pub mod notify;
 pub mod openapi;
+mod phone;
 pub mod publish;
 
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{ServerError, problem};
+pub use notify::SmtpConfig;
 use shomei_ca::{Authority, AuthorityConfig};
 use shomei_core::Timestamp;
 use shomei_pki::profile::PublicationPoints;
@@ -68,6 +72,25 @@ pub struct AppState {
     pub iaca: Arc<shomei_pki::profile::Iaca>,
     /// The mobile-ID document signer (certificate DER, key).
     pub document_signer: (Vec<u8>, Arc<dyn shomei_core::Signer>),
+    /// Secure-element manufacturer roots (DER) trusted for phone key attestation.
+    pub manufacturer_roots: Vec<Vec<u8>>,
+    /// Fans committed events out to event streams and e-mail.
+    pub notifier: Arc<notify::Notifier>,
+    /// Notes phone-certificate uses seen by OCSP.
+    pub usage: notify::UsageRecorder,
+    /// Becomes `true` when the server is stopping: long-lived responses
+    /// (event streams) end, so a graceful shutdown does not wait on them.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// What [`load_with`] takes besides the folder (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// SMTP relay for holder notifications; overrides `authority.json`'s `smtp`.
+    pub smtp: Option<SmtpConfig>,
+    /// Further secure-element manufacturer roots (DER) to trust, besides
+    /// those in `DIR/manufacturers/`.
+    pub manufacturer_roots: Vec<Vec<u8>>,
 }
 
 /// A running authority service.
@@ -97,10 +120,22 @@ impl RunningAuthority {
 
 /// Loads the authority in `dir`, opens the registry (`database` or the
 /// embedded SQLite file), warms the status cache and builds the state.
+/// Same as [`load_with`] with default [`Options`].
 pub async fn load(
     dir: &Path,
     database: Option<&str>,
     clock: Arc<dyn Clock>,
+) -> Result<Arc<AppState>, ServerError> {
+    load_with(dir, database, clock, Options::default()).await
+}
+
+/// As [`load`], with options; starts the notifier and certificate-use
+/// writer tasks (so it must run within a Tokio runtime).
+pub async fn load_with(
+    dir: &Path,
+    database: Option<&str>,
+    clock: Arc<dyn Clock>,
+    options: Options,
 ) -> Result<Arc<AppState>, ServerError> {
     let home = Home::open(dir)?;
     let url = database
@@ -115,6 +150,11 @@ pub async fn load(
     let status = Arc::new(StatusCache::warm(registry.as_ref()).await?);
     let ocsp = OcspService::new(&home)?;
     let crls = Arc::new(CrlPublisher::new(dir.join("crl")));
+    let smtp = options.smtp.or_else(|| home.config.smtp.clone());
+    let notifier = notify::Notifier::start(registry.clone(), status.clone(), smtp);
+    let usage = notify::UsageRecorder::start(registry.clone(), notifier.clone());
+    let mut manufacturer_roots = home.manufacturer_roots.clone();
+    manufacturer_roots.extend(options.manufacturer_roots);
     Ok(Arc::new(AppState {
         sign_root_der: home.sign_root.cert_der().to_vec(),
         auth_root_der: home.auth_root.cert_der().to_vec(),
@@ -128,6 +168,10 @@ pub async fn load(
         challenges: api::Challenges::default(),
         iaca: home.iaca.clone(),
         document_signer: home.document_signer.clone(),
+        manufacturer_roots,
+        notifier,
+        usage,
+        shutdown: tokio::sync::watch::Sender::new(false),
     }))
 }
 
@@ -146,12 +190,15 @@ pub async fn serve(
     publish::spawn_crl_loop(state.clone());
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = state.clone();
     let task = tokio::spawn(async move {
         let shutdown = async move {
             tokio::select! {
                 _ = rx => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
+            // End the event streams, or the graceful shutdown would wait on them forever.
+            stopping.shutdown.send_replace(true);
         };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

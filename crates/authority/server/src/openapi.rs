@@ -22,21 +22,38 @@ pub const PATHS: &[&str] = &[
     "/v1/certificates/{serial}/{action}",
     "/v1/holders/{id}",
     "/v1/holders/{id}/events",
+    "/v1/holders/{id}/events/stream",
+    "/v1/holders/{id}/contact",
+    "/v1/phones",
+    "/v1/devices/{id}",
+    "/v1/devices/{id}/sync",
+    "/v1/devices/{id}/wipe",
+    "/v1/devices/{id}/wiped",
+    "/v1/devices/{id}/retire",
 ];
 
 /// The document.
 pub fn document() -> Value {
     let problem = json!({"description": "Problem (RFC 9457) with a stable `code`", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     let op = json!([{"operator": []}]);
+    let device = json!([{"device": []}]);
+    let id_param =
+        json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let proof_schema = json!({"type": "object", "required": ["certificate", "challenge", "signature"], "properties": {
+        "certificate": {"type": "string", "description": "base64 DER of a live card certificate of the holder"},
+        "challenge": {"type": "string", "description": "base64, from POST /v1/challenges"},
+        "signature": {"type": "string", "description": "base64 RSA PKCS#1 v1.5 SHA-256 signature by that certificate's key"}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Shōmei authority", "version": "1", "description": "Issues My Number Card style certificates (JPKI profile), keeps the registry, publishes sharded CRLs and answers OCSP."},
         "components": {
-            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer", "description": "contents of DIR/operator.token"}},
+            "securitySchemes": {
+                "operator": {"type": "http", "scheme": "bearer", "description": "contents of DIR/operator.token"},
+                "device": {"type": "http", "scheme": "bearer", "description": "device_token from POST /v1/phones (sdt_…); the registry keeps only its SHA-256"}},
             "schemas": {
                 "Problem": {"type": "object", "required": ["code", "status", "detail"], "properties": {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                    "code": {"type": "string", "description": "stable machine-readable code, e.g. unauthorized, malformed_der, bad_signature, minor_cannot_sign, certificate_final, already_suspended, not_suspended, hold_is_not_revocation, unknown_reason, not_found, bad_request"},
+                    "code": {"type": "string", "description": "stable machine-readable code, e.g. unauthorized, malformed_der, bad_signature, minor_cannot_sign, certificate_final, already_suspended, not_suspended, hold_is_not_revocation, unknown_reason, not_found, bad_request; phones: unknown_challenge, card_not_ours, card_not_registered, not_a_card_signing_certificate, card_suspended, card_revoked, card_expired, card_auth_missing, bad_card_signature, untrusted_manufacturer, attestation_key_mismatch, attestation_challenge_mismatch, bad_attestation, weak_key_policy, device_mismatch, same_key_twice, bad_key, concurrent_change, wrong_device, device_not_active, bad_device_proof, device_wiped, no_wipe_requested, device_state_changed, not_your_holder"},
                     "detail": {"type": "string"}}},
                 "Holder": {"type": "object", "required": ["name", "address", "birth_date", "sex"], "properties": {
                     "name": {"type": "string", "description": "surname and given name; joined by U+3000"},
@@ -103,7 +120,49 @@ pub fn document() -> Value {
                     "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"holder": {"$ref": "#/components/schemas/Holder"}}}}}},
                     "responses": {"200": {"description": "changed"}, "400": problem, "404": problem}}},
             "/v1/holders/{id}/events": {"get": {"summary": "lifecycle history: who did what and when", "security": op,
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "events"}, "404": problem}}}
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "events"}, "404": problem}}},
+            "/v1/holders/{id}/events/stream": {"get": {"summary": "the holder's events as server-sent events (text/event-stream): `id` = event id (the sync cursor), `event` = action, `data` = the event as JSON ({id, at, actor, action, serial, detail}). Starts after `Last-Event-ID` or `?after=`, else from the first event, then stays open and delivers new events as they are committed. Operator token, or the device token of the holder's active phone.",
+                "security": [{"operator": []}, {"device": []}], "parameters": [id_param[0], {"name": "after", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {}}}, "401": problem, "403": problem, "404": problem}}},
+            "/v1/holders/{id}/contact": {"put": {"summary": "set the holder's notification contact: with notify_email true, every event about the holder is also e-mailed (what happened, when, which certificate class; never personal data). Operator token, or the device token of the holder's active phone.",
+                "security": [{"operator": []}, {"device": []}], "parameters": id_param,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["notify_email"], "properties": {
+                    "email": {"type": ["string", "null"]}, "notify_email": {"type": "boolean"}}}}}},
+                "responses": {"200": {"description": "{holder_id, notify_email, email_set}"}, "400": problem, "401": problem, "403": problem, "404": problem}}},
+            "/v1/phones": {"post": {"summary": "put the card holder's certificates on a phone (スマホ用電子証明書). No operator token: authorised by the card. The card's SIGNING key signs (RSA PKCS#1 v1.5, SHA-256) the provisioning message `shomei/phone-provision/v1` 0x00, then for each of challenge (raw bytes), device id (the secure element's attested id, lower-case hex, UTF-8), sign SPKI (DER), auth SPKI (DER): a 4-byte big-endian length and the bytes. Both keys come with attestation chains (leaf first) from the phone's secure element, binding the same challenge; the signing key must be gated by the signing password with no biometric, the authentication key by the 4-digit PIN (biometric allowed). The phone certificates end with their card certificates (sign: the card signing certificate's notAfter; auth: the card authentication certificate's). One phone per holder: in the same transaction every earlier phone certificate is revoked (superseded) and every earlier active phone gets a wipe queued.",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["device", "card_sign_cert", "challenge", "card_signature", "sign_csr", "auth_csr", "sign_attestation", "auth_attestation"], "properties": {
+                    "device": {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string", "description": "android | ios | …"}, "id": {"type": "string", "description": "the secure element's device id (hex); optional, must be the attested one"}}},
+                    "card_sign_cert": {"type": "string", "description": "base64 DER of the card's signing certificate"},
+                    "challenge": {"type": "string", "description": "base64, from POST /v1/challenges (single use, spent even on failure)"},
+                    "card_signature": {"type": "string", "description": "base64 signature by the card signing key over the provisioning message"},
+                    "sign_csr": {"type": "string", "description": "base64 DER PKCS#10 (RSA-2048) of the phone signing key"},
+                    "auth_csr": {"type": "string", "description": "base64 DER PKCS#10 (RSA-2048) of the phone authentication key"},
+                    "sign_attestation": {"type": "array", "items": {"type": "string"}, "description": "base64 DER certificates, leaf first (key, device, manufacturer root)"},
+                    "auth_attestation": {"type": "array", "items": {"type": "string"}},
+                    "notify_email": {"type": "string", "description": "opt in to e-mail notifications at this address"}}}}}},
+                "responses": {"201": {"description": "provisioned", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "device_id": {"type": "string"}, "device_token": {"type": "string", "description": "bearer token for the device calls; shown once"},
+                    "holder_id": {"type": "string"}, "se_device_id": {"type": "string"},
+                    "sign_cert": {"type": "string"}, "auth_cert": {"type": "string"}, "sign_serial": {"type": "string"}, "auth_serial": {"type": "string"},
+                    "not_after": {"type": "object"}, "superseded_devices": {"type": "array", "items": {"type": "string"}}, "revoked": {"type": "array", "items": {"type": "string"}}}}}}},
+                    "400": problem, "403": problem, "409": problem, "422": problem}}},
+            "/v1/devices/{id}": {"get": {"summary": "a phone (status: active | superseded | lost | wipe_pending | wiped) and its certificates", "security": op, "parameters": id_param,
+                "responses": {"200": {"description": "device"}, "401": problem, "404": problem}}},
+            "/v1/devices/{id}/sync": {"get": {"summary": "what the phone must know: its status, whether to wipe, its certificates' statuses, and (active phone only) the holder's events after `after` (at most 100; `cursor` is the id to pass next, `more` says whether more are waiting). Works after the phone's certificates are revoked.",
+                "security": device, "parameters": [id_param[0], {"name": "after", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "{device_id, holder_id, status, wipe, wipe_requested_at, certificates: [{serial, class, status, reason}], events: [{id, at, actor, action, serial, detail}], cursor, more}"}, "401": problem, "403": problem}}},
+            "/v1/devices/{id}/wipe": {"post": {"summary": "queue a remote wipe of a phone and revoke its live certificates (keyCompromise if `lost`, else cessationOfOperation). Operator token, or the holder with `proof`: the card's RSA signature over `shomei/holder-proof/v1` 0x00 `wipe` 0x00 `device:` DEVICE-ID 0x00 challenge.",
+                "security": [{"operator": []}, {}], "parameters": id_param,
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"lost": {"type": "boolean"}, "proof": proof_schema}}}}},
+                "responses": {"200": {"description": "{device_id, status, wipe, revoked[]}"}, "401": problem, "403": problem, "404": problem, "409": problem}}},
+            "/v1/devices/{id}/wiped": {"post": {"summary": "the phone confirms it erased its credentials (status becomes wiped; idempotent)", "security": device, "parameters": id_param,
+                "responses": {"200": {"description": "device"}, "401": problem, "403": problem, "409": problem}}},
+            "/v1/devices/{id}/retire": {"post": {"summary": "the phone ends its own certificates before sale or repair (cessationOfOperation) and is marked wipe_pending; it then wipes and calls /wiped. Device token plus possession of the phone authentication key: RSA PKCS#1 v1.5 SHA-256 over `shomei/holder-proof/v1` 0x00 `retire` 0x00 `device:` DEVICE-ID 0x00 challenge.",
+                "security": device, "parameters": id_param,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["challenge", "signature"], "properties": {
+                    "challenge": {"type": "string", "description": "base64, from POST /v1/challenges"}, "signature": {"type": "string", "description": "base64"}}}}}},
+                "responses": {"200": {"description": "{device_id, status, wipe, revoked[]}"}, "401": problem, "403": problem, "409": problem}}}
         }
     })
 }

@@ -5,7 +5,7 @@ use shomei_core::Serial;
 use zeroize::Zeroizing;
 
 use crate::apdu::{self, JPKI_AID, MAX_OFFSET, ins, sw};
-use crate::{Card, CardError, CertKind, KeyKind, PinKind, keyfmt};
+use crate::{AppletBackend, Card, CardError, CertKind, JpkiApplet, KeyKind, PinKind, keyfmt};
 
 /// A link to a card: sends one command APDU, returns the response APDU
 /// (data followed by SW1 SW2).
@@ -20,35 +20,42 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
-/// A transport to an emulated [`Card`] in the same process.
+/// A transport to an emulated chip in the same process: a [`Card`] (the
+/// default) or any [`JpkiApplet`] (e.g. a phone's secure element applet).
 #[derive(Debug)]
-pub struct InProcess {
-    card: Card,
+pub struct InProcess<A = Card> {
+    card: A,
 }
 
-impl InProcess {
+impl<A> InProcess<A> {
     /// Wraps `card`.
-    pub fn new(card: Card) -> Self {
+    pub fn new(card: A) -> Self {
         Self { card }
     }
 
     /// The card.
-    pub fn card(&self) -> &Card {
+    pub fn card(&self) -> &A {
         &self.card
     }
 
     /// The card, e.g. to [`Card::reset`] it.
-    pub fn card_mut(&mut self) -> &mut Card {
+    pub fn card_mut(&mut self) -> &mut A {
         &mut self.card
     }
 
     /// Unwraps the card.
-    pub fn into_card(self) -> Card {
+    pub fn into_card(self) -> A {
         self.card
     }
 }
 
-impl Transport for InProcess {
+impl Transport for InProcess<Card> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
+        Ok(self.card.process_apdu(command))
+    }
+}
+
+impl<B: AppletBackend> Transport for InProcess<JpkiApplet<B>> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
         Ok(self.card.process_apdu(command))
     }

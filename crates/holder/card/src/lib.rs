@@ -15,9 +15,16 @@
 //!   [`MemoryChip`] (RAM, with simulated power loss for tests). The
 //!   volatile state (selected application/EF, verified PINs, pending GET
 //!   RESPONSE data) is lost on [`Card::reset`], as on a power cycle.
+//! * **The state machine is generic** ([`JpkiApplet`]): the APDU logic
+//!   lives once, over two small traits — [`AppletSecrets`] (PIN counters
+//!   with count-before-compare, public key templates, DigestInfo signing)
+//!   and [`AppletFiles`] (token kind, phase, certificate EFs). [`Card`] is
+//!   the chip-image backend; a phone plugs in its secure element (keys and
+//!   PIN gates in the element, certificates in the wallet) and answers the
+//!   same APDUs as a `JPKIAPGPSETOKEN` token.
 //! * **Client side** — [`JpkiClient`] speaks only APDUs through a
-//!   [`Transport`] ([`InProcess`] wraps a [`Card`]; PC/SC is another
-//!   transport). [`CardSigner`] puts a card key behind
+//!   [`Transport`] ([`InProcess`] wraps a [`Card`] or any [`JpkiApplet`];
+//!   PC/SC is another transport). [`CardSigner`] puts a card key behind
 //!   [`shomei_core::Signer`].
 //!
 //! Keys are generated inside the chip by [`Card::manufacture`] and never
@@ -89,6 +96,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apdu;
+mod applet;
 mod chip;
 mod client;
 mod error;
@@ -99,6 +107,7 @@ mod signer;
 mod testutil;
 pub mod vpcd;
 
+pub use applet::{AppletBackend, AppletError, AppletFiles, AppletSecrets, JpkiApplet};
 pub use chip::{Card, Phase};
 pub use client::{
     CardStatus, Certificates, InProcess, JpkiClient, SecureElement, TokenKind, Transport,
@@ -108,6 +117,13 @@ pub use memory::{ChipMemory, FileMemory, MemoryChip};
 pub use signer::CardSigner;
 
 use serde::{Deserialize, Serialize};
+
+/// The ISO 7816-8 public key template (`7F49 { 81 modulus, 82 exponent }`)
+/// of an RSA SubjectPublicKeyInfo: what "read public key" answers, for
+/// [`AppletSecrets::public_key_template`].
+pub fn public_key_template(spki: &[u8]) -> Result<Vec<u8>, CardError> {
+    keyfmt::template_from_spki(spki)
+}
 
 /// What kind of token the chip emulates (it changes the token EF and the
 /// access rule of the authentication certificate).

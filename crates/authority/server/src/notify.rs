@@ -1,0 +1,479 @@
+//! Telling holders what happened to their certificates.
+//!
+//! Every event the registry records about a holder reaches the holder three
+//! ways, all after the commit and none on the request's path:
+//!
+//! * **sync**: the phone reads `events_since` with its cursor
+//!   (`GET /v1/devices/{id}/sync`);
+//! * **stream**: `GET /v1/holders/{id}/events/stream` (server-sent events)
+//!   reads the same table; a [`tokio::sync::broadcast`] channel only says
+//!   *which holder* has news, so a slow or lagging subscriber re-reads from
+//!   its cursor and never misses or duplicates an event;
+//! * **e-mail**, if the holder opted in: a notifier task sends one plain-text
+//!   message per commit and holder over SMTP (lettre, plain SMTP to the
+//!   configured relay), retrying a few times with back-off; failures are
+//!   logged (without the address) and dropped. The message says what
+//!   happened, when and to which certificate class — never the basic four,
+//!   the My Number or the address itself.
+//!
+//! "Certificate used" events come from the OCSP responder: [`UsageRecorder`]
+//! notes phone-class serials (at most one per serial per
+//! [`USAGE_DEBOUNCE`]), and a background task writes them in batches with
+//! `Registry::add_events`, off the OCSP hot path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shomei_core::{CertClass, Serial, Timestamp};
+use shomei_registry::{Actor, Event, Registry};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::publish::StatusCache;
+
+/// Where to send notification e-mail: a plain SMTP relay (no TLS, no
+/// authentication: a local MTA or a relay on a private network).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpConfig {
+    /// Relay host name or address.
+    pub host: String,
+    /// Relay port (25, or e.g. 1025 for a test sink).
+    pub port: u16,
+    /// The `From:` address of notifications.
+    pub from: String,
+}
+
+/// Attempts per message before it is dropped.
+pub const MAIL_ATTEMPTS: u32 = 4;
+/// Wait before the first retry (doubled after each failure).
+pub const MAIL_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Commits whose e-mail may wait for the notifier before new ones are dropped.
+const MAIL_QUEUE: usize = 1024;
+/// Messages sent at once.
+const MAIL_CONCURRENCY: usize = 4;
+/// Holder ids a lagging stream subscriber may fall behind by before it re-reads.
+const STREAM_QUEUE: usize = 1024;
+
+/// Fans committed events out to streams and e-mail.
+pub struct Notifier {
+    stream: broadcast::Sender<Arc<str>>,
+    mail: Option<mpsc::Sender<Vec<Event>>>,
+}
+
+impl Notifier {
+    /// A notifier; with `smtp`, also starts the mail task (needs a Tokio runtime).
+    pub fn start(
+        registry: Arc<dyn Registry>,
+        status: Arc<StatusCache>,
+        smtp: Option<SmtpConfig>,
+    ) -> Arc<Self> {
+        let (stream, _) = broadcast::channel(STREAM_QUEUE);
+        let mail = smtp.map(|cfg| {
+            let (tx, rx) = mpsc::channel(MAIL_QUEUE);
+            tokio::spawn(mail_task(cfg, registry, status, rx));
+            tx
+        });
+        Arc::new(Self { stream, mail })
+    }
+
+    /// Call after a registry commit that recorded `events`.
+    pub fn committed(&self, events: &[Event]) {
+        let mut holders: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.holder_id.as_deref())
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        if holders.is_empty() {
+            return;
+        }
+        for h in holders {
+            // No subscriber is not an error.
+            let _ = self.stream.send(Arc::from(h));
+        }
+        if let Some(tx) = &self.mail
+            && tx.try_send(events.to_vec()).is_err()
+        {
+            tracing::warn!("notification e-mail queue full or closed: a notification was dropped");
+        }
+    }
+
+    /// Holder ids with new events, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.stream.subscribe()
+    }
+}
+
+async fn mail_task(
+    cfg: SmtpConfig,
+    registry: Arc<dyn Registry>,
+    status: Arc<StatusCache>,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+) {
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
+        .port(cfg.port)
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    let from: lettre::message::Mailbox = match cfg.from.parse() {
+        Ok(m) => m,
+        Err(_) => {
+            tracing::error!("smtp.from is not a valid address: e-mail notifications are off");
+            return;
+        }
+    };
+    let gate = Arc::new(tokio::sync::Semaphore::new(MAIL_CONCURRENCY));
+    while let Some(events) = rx.recv().await {
+        let mut by_holder: Vec<(String, Vec<Event>)> = Vec::new();
+        for e in events {
+            let Some(h) = e.holder_id.clone() else {
+                continue;
+            };
+            match by_holder.iter_mut().find(|(id, _)| *id == h) {
+                Some((_, list)) => list.push(e),
+                None => by_holder.push((h, vec![e])),
+            }
+        }
+        for (holder, list) in by_holder {
+            let contact = match registry.contact(&holder).await {
+                Ok(Some(c)) if c.notify_email => c,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a holder's contact: notification skipped");
+                    continue;
+                }
+            };
+            let Some(to) = contact
+                .email
+                .as_deref()
+                .and_then(|a| a.parse::<lettre::message::Mailbox>().ok())
+            else {
+                tracing::warn!(holder = %holder, "stored e-mail address is not usable");
+                continue;
+            };
+            let message = match compose(&from, to, &list, &status) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build a notification e-mail");
+                    continue;
+                }
+            };
+            let Ok(permit) = gate.clone().acquire_owned().await else {
+                return;
+            };
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                send_with_retries(&transport, message, &holder).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn send_with_retries(
+    transport: &lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    message: lettre::Message,
+    holder: &str,
+) {
+    use lettre::AsyncTransport;
+    let mut delay = MAIL_RETRY_DELAY;
+    for attempt in 1..=MAIL_ATTEMPTS {
+        let e = match transport.send(message.clone()).await {
+            Ok(_) => {
+                tracing::info!(holder = %holder, "notification e-mail sent");
+                return;
+            }
+            Err(e) => e,
+        };
+        // The relay's reply text may quote the recipient: log only its kind and code.
+        let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+        let kind = if e.is_permanent() {
+            "permanent"
+        } else if e.is_transient() {
+            "transient"
+        } else if e.is_timeout() {
+            "timeout"
+        } else {
+            "connection"
+        };
+        if attempt == MAIL_ATTEMPTS || e.is_permanent() {
+            tracing::error!(holder = %holder, attempt, kind, code = %code, "notification e-mail dropped");
+            return;
+        }
+        tracing::warn!(holder = %holder, attempt, kind, code = %code, "notification e-mail failed; retrying");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
+
+/// What an event means to the holder, in one line (never personal data).
+fn describe(e: &Event) -> String {
+    let reason = e
+        .detail
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .map(|r| format!(" (reason: {r})"))
+        .unwrap_or_default();
+    match e.action.as_str() {
+        "issued" => "a certificate was issued".into(),
+        "renewed" => "a certificate was renewed".into(),
+        "revoked" => format!("a certificate was revoked{reason}"),
+        "suspended" => "a certificate was suspended".into(),
+        "resumed" => "a suspended certificate was resumed".into(),
+        "expired" => "a certificate expired".into(),
+        "used" => "a phone certificate was used (a status check was made for it)".into(),
+        "phone_provisioned" => "your certificates were put on a new phone".into(),
+        "wipe_requested" => format!("a remote wipe of a phone was requested{reason}"),
+        "retired" => "a phone retired its certificates before sale or disposal".into(),
+        "wiped" => "a phone confirmed it erased its certificates".into(),
+        "basic_four_changed" => {
+            "your registered details changed (the details are not repeated here)".into()
+        }
+        "contact_changed" => "your notification settings changed".into(),
+        "enrolled" => "you were enrolled".into(),
+        other => format!("{other} (see your phone for details)"),
+    }
+}
+
+/// The message: plain ASCII text in short lines (sent as 7bit), a few
+/// lines per event: when, what, which certificate.
+fn compose(
+    from: &lettre::message::Mailbox,
+    to: lettre::message::Mailbox,
+    events: &[Event],
+    status: &StatusCache,
+) -> Result<lettre::Message, lettre::error::Error> {
+    let mut body = String::from(
+        "Shomei - notice about your My Number certificates\r\n\
+         ==================================================\r\n\r\n",
+    );
+    for e in events {
+        body.push_str(&format!("- {}\r\n  {}\r\n", when(e.at), describe(e)));
+        if let Some(serial) = &e.serial {
+            match status.class_of(serial) {
+                Some(class) => body.push_str(&format!(
+                    "  {} certificate, serial {}\r\n",
+                    class.as_str(),
+                    serial.to_hex()
+                )),
+                None => body.push_str(&format!("  serial {}\r\n", serial.to_hex())),
+            }
+        }
+        body.push_str("\r\n");
+    }
+    body.push_str(
+        "If this was not you, suspend your certificates at once with your\r\n\
+         card, or call the authority's hotline.\r\n\r\n\
+         This message never contains your name, address, birth date, sex\r\n\
+         or My Number. Do not reply to it.\r\n",
+    );
+    let subject = match events {
+        [one] => format!("Shomei: {}", describe(one)),
+        _ => format!("Shomei: {} changes to your certificates", events.len()),
+    };
+    // 7bit when it fits (it always should): readable as received.
+    let body = lettre::message::Body::new_with_encoding(
+        body,
+        lettre::message::header::ContentTransferEncoding::SevenBit,
+    )
+    .unwrap_or_else(lettre::message::Body::new);
+    lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(body)
+}
+
+/// `2026-11-21 15:18:34 UTC (2026-11-22 00:18 JST)`.
+fn when(at: Timestamp) -> String {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    let jst = utc.to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC ({:04}-{:02}-{:02} {:02}:{:02} JST)",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        jst.year(),
+        u8::from(jst.month()),
+        jst.day(),
+        jst.hour(),
+        jst.minute()
+    )
+}
+
+/// Checks an e-mail address given for notifications: 3–254 bytes, one `@`,
+/// no spaces or control characters (no header injection), and parseable.
+pub fn check_email(raw: &str) -> Result<String, &'static str> {
+    let a = raw.trim();
+    if !(3..=254).contains(&a.len()) {
+        return Err("notify_email must be 3 to 254 characters");
+    }
+    if a.chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "<>()[],;:\\\"".contains(c))
+        || a.matches('@').count() != 1
+    {
+        return Err("notify_email is not a plain e-mail address");
+    }
+    a.parse::<lettre::Address>()
+        .map_err(|_| "notify_email is not a valid e-mail address")?;
+    Ok(a.to_owned())
+}
+
+/// How long after one "used" event of a serial the next may be recorded.
+pub const USAGE_DEBOUNCE: time::Duration = time::Duration::minutes(1);
+/// How long the usage writer gathers notes into one batch.
+const USAGE_BATCH_DELAY: Duration = Duration::from_millis(200);
+/// Most notes per batch.
+const USAGE_BATCH: usize = 500;
+/// Notes that may wait for the writer; more are dropped (never blocking OCSP).
+const USAGE_QUEUE: usize = 10_000;
+/// Serials remembered for debouncing before old entries are pruned.
+const USAGE_REMEMBERED: usize = 100_000;
+
+/// Notes uses of phone certificates seen by the OCSP responder.
+pub struct UsageRecorder {
+    last: Mutex<HashMap<Serial, Timestamp>>,
+    tx: mpsc::Sender<(Serial, Timestamp)>,
+}
+
+impl UsageRecorder {
+    /// A recorder and its writer task (needs a Tokio runtime).
+    pub fn start(registry: Arc<dyn Registry>, notifier: Arc<Notifier>) -> Self {
+        let (tx, rx) = mpsc::channel(USAGE_QUEUE);
+        tokio::spawn(usage_task(registry, notifier, rx));
+        Self {
+            last: Mutex::new(HashMap::new()),
+            tx,
+        }
+    }
+
+    /// Notes that a status request asked about `serials` at `now`. Only
+    /// phone-class serials count, at most once per [`USAGE_DEBOUNCE`] each.
+    /// Never waits: a full queue drops the note.
+    pub fn note(&self, serials: &[Serial], status: &StatusCache, now: Timestamp) {
+        for serial in serials {
+            if !status.class_of(serial).is_some_and(CertClass::is_phone) {
+                continue;
+            }
+            let fresh = match self.last.lock() {
+                Ok(mut last) => {
+                    if last.len() >= USAGE_REMEMBERED {
+                        last.retain(|_, at| now - *at < USAGE_DEBOUNCE);
+                    }
+                    match last.get(serial) {
+                        Some(at) if now - *at < USAGE_DEBOUNCE => false,
+                        _ => {
+                            last.insert(serial.clone(), now);
+                            true
+                        }
+                    }
+                }
+                Err(_) => false,
+            };
+            if fresh && self.tx.try_send((serial.clone(), now)).is_err() {
+                tracing::warn!("certificate-use queue full: a use was not recorded");
+            }
+        }
+    }
+}
+
+async fn usage_task(
+    registry: Arc<dyn Registry>,
+    notifier: Arc<Notifier>,
+    mut rx: mpsc::Receiver<(Serial, Timestamp)>,
+) {
+    let mut holders: HashMap<Serial, String> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + USAGE_BATCH_DELAY;
+        while batch.len() < USAGE_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(item)) => batch.push(item),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut events = Vec::with_capacity(batch.len());
+        for (serial, at) in batch {
+            let holder = match holders.get(&serial) {
+                Some(h) => h.clone(),
+                None => match registry.certificate(&serial).await {
+                    Ok(Some(c)) => {
+                        if holders.len() >= USAGE_REMEMBERED {
+                            holders.clear();
+                        }
+                        holders.insert(serial.clone(), c.holder_id.clone());
+                        c.holder_id
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot record a certificate use");
+                        continue;
+                    }
+                },
+            };
+            events.push(Event {
+                at,
+                actor: Actor::System,
+                action: "used".into(),
+                holder_id: Some(holder),
+                serial: Some(serial),
+                detail: serde_json::json!({"via": "ocsp"}),
+            });
+        }
+        if events.is_empty() {
+            continue;
+        }
+        match registry.add_events(&events).await {
+            Ok(()) => notifier.committed(&events),
+            Err(e) => {
+                tracing::warn!(error = %e, count = events.len(), "certificate uses not recorded")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e_mail_addresses_are_checked_against_header_injection() {
+        assert_eq!(
+            check_email(" taro@example.jp ").as_deref(),
+            Ok("taro@example.jp")
+        );
+        for bad in [
+            "",
+            "a@",
+            "no-at.example.jp",
+            "a@b@c.jp",
+            "taro@example.jp\r\nBcc: x@y.jp",
+            "Taro <taro@example.jp>",
+            "ta ro@example.jp",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_email(&format!("{}@example.jp", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn descriptions_name_no_details() {
+        let e = Event {
+            at: time::macros::datetime!(2026-11-21 0:00 UTC),
+            actor: Actor::System,
+            action: "revoked".into(),
+            holder_id: Some("h".into()),
+            serial: None,
+            detail: serde_json::json!({"reason": "superseded", "device_id": "d_1"}),
+        };
+        assert_eq!(
+            describe(&e),
+            "a certificate was revoked (reason: superseded)"
+        );
+    }
+}

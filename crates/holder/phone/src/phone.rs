@@ -1,0 +1,892 @@
+//! The phone: its secure element, its wallet, and what the holder does
+//! with them (provision from the card, sign, sync, retire, biometrics).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use shomei_card::{
+    CardError, CardSigner, CertKind, InProcess, JpkiClient, KeyKind, PinKind, TokenKind, Transport,
+};
+use shomei_core::{Signer as _, Timestamp};
+use shomei_se_sim::{DEVICE_FILE, SimManufacturer, SimSecureElement};
+use shomei_secure_element::{
+    BiometricStatus, GateId, GateStatus, KeyHandle, KeyPolicy, SeError, SeSigner, SecureElement,
+    SharedElement, Unlock, UnlockScope, WipeReason,
+};
+
+use crate::applet::{PhoneApplet, SeBackend, gate, lock};
+use crate::http::{AuthorityHttp, HttpRequest, base64_field, call, text};
+use crate::state::{
+    FileWalletStore, Notification, Registration, WalletCertificates, WalletState, WalletStore,
+    WipeCause, WipeRecord,
+};
+use crate::{AUTH_KEY_LABEL, PhoneError, SE_DIR, SIGN_KEY_LABEL, WALLET_FILE};
+
+/// Most sync rounds in one [`Phone::sync`] (each returns up to 100 events).
+const MAX_SYNC_ROUNDS: usize = 50;
+
+/// A JPKI client over the phone's own applet.
+pub type PhoneClient = JpkiClient<InProcess<PhoneApplet>>;
+
+/// How the holder unlocks the phone's authentication key.
+#[derive(Clone, Copy)]
+pub enum AuthUnlock<'a> {
+    /// The 4-digit authentication PIN.
+    Pin(&'a str),
+    /// A biometric sample (only once the PIN has confirmed the enrolment).
+    Biometric(&'a [u8]),
+}
+
+impl core::fmt::Debug for AuthUnlock<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Pin(_) => "AuthUnlock::Pin(<secret>)",
+            Self::Biometric(_) => "AuthUnlock::Biometric(<sample>)",
+        })
+    }
+}
+
+/// What provisioning needs besides the card and the authority link.
+#[derive(Clone, Copy)]
+pub struct ProvisionRequest<'a> {
+    /// The authority's base URL.
+    pub authority: &'a str,
+    /// The card's signing password (verified on the card, counted there).
+    pub card_password: &'a str,
+    /// The phone's new signing password (6–16 of A–Z0–9).
+    pub sign_password: &'a str,
+    /// The phone's new authentication PIN (4 digits).
+    pub auth_pin: &'a str,
+    /// Where the authority should e-mail use notifications, if anywhere.
+    pub notify_email: Option<&'a str>,
+}
+
+impl core::fmt::Debug for ProvisionRequest<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ProvisionRequest")
+            .field("authority", &self.authority)
+            .field("notify_email", &self.notify_email.map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What provisioning produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The authority's id of this phone.
+    pub device_id: String,
+    /// The secure element's attested device id (hex).
+    pub se_device_id: String,
+    /// The holder's id.
+    pub holder_id: String,
+    /// Serial of the phone signing certificate (hex).
+    pub sign_serial: String,
+    /// Serial of the phone authentication certificate (hex).
+    pub auth_serial: String,
+    /// Earlier phones of the holder the authority superseded (they wipe at
+    /// their next sync).
+    pub superseded_devices: Vec<String>,
+}
+
+/// What a sync found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The phone's status at the authority (`active`, `superseded`, `lost`,
+    /// `wipe_pending`, `wiped`).
+    pub status: String,
+    /// Whether this sync erased the phone's credentials (remote wipe).
+    pub wiped_now: bool,
+    /// Whether the authority has recorded the phone's wipe.
+    pub wipe_confirmed: bool,
+    /// The notifications this sync added to the inbox.
+    pub new_notifications: Vec<Notification>,
+    /// The phone's certificates at the authority: `(serial, status)`.
+    pub certificates: Vec<(String, String)>,
+}
+
+/// What retiring produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retired {
+    /// The authority's id of this phone.
+    pub device_id: String,
+    /// Certificates the authority revoked (hex serials).
+    pub revoked: Vec<String>,
+    /// Whether the authority has recorded the wipe (else the next sync does).
+    pub wipe_confirmed: bool,
+}
+
+/// A phone: the secure element (keys, PIN gates, biometric) and the wallet.
+pub struct Phone {
+    element: SharedElement,
+    store: Box<dyn WalletStore>,
+    state: WalletState,
+}
+
+impl core::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Phone")
+            .field("se_device_id", &self.state.se_device_id)
+            .field("registration", &self.state.registration)
+            .field("provisioned", &self.is_provisioned())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// Manufactures a new phone in `dir`: its secure element in `dir/se`
+    /// (made by `manufacturer`, held exclusively by this process) and an
+    /// empty wallet. Fails if `dir` already holds a phone.
+    pub fn create(
+        dir: &Path,
+        manufacturer: &SimManufacturer,
+        now: Timestamp,
+    ) -> Result<Self, PhoneError> {
+        let se_dir = dir.join(SE_DIR);
+        if dir.join(WALLET_FILE).exists() || se_dir.join(DEVICE_FILE).exists() {
+            return Err(PhoneError::BadInput(format!(
+                "{} already holds a phone",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&se_dir)
+            .map_err(|e| PhoneError::Storage(format!("cannot create {}: {e}", se_dir.display())))?;
+        #[cfg(unix)]
+        for d in [dir, se_dir.as_path()] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                PhoneError::Storage(format!("cannot restrict {}: {e}", d.display()))
+            })?;
+        }
+        let se = manufacturer.manufacture_device(&se_dir, now)?;
+        let mut phone = Self::from_parts(
+            Box::new(se),
+            Box::new(FileWalletStore::new(dir.join(WALLET_FILE))),
+        )?;
+        phone.commit()?;
+        Ok(phone)
+    }
+
+    /// Whether `dir` holds a phone.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(SE_DIR).join(DEVICE_FILE).exists()
+    }
+
+    /// Opens the phone in `dir`, holding its secure element exclusively.
+    ///
+    /// If the element finds its sealed storage tampered with (a changed
+    /// byte, an old copy, another device's file, a missing file), it wipes
+    /// itself; the wallet then drops the certificates, records why, and this
+    /// answers [`PhoneError::Tampered`] once. Opening again gives the empty
+    /// phone, ready to be provisioned from the card again.
+    pub fn open(dir: &Path) -> Result<Self, PhoneError> {
+        let se_dir = dir.join(SE_DIR);
+        if !Self::exists(dir) {
+            return Err(PhoneError::BadInput(format!(
+                "no phone at {}",
+                dir.display()
+            )));
+        }
+        let (se, tampered) = match SimSecureElement::open_dir(&se_dir) {
+            Ok(se) => (se, None),
+            Err(SeError::Tampered(kind)) => (SimSecureElement::open_dir(&se_dir)?, Some(kind)),
+            Err(e) => return Err(e.into()),
+        };
+        // A missing wallet (interrupted creation) is an empty one.
+        let store = FileWalletStore::new(dir.join(WALLET_FILE));
+        let phone = Self::from_parts(Box::new(se), Box::new(store))?;
+        match tampered {
+            Some(kind) => Err(PhoneError::Tampered(kind)),
+            None => Ok(phone),
+        }
+    }
+
+    /// A phone from an element and a wallet store (tests inject in-memory
+    /// ones). The wallet must belong to the element; certificates without
+    /// their keys are reconciled with the element's last wipe (a wipe whose
+    /// wallet update was interrupted) and refused otherwise, as are
+    /// certificates whose key is not the element's.
+    pub fn from_parts(
+        element: Box<dyn SecureElement>,
+        store: Box<dyn WalletStore>,
+    ) -> Result<Self, PhoneError> {
+        let se_device_id = element.device_id().to_hex();
+        let state = match store.load()? {
+            Some(bytes) => WalletState::decode(&bytes)?,
+            None => WalletState::new(se_device_id.clone()),
+        };
+        if state.se_device_id != se_device_id {
+            return Err(PhoneError::WalletMismatch(
+                "the wallet belongs to another secure element".into(),
+            ));
+        }
+        let mut phone = Self {
+            element: Arc::new(Mutex::new(element)),
+            store,
+            state,
+        };
+        phone.reconcile()?;
+        Ok(phone)
+    }
+
+    /// Checks the wallet's certificates against the element's keys.
+    fn reconcile(&mut self) -> Result<(), PhoneError> {
+        if self.state.certificates.is_empty() {
+            return Ok(());
+        }
+        let (keys, last_wipe) = {
+            let se = lock(&self.element);
+            let spki = |label| se.find_key(label).and_then(|k| se.public_key(&k)).ok();
+            ((spki(SIGN_KEY_LABEL), spki(AUTH_KEY_LABEL)), se.last_wipe())
+        };
+        match keys {
+            (Some(sign), Some(auth)) => {
+                let certs = &self.state.certificates;
+                for (what, cert, spki) in [
+                    ("signing", &certs.sign, &sign),
+                    ("authentication", &certs.auth, &auth),
+                ] {
+                    let cert_spki = shomei_pki::csr::certificate_spki(cert).map_err(|_| {
+                        PhoneError::WalletMismatch(format!("the {what} certificate is unreadable"))
+                    })?;
+                    if cert_spki != *spki {
+                        return Err(PhoneError::WalletMismatch(format!(
+                            "the {what} certificate is not for the secure element's key"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            // The element was wiped but the wallet did not hear of it.
+            _ => match last_wipe {
+                Some(WipeReason::Tampered(kind)) => self.record_wipe(WipeCause::Tampered(kind)),
+                Some(_) => self.record_wipe(WipeCause::Authority),
+                None => Err(PhoneError::WalletMismatch(
+                    "the secure element holds no keys for the wallet's certificates".into(),
+                )),
+            },
+        }
+    }
+
+    // ---- reading -----------------------------------------------------------
+
+    /// The wallet.
+    pub fn state(&self) -> &WalletState {
+        &self.state
+    }
+
+    /// Whether the phone holds certificates.
+    pub fn is_provisioned(&self) -> bool {
+        !self.state.certificates.is_empty()
+    }
+
+    /// The secure element (shared; lock it briefly).
+    pub fn element(&self) -> &SharedElement {
+        &self.element
+    }
+
+    /// A gate's state (tries left, blocked, not set).
+    pub fn gate_status(&self, gate: GateId) -> GateStatus {
+        lock(&self.element).gate_status(gate)
+    }
+
+    /// The biometric enrolment's state.
+    pub fn biometric_status(&self) -> BiometricStatus {
+        lock(&self.element).biometric_status()
+    }
+
+    /// Why the element was last wiped, if it was.
+    pub fn last_se_wipe(&self) -> Option<WipeReason> {
+        lock(&self.element).last_wipe()
+    }
+
+    /// The phone's JPKI applet (token `JPKIAPGPSETOKEN`), powered up.
+    pub fn applet(&self) -> Result<PhoneApplet, PhoneError> {
+        Ok(SeBackend::new(self.element.clone(), self.state.certificates.clone())?.into_applet())
+    }
+
+    /// A [`JpkiClient`] on the phone's applet: the same client that reads a card.
+    pub fn client(&self) -> Result<PhoneClient, PhoneError> {
+        Ok(JpkiClient::new(InProcess::new(self.applet()?)))
+    }
+
+    // ---- biometrics --------------------------------------------------------
+
+    /// Enrols a biometric (the simulated template). It unlocks the
+    /// authentication key only after the auth PIN has been entered once.
+    pub fn enrol_biometric(&mut self, template: &[u8]) -> Result<(), PhoneError> {
+        Ok(lock(&self.element).enrol_biometric(template)?)
+    }
+
+    /// Replaces the enrolment: biometric unlock stops until the auth PIN is
+    /// entered again.
+    pub fn change_biometric(&mut self, template: &[u8]) -> Result<(), PhoneError> {
+        Ok(lock(&self.element).change_biometric_enrolment(template)?)
+    }
+
+    /// Removes the enrolment.
+    pub fn remove_biometric(&mut self) -> Result<(), PhoneError> {
+        Ok(lock(&self.element).remove_biometric()?)
+    }
+
+    /// Unlocks the authentication key for one operation: by the auth PIN
+    /// (counted by the element; success also confirms a biometric
+    /// enrolment) or by a biometric sample. The signing key is never
+    /// unlocked by a biometric.
+    pub fn unlock_auth(&mut self, how: AuthUnlock<'_>) -> Result<Unlock, PhoneError> {
+        let mut se = lock(&self.element);
+        Ok(match how {
+            AuthUnlock::Pin(pin) => se.verify_pin(GateId::AuthPin, pin, UnlockScope::Once)?,
+            AuthUnlock::Biometric(sample) => {
+                se.verify_biometric(GateId::AuthPin, sample, UnlockScope::Once)?
+            }
+        })
+    }
+
+    /// The authentication key as a [`shomei_core::Signer`], for one signature.
+    pub fn auth_signer(&mut self, how: AuthUnlock<'_>) -> Result<SeSigner, PhoneError> {
+        self.require_provisioned()?;
+        let key = self.key(AUTH_KEY_LABEL)?;
+        let unlock = self.unlock_auth(how)?;
+        Ok(SeSigner::new(self.element.clone(), key, unlock)?)
+    }
+
+    // ---- signing -----------------------------------------------------------
+
+    /// Signs `content` with the phone signing key (detached CMS SignedData,
+    /// DER), through the phone's applet exactly as a card is driven: VERIFY
+    /// of the signing password, READ BINARY of `0001`, `80 2A 00 80`.
+    pub fn sign_detached(
+        &mut self,
+        sign_password: &str,
+        content: &[u8],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, PhoneError> {
+        self.require_provisioned()?;
+        let mut client = self.client()?;
+        client
+            .verify(PinKind::Sign, sign_password)
+            .map_err(|e| applet_error(PinKind::Sign, e))?;
+        let cert = client
+            .read_certificate(CertKind::Sign)
+            .map_err(|e| applet_error(PinKind::Sign, e))?;
+        let signer =
+            CardSigner::new(client, KeyKind::Sign).map_err(|e| applet_error(PinKind::Sign, e))?;
+        Ok(shomei_pki::cms::sign_detached(
+            content,
+            &cert,
+            &[],
+            &signer,
+            now,
+        )?)
+    }
+
+    /// Signs `content` with the phone authentication key (detached CMS),
+    /// unlocked by the auth PIN (through the applet, which also needs it to
+    /// read the certificate) or by a biometric (through the element).
+    pub fn sign_detached_auth(
+        &mut self,
+        how: AuthUnlock<'_>,
+        content: &[u8],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, PhoneError> {
+        self.require_provisioned()?;
+        match how {
+            AuthUnlock::Pin(pin) => {
+                let mut client = self.client()?;
+                client
+                    .verify(PinKind::Auth, pin)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                let cert = client
+                    .read_certificate(CertKind::Auth)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                let signer = CardSigner::new(client, KeyKind::Auth)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                Ok(shomei_pki::cms::sign_detached(
+                    content,
+                    &cert,
+                    &[],
+                    &signer,
+                    now,
+                )?)
+            }
+            AuthUnlock::Biometric(_) => {
+                let signer = self.auth_signer(how)?;
+                let cert = self.state.certificates.auth.clone();
+                Ok(shomei_pki::cms::sign_detached(
+                    content,
+                    &cert,
+                    &[],
+                    &signer,
+                    now,
+                )?)
+            }
+        }
+    }
+
+    // ---- provisioning ------------------------------------------------------
+
+    /// Puts the card holder's certificates on this phone, in one step:
+    ///
+    /// 1. reads the card through APDUs (token, CA certificates) and VERIFYs
+    ///    its signing password — counted on the card; a wrong one answers
+    ///    [`PhoneError::WrongCardPassword`] and nothing else changes;
+    /// 2. asks the authority for a single-use challenge;
+    /// 3. sets the phone's own signing password and auth PIN in the secure
+    ///    element (its format rules apply) and creates the two RSA-2048 keys
+    ///    inside it under [`KeyPolicy::PHONE_SIGN`] / [`KeyPolicy::PHONE_AUTH`],
+    ///    attested with the challenge;
+    /// 4. builds both CSRs with the element's keys, and has the **card's
+    ///    signing key** sign [`shomei_ca::phone_provisioning_message`]
+    ///    (challenge, attested device id, both public keys);
+    /// 5. `POST /v1/phones`, then stores the certificates and device token.
+    ///
+    /// If anything fails after step 3 the element is wiped again, so a
+    /// failed provisioning leaves no keys or PINs behind.
+    pub fn provision<T: Transport>(
+        &mut self,
+        card: &mut JpkiClient<T>,
+        http: &mut dyn AuthorityHttp,
+        req: &ProvisionRequest<'_>,
+    ) -> Result<Provisioned, PhoneError> {
+        if self.is_provisioned() {
+            return Err(PhoneError::AlreadyProvisioned);
+        }
+        GateId::SignPassword.check_format(req.sign_password)?;
+        GateId::AuthPin.check_format(req.auth_pin)?;
+        let base = req.authority.trim_end_matches('/');
+        if base.is_empty() {
+            return Err(PhoneError::BadInput("the authority URL is empty".into()));
+        }
+
+        // 1. The card, through APDUs only.
+        card.select_jpki().map_err(PhoneError::Card)?;
+        if card.token().map_err(PhoneError::Card)? != TokenKind::Card {
+            return Err(PhoneError::NotACard);
+        }
+        let sign_ca = card
+            .read_certificate(CertKind::SignCa)
+            .map_err(PhoneError::Card)?;
+        let auth_ca = card
+            .read_certificate(CertKind::AuthCa)
+            .map_err(PhoneError::Card)?;
+        match card.verify(PinKind::Sign, req.card_password) {
+            Ok(()) => {}
+            Err(CardError::WrongPin { tries_left }) => {
+                return Err(PhoneError::WrongCardPassword { tries_left });
+            }
+            Err(CardError::Blocked) => return Err(PhoneError::CardPasswordBlocked),
+            Err(e) => return Err(PhoneError::Card(e)),
+        }
+        let card_sign_cert = card
+            .read_certificate(CertKind::Sign)
+            .map_err(PhoneError::Card)?;
+
+        // 2. The challenge.
+        let v = call(http, base, &HttpRequest::post("/v1/challenges", json!({})))?;
+        let challenge = base64_field(&v, "challenge")?;
+
+        // 3–5 change the element: undo on failure.
+        self.clear_leftovers()?;
+        match self.provision_keys(card, http, base, req, &challenge, &card_sign_cert) {
+            Ok((provisioned, registration, sign, auth)) => {
+                self.state.registration = Some(registration);
+                self.state.certificates = WalletCertificates {
+                    sign,
+                    sign_ca,
+                    auth,
+                    auth_ca,
+                };
+                self.state.cursor = 0;
+                self.state.inbox.clear();
+                self.state.authority_status = Some("active".into());
+                self.state.certificate_status = vec![
+                    (provisioned.sign_serial.clone(), "active".into()),
+                    (provisioned.auth_serial.clone(), "active".into()),
+                ];
+                self.state.wipe = None;
+                self.commit()?;
+                Ok(provisioned)
+            }
+            Err(e) => {
+                // Keys and PINs of a failed provisioning must not linger.
+                let _ = lock(&self.element).wipe();
+                Err(e)
+            }
+        }
+    }
+
+    /// An element left with PINs or keys by an interrupted provisioning (the
+    /// wallet has no certificates for them) is wiped first.
+    fn clear_leftovers(&mut self) -> Result<(), PhoneError> {
+        let mut se = lock(&self.element);
+        let dirty = !se.keys().is_empty()
+            || GateId::ALL
+                .iter()
+                .any(|g| se.gate_status(*g) != GateStatus::NotSet);
+        if dirty {
+            se.wipe()?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn provision_keys<T: Transport>(
+        &mut self,
+        card: &mut JpkiClient<T>,
+        http: &mut dyn AuthorityHttp,
+        base: &str,
+        req: &ProvisionRequest<'_>,
+        challenge: &[u8],
+        card_sign_cert: &[u8],
+    ) -> Result<(Provisioned, Registration, Vec<u8>, Vec<u8>), PhoneError> {
+        let se_device_id = self.state.se_device_id.clone();
+        let (sign_key, auth_key, sign_chain, auth_chain, sign_unlock, auth_unlock) = {
+            let mut se = lock(&self.element);
+            se.set_pin(GateId::SignPassword, req.sign_password)?;
+            se.set_pin(GateId::AuthPin, req.auth_pin)?;
+            let sign_key = se.create_key(
+                SIGN_KEY_LABEL,
+                shomei_secure_element::KeyKind::Rsa2048,
+                KeyPolicy::PHONE_SIGN,
+                challenge,
+            )?;
+            let auth_key = se.create_key(
+                AUTH_KEY_LABEL,
+                shomei_secure_element::KeyKind::Rsa2048,
+                KeyPolicy::PHONE_AUTH,
+                challenge,
+            )?;
+            let sign_chain = se.attest(&sign_key)?;
+            let auth_chain = se.attest(&auth_key)?;
+            // Each CSR is signed by its key, which the new PINs unlock (a
+            // success resets the counter it spends).
+            let sign_unlock =
+                se.verify_pin(GateId::SignPassword, req.sign_password, UnlockScope::Once)?;
+            let auth_unlock = se.verify_pin(GateId::AuthPin, req.auth_pin, UnlockScope::Once)?;
+            (
+                sign_key,
+                auth_key,
+                sign_chain,
+                auth_chain,
+                sign_unlock,
+                auth_unlock,
+            )
+        };
+        let sign_signer = SeSigner::new(self.element.clone(), sign_key, sign_unlock)?;
+        let sign_csr = shomei_pki::csr::build_csr(&sign_signer, "shomei phone signing key")?;
+        let auth_signer = SeSigner::new(self.element.clone(), auth_key, auth_unlock)?;
+        let auth_csr = shomei_pki::csr::build_csr(&auth_signer, "shomei phone authentication key")?;
+        let sign_spki = sign_signer.public_key_spki().to_vec();
+        let auth_spki = auth_signer.public_key_spki().to_vec();
+
+        // The card's signing key vouches for the new phone (its password was
+        // verified above): SHA-256 DigestInfo, `80 2A 00 80`, as CardSigner does.
+        let message =
+            shomei_ca::phone_provisioning_message(challenge, &se_device_id, &sign_spki, &auth_spki);
+        let digest_info = shomei_pki::keys::sha256_digest_info(&message);
+        let card_signature = card
+            .sign_digest_info(KeyKind::Sign, &digest_info)
+            .map_err(PhoneError::Card)?;
+
+        let b64 = |b: &[u8]| B64.encode(b);
+        let chain = |c: &shomei_secure_element::AttestationChain| -> Vec<String> {
+            c.certs().iter().map(|d| b64(d)).collect()
+        };
+        let mut body = json!({
+            "device": {"id": se_device_id, "kind": self.state.kind},
+            "card_sign_cert": b64(card_sign_cert),
+            "challenge": b64(challenge),
+            "card_signature": b64(&card_signature),
+            "sign_csr": b64(&sign_csr),
+            "auth_csr": b64(&auth_csr),
+            "sign_attestation": chain(&sign_chain),
+            "auth_attestation": chain(&auth_chain),
+        });
+        if let Some(email) = req.notify_email {
+            body["notify_email"] = json!(email);
+        }
+        let v = call(http, base, &HttpRequest::post("/v1/phones", body))?;
+        let sign_cert = base64_field(&v, "sign_cert")?;
+        let auth_cert = base64_field(&v, "auth_cert")?;
+        for (what, cert, spki) in [
+            ("signing", &sign_cert, &sign_spki),
+            ("authentication", &auth_cert, &auth_spki),
+        ] {
+            if shomei_pki::csr::certificate_spki(cert)? != *spki {
+                return Err(PhoneError::Protocol(format!(
+                    "the {what} certificate is not for the phone's key"
+                )));
+            }
+        }
+        let provisioned = Provisioned {
+            device_id: text(&v, "device_id")?,
+            se_device_id,
+            holder_id: text(&v, "holder_id").unwrap_or_default(),
+            sign_serial: serial_hex(&sign_cert)?,
+            auth_serial: serial_hex(&auth_cert)?,
+            superseded_devices: v["superseded_devices"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let registration = Registration {
+            authority: base.to_owned(),
+            device_id: provisioned.device_id.clone(),
+            holder_id: provisioned.holder_id.clone(),
+            device_token: Some(text(&v, "device_token")?),
+            sign_serial: provisioned.sign_serial.clone(),
+            auth_serial: provisioned.auth_serial.clone(),
+        };
+        Ok((provisioned, registration, sign_cert, auth_cert))
+    }
+
+    // ---- sync, wipe, retire ------------------------------------------------
+
+    /// Asks the authority what happened: a queued wipe erases the phone's
+    /// keys, PINs and certificates (and is confirmed with `POST
+    /// /v1/devices/{id}/wiped`); events about the holder go to the inbox.
+    pub fn sync(&mut self, http: &mut dyn AuthorityHttp) -> Result<SyncReport, PhoneError> {
+        let Some(reg) = self.state.registration.clone() else {
+            return Err(PhoneError::NotProvisioned {
+                wiped: self.state.wipe.map(|w| w.cause),
+            });
+        };
+        let Some(token) = reg.device_token.clone() else {
+            // Wiped and confirmed: the authority has nothing more for us.
+            return Ok(SyncReport {
+                status: self
+                    .state
+                    .authority_status
+                    .clone()
+                    .unwrap_or_else(|| "wiped".into()),
+                wiped_now: false,
+                wipe_confirmed: true,
+                new_notifications: Vec::new(),
+                certificates: self.state.certificate_status.clone(),
+            });
+        };
+        let mut report = SyncReport {
+            status: String::new(),
+            wiped_now: false,
+            wipe_confirmed: self.state.wipe.is_some_and(|w| w.confirmed),
+            new_notifications: Vec::new(),
+            certificates: Vec::new(),
+        };
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let path = format!(
+                "/v1/devices/{}/sync?after={}",
+                reg.device_id, self.state.cursor
+            );
+            let v = call(http, &reg.authority, &HttpRequest::get(path).bearer(&token))?;
+            report.status = text(&v, "status")?;
+            report.certificates = v["certificates"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| {
+                            Some((
+                                c["serial"].as_str()?.to_owned(),
+                                c["status"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.state.authority_status = Some(report.status.clone());
+            self.state.certificate_status = report.certificates.clone();
+            if v["wipe"].as_bool() == Some(true) {
+                if self.is_provisioned() || self.state.wipe.is_none() {
+                    self.wipe_credentials(WipeCause::Authority)?;
+                    report.wiped_now = true;
+                } else {
+                    self.commit()?;
+                }
+                report.wipe_confirmed = self.confirm_wipe(http)?;
+                return Ok(report);
+            }
+            let events: Vec<Notification> = v["events"]
+                .as_array()
+                .map(|a| a.iter().filter_map(notification).collect())
+                .unwrap_or_default();
+            if let Some(cursor) = v["cursor"].as_i64() {
+                self.state.cursor = cursor.max(self.state.cursor);
+            }
+            report.new_notifications.extend(events.iter().cloned());
+            self.state.push_notifications(events);
+            self.commit()?;
+            if v["more"].as_bool() != Some(true) {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Retires the phone before it changes hands (sale, trade-in, repair):
+    /// the authentication key (PIN or biometric) signs an authority
+    /// challenge bound to this device, the authority revokes the phone's
+    /// certificates, then the phone erases its credentials.
+    pub fn retire(
+        &mut self,
+        http: &mut dyn AuthorityHttp,
+        how: AuthUnlock<'_>,
+    ) -> Result<Retired, PhoneError> {
+        self.require_provisioned()?;
+        let reg = self
+            .state
+            .registration
+            .clone()
+            .ok_or(PhoneError::NotProvisioned { wiped: None })?;
+        let token = reg
+            .device_token
+            .clone()
+            .ok_or(PhoneError::NotProvisioned { wiped: None })?;
+        let signer = self.auth_signer(how)?;
+        let v = call(
+            http,
+            &reg.authority,
+            &HttpRequest::post("/v1/challenges", json!({})),
+        )?;
+        let challenge = base64_field(&v, "challenge")?;
+        let message = shomei_ca::device_proof_message("retire", &reg.device_id, &challenge);
+        let signature = signer
+            .sign(&message)
+            .map_err(|e| PhoneError::Pki(format!("phone authentication key: {e}")))?;
+        drop(signer);
+        let v = call(
+            http,
+            &reg.authority,
+            &HttpRequest::post(
+                format!("/v1/devices/{}/retire", reg.device_id),
+                json!({"challenge": B64.encode(&challenge), "signature": B64.encode(&signature)}),
+            )
+            .bearer(&token),
+        )?;
+        let revoked = v["revoked"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(status) = v["status"].as_str() {
+            self.state.authority_status = Some(status.to_owned());
+        }
+        self.wipe_credentials(WipeCause::Retired)?;
+        // The authority has already ended the certificates; if the
+        // confirmation cannot be sent now, the next sync sends it.
+        let wipe_confirmed = self.confirm_wipe(http).unwrap_or(false);
+        Ok(Retired {
+            device_id: reg.device_id,
+            revoked,
+            wipe_confirmed,
+        })
+    }
+
+    /// Erases keys, PINs and enrolment in the element, then the
+    /// certificates in the wallet; records why.
+    fn wipe_credentials(&mut self, cause: WipeCause) -> Result<(), PhoneError> {
+        lock(&self.element).wipe()?;
+        self.record_wipe(cause)
+    }
+
+    fn record_wipe(&mut self, cause: WipeCause) -> Result<(), PhoneError> {
+        self.state.certificates = WalletCertificates::default();
+        self.state.wipe = Some(WipeRecord {
+            cause,
+            confirmed: false,
+        });
+        self.commit()
+    }
+
+    /// Tells the authority the wipe is done; true once it has recorded it.
+    fn confirm_wipe(&mut self, http: &mut dyn AuthorityHttp) -> Result<bool, PhoneError> {
+        let Some(reg) = self.state.registration.clone() else {
+            return Ok(false);
+        };
+        let Some(token) = reg.device_token.clone() else {
+            return Ok(true);
+        };
+        let v = call(
+            http,
+            &reg.authority,
+            &HttpRequest::post(format!("/v1/devices/{}/wiped", reg.device_id), json!({}))
+                .bearer(&token),
+        )?;
+        if let Some(status) = v["status"].as_str() {
+            self.state.authority_status = Some(status.to_owned());
+        }
+        if let Some(w) = self.state.wipe.as_mut() {
+            w.confirmed = true;
+        }
+        // The token has served its purpose: a wiped phone calls no more.
+        if let Some(r) = self.state.registration.as_mut() {
+            r.device_token = None;
+        }
+        self.commit()?;
+        Ok(true)
+    }
+
+    // ---- helpers -----------------------------------------------------------
+
+    fn require_provisioned(&self) -> Result<(), PhoneError> {
+        if self.is_provisioned() {
+            Ok(())
+        } else {
+            Err(PhoneError::NotProvisioned {
+                wiped: self.state.wipe.map(|w| w.cause),
+            })
+        }
+    }
+
+    fn key(&self, label: &str) -> Result<KeyHandle, PhoneError> {
+        Ok(lock(&self.element).find_key(label)?)
+    }
+
+    fn commit(&mut self) -> Result<(), PhoneError> {
+        let bytes = self.state.encode()?;
+        self.store.commit(&bytes)
+    }
+}
+
+/// A card error from the phone's own applet, in the phone's words.
+fn applet_error(pin: PinKind, e: CardError) -> PhoneError {
+    let gate = gate(pin);
+    match e {
+        CardError::WrongPin { tries_left } => {
+            PhoneError::SecureElement(SeError::WrongPin { gate, tries_left })
+        }
+        CardError::Blocked => PhoneError::SecureElement(SeError::Blocked(gate)),
+        CardError::BadPinFormat(_) => PhoneError::SecureElement(SeError::BadPinFormat(gate)),
+        other => PhoneError::Card(other),
+    }
+}
+
+fn notification(v: &Value) -> Option<Notification> {
+    Some(Notification {
+        id: v["id"].as_i64()?,
+        at: v["at"].as_str().unwrap_or_default().to_owned(),
+        action: v["action"].as_str()?.to_owned(),
+        actor: v["actor"].as_str().unwrap_or_default().to_owned(),
+        serial: v["serial"].as_str().map(str::to_owned),
+        detail: v["detail"].clone(),
+    })
+}
+
+/// The serial of a DER certificate, upper-case hex without leading zeros
+/// (as the authority writes it).
+pub(crate) fn serial_hex(der: &[u8]) -> Result<String, PhoneError> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| PhoneError::Protocol(format!("certificate: {e}")))?;
+    let serial = shomei_core::Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
+        .map_err(|e| PhoneError::Protocol(format!("certificate serial: {e}")))?;
+    Ok(serial.to_hex())
+}

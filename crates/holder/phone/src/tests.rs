@@ -1,0 +1,860 @@
+//! Unit tests of the wallet against an in-process authority mock (the real
+//! authority core `shomei_ca` behind the [`AuthorityHttp`] trait, with
+//! the registry reduced to a few maps). The scenarios against the real HTTP
+//! authority are in the workspace's `tests/phone.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use shomei_ca::{Authority, AuthorityConfig, EnrolRequest, PhoneRequest};
+use shomei_card::{
+    Card, CardError, CardSigner, CertKind, Certificates, ChipMemory, InProcess, JpkiClient,
+    KeyKind, MemoryChip, PinKind, SecureElement as TokenSe, TokenKind, Transport, Variant,
+};
+use shomei_core::{BasicFour, RandomSource, Root, Serial, SignError, Signer, Timestamp};
+use shomei_pki::RsaSigner;
+use shomei_pki::csr::build_csr;
+use shomei_pki::profile::{PublicationPoints, RootCa};
+use shomei_se_sim::{MemoryDeviceRoot, MemoryStore, SimManufacturer, SimOptions, SimSecureElement};
+use shomei_secure_element::{BiometricStatus, GateId, GateStatus, SeError, TamperKind, WipeReason};
+use time::macros::datetime;
+
+use super::*;
+use crate::applet::lock;
+
+const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+const CARD_PW: &str = "CARD2026";
+const CARD_PIN: &str = "1111";
+const PHONE_PW: &str = "PHONE2026";
+const PHONE_PIN: &str = "2468";
+const BASE: &str = "http://authority.test";
+
+struct Counter(u8);
+impl RandomSource for Counter {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
+        for b in buf {
+            self.0 = self.0.wrapping_add(1);
+            *b = self.0;
+        }
+        Ok(())
+    }
+}
+
+/// The authority core, a personalised card image, the card's certificates
+/// and a manufacturer: made once (RSA key generation is slow).
+struct Fixture {
+    authority: Authority,
+    holder: BasicFour,
+    card_image: Vec<u8>,
+    card_sign: Vec<u8>,
+    card_auth: Vec<u8>,
+    manufacturer: SimManufacturer,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let root = |r, n: u8| {
+            Arc::new(
+                RootCa::create(
+                    r,
+                    "Test",
+                    Arc::new(RsaSigner::generate().unwrap()),
+                    &Serial::from_be_bytes(&[n]).unwrap(),
+                    NOW,
+                )
+                .unwrap(),
+            )
+        };
+        let authority = Authority::new(
+            AuthorityConfig {
+                points: PublicationPoints::new(BASE),
+                crl_shards: 2,
+            },
+            root(Root::Sign, 1),
+            root(Root::Auth, 2),
+        );
+        let holder = BasicFour::new(
+            "山田 花子",
+            "東京都",
+            "1990-04-01".parse().unwrap(),
+            shomei_core::Sex::Female,
+        )
+        .unwrap();
+        let chip = MemoryChip::new();
+        let card = Card::manufacture(chip.clone(), Variant::Card, CARD_PW, CARD_PIN).unwrap();
+        let mut client = JpkiClient::new(InProcess::new(card));
+        client.verify(PinKind::Sign, CARD_PW).unwrap();
+        client.verify(PinKind::Auth, CARD_PIN).unwrap();
+        let s = CardSigner::new(client, KeyKind::Sign).unwrap();
+        let sign_csr = build_csr(&s, "s").unwrap();
+        let a = CardSigner::new(s.into_client(), KeyKind::Auth).unwrap();
+        let auth_csr = build_csr(&a, "a").unwrap();
+        let mut client = a.into_client();
+        let issued = authority
+            .enrol(
+                &EnrolRequest {
+                    holder: &holder,
+                    sign_csr: Some(&sign_csr),
+                    auth_csr: &auth_csr,
+                },
+                NOW,
+                &mut Counter(0),
+            )
+            .unwrap();
+        let card_sign = issued.sign.unwrap().der;
+        let card_auth = issued.auth.der;
+        client
+            .personalise(&Certificates {
+                sign: &card_sign,
+                sign_ca: authority.root(Root::Sign).cert_der(),
+                auth: &card_auth,
+                auth_ca: authority.root(Root::Auth).cert_der(),
+            })
+            .unwrap();
+        client.activate().unwrap();
+        Fixture {
+            authority,
+            holder,
+            card_image: chip.load().unwrap().to_vec(),
+            card_sign,
+            card_auth,
+            manufacturer: SimManufacturer::generate(NOW).unwrap(),
+        }
+    })
+}
+
+/// A fresh copy of the card, and its memory.
+fn fresh_card() -> (JpkiClient<InProcess>, MemoryChip) {
+    let chip = MemoryChip::with_image(&fixture().card_image);
+    let card = Card::open(chip.clone()).unwrap();
+    (JpkiClient::new(InProcess::new(card)), chip)
+}
+
+/// A new phone on in-memory storage, with handles on its storage.
+struct TestPhone {
+    phone: Phone,
+    sealed: MemoryStore,
+    root: MemoryDeviceRoot,
+    wallet: MemoryWalletStore,
+}
+
+fn new_phone() -> TestPhone {
+    let root = MemoryDeviceRoot::new(fixture().manufacturer.new_device(NOW).unwrap());
+    let sealed = MemoryStore::new();
+    let se =
+        SimSecureElement::provision(sealed.clone(), root.clone(), SimOptions::default()).unwrap();
+    let wallet = MemoryWalletStore::new();
+    let phone = Phone::from_parts(Box::new(se), Box::new(wallet.clone())).unwrap();
+    TestPhone {
+        phone,
+        sealed,
+        root,
+        wallet,
+    }
+}
+
+impl TestPhone {
+    /// Power cycle: reopens the element and the wallet from storage.
+    fn reopen(&mut self) -> Result<(), PhoneError> {
+        let se = SimSecureElement::open(self.sealed.clone(), self.root.fork(self.counter()))?;
+        self.phone = Phone::from_parts(Box::new(se), Box::new(self.wallet.clone()))?;
+        Ok(())
+    }
+
+    fn counter(&self) -> u64 {
+        use shomei_se_sim::DeviceRoot;
+        self.root.counter().unwrap()
+    }
+}
+
+fn request(card_password: &str) -> ProvisionRequest<'_> {
+    ProvisionRequest {
+        authority: BASE,
+        card_password,
+        sign_password: PHONE_PW,
+        auth_pin: PHONE_PIN,
+        notify_email: None,
+    }
+}
+
+// ---------------------------------------------------------------- the mock
+
+#[derive(Default)]
+struct MockDevice {
+    token: String,
+    status: &'static str,
+    auth_spki: Vec<u8>,
+    serials: Vec<String>,
+}
+
+/// The authority's phone endpoints over `shomei_ca`, in memory.
+#[derive(Default)]
+struct Mock {
+    challenges: HashSet<Vec<u8>>,
+    devices: HashMap<String, MockDevice>,
+    events: Vec<Value>,
+    calls: Vec<String>,
+    refuse_phones: bool,
+}
+
+impl Mock {
+    fn problem(status: u16, code: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            body: json!({"code": code, "detail": code})
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    fn ok(status: u16, v: Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            body: v.to_string().into_bytes(),
+        }
+    }
+
+    fn event(&mut self, action: &str, serial: Option<&str>) {
+        let id = self.events.len() as i64 + 1;
+        self.events.push(json!({"id": id, "at": "2026-11-21T04:00:00Z", "actor": "holder:h1", "action": action, "serial": serial, "detail": {}}));
+    }
+
+    fn device_for(&self, req: &HttpRequest, id: &str) -> Result<(), HttpResponse> {
+        match (self.devices.get(id), &req.bearer) {
+            (Some(d), Some(t)) if d.token == *t => Ok(()),
+            _ => Err(Self::problem(401, "unauthorized_device")),
+        }
+    }
+
+    fn provision(&mut self, body: &Value) -> HttpResponse {
+        let f = fixture();
+        let b = |k: &str| B64.decode(body[k].as_str().unwrap()).unwrap();
+        let chain = |k: &str| -> Vec<Vec<u8>> {
+            body[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| B64.decode(c.as_str().unwrap()).unwrap())
+                .collect()
+        };
+        let challenge = b("challenge");
+        if !self.challenges.remove(&challenge) {
+            return Self::problem(403, "unknown_challenge");
+        }
+        if self.refuse_phones {
+            return Self::problem(403, "card_suspended");
+        }
+        assert_eq!(
+            b("card_sign_cert"),
+            f.card_sign,
+            "the card's own certificate"
+        );
+        let card_sign = f
+            .authority
+            .check_card_certificate(&b("card_sign_cert"), Root::Sign)
+            .unwrap();
+        let card_auth = f
+            .authority
+            .check_card_certificate(&f.card_auth, Root::Auth)
+            .unwrap();
+        let (sign_chain, auth_chain) = (chain("sign_attestation"), chain("auth_attestation"));
+        let roots = [f.manufacturer.root_cert_der().to_vec()];
+        let issued = f.authority.provision_phone(
+            &PhoneRequest {
+                holder: &f.holder,
+                card_sign: &card_sign,
+                card_auth: &card_auth,
+                challenge: &challenge,
+                device_id: body["device"]["id"].as_str(),
+                card_signature: &b("card_signature"),
+                sign_csr: &b("sign_csr"),
+                auth_csr: &b("auth_csr"),
+                sign_attestation: &sign_chain,
+                auth_attestation: &auth_chain,
+            },
+            NOW,
+            &mut Counter(self.devices.len() as u8 * 16),
+            |c, spki, ch| shomei_secure_element::verify_attestation(c, &roots, spki, ch, NOW),
+        );
+        let issued = match issued {
+            Ok(i) => i,
+            Err(e) => return Self::problem(422, &e.to_string()),
+        };
+        let mut superseded = Vec::new();
+        for (id, d) in &mut self.devices {
+            if d.status == "active" {
+                d.status = "superseded";
+                superseded.push(id.clone());
+            }
+        }
+        let id = format!("d_{}", self.devices.len() + 1);
+        let token = format!("sdt_{}", self.devices.len() + 1);
+        let serials = vec![issued.sign.serial.to_hex(), issued.auth.serial.to_hex()];
+        self.event("phone_provisioned", None);
+        self.devices.insert(
+            id.clone(),
+            MockDevice {
+                token: token.clone(),
+                status: "active",
+                auth_spki: shomei_pki::csr::certificate_spki(&issued.auth.der).unwrap(),
+                serials: serials.clone(),
+            },
+        );
+        Self::ok(
+            201,
+            json!({
+                "device_id": id, "device_token": token, "holder_id": "h1",
+                "se_device_id": issued.device_id,
+                "sign_cert": B64.encode(&issued.sign.der), "auth_cert": B64.encode(&issued.auth.der),
+                "sign_serial": serials[0], "auth_serial": serials[1],
+                "superseded_devices": superseded,
+            }),
+        )
+    }
+
+    fn route(&mut self, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
+        let parts: Vec<&str> = req.path.split(['/', '?']).collect();
+        let body = req.json.clone().unwrap_or(Value::Null);
+        Ok(match (req.method, parts.as_slice()) {
+            (Method::Post, ["", "v1", "challenges"]) => {
+                let c = vec![self.challenges.len() as u8 + 1; 32];
+                self.challenges.insert(c.clone());
+                Self::ok(201, json!({"challenge": B64.encode(c)}))
+            }
+            (Method::Post, ["", "v1", "phones"]) => self.provision(&body),
+            (Method::Get, ["", "v1", "devices", id, "sync", query]) => {
+                self.device_for(req, id)?;
+                let after: i64 = query.trim_start_matches("after=").parse().unwrap();
+                let d = &self.devices[*id];
+                let events: Vec<Value> = if d.status == "active" {
+                    self.events
+                        .iter()
+                        .filter(|e| e["id"].as_i64().unwrap() > after)
+                        .cloned()
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let cursor = events.last().map_or(after, |e| e["id"].as_i64().unwrap());
+                let status = if d.status == "active" {
+                    "good"
+                } else {
+                    "revoked"
+                };
+                Self::ok(
+                    200,
+                    json!({
+                        "status": d.status,
+                        "wipe": matches!(d.status, "superseded" | "lost" | "wipe_pending"),
+                        "certificates": d.serials.iter().map(|s| json!({"serial": s, "status": status})).collect::<Vec<_>>(),
+                        "events": events, "cursor": cursor, "more": false,
+                    }),
+                )
+            }
+            (Method::Post, ["", "v1", "devices", id, "wiped"]) => {
+                self.device_for(req, id)?;
+                let d = self.devices.get_mut(*id).unwrap();
+                if d.status == "active" {
+                    return Err(Self::problem(409, "device_conflict"));
+                }
+                d.status = "wiped";
+                Self::ok(200, json!({"id": id, "status": "wiped"}))
+            }
+            (Method::Post, ["", "v1", "devices", id, "retire"]) => {
+                self.device_for(req, id)?;
+                let challenge = B64.decode(body["challenge"].as_str().unwrap()).unwrap();
+                let signature = B64.decode(body["signature"].as_str().unwrap()).unwrap();
+                if !self.challenges.remove(&challenge) {
+                    return Err(Self::problem(403, "unknown_challenge"));
+                }
+                let d = self.devices.get_mut(*id).unwrap();
+                let message = shomei_ca::device_proof_message("retire", id, &challenge);
+                if shomei_pki::csr::verify_rsa_sha256(&d.auth_spki, &message, &signature).is_err() {
+                    return Err(Self::problem(403, "bad_device_proof"));
+                }
+                d.status = "wipe_pending";
+                Self::ok(
+                    200,
+                    json!({"device_id": id, "status": "wipe_pending", "wipe": true, "revoked": d.serials}),
+                )
+            }
+            _ => Self::problem(404, "not_found"),
+        })
+    }
+}
+
+impl AuthorityHttp for Mock {
+    fn send(&mut self, base: &str, req: &HttpRequest) -> Result<HttpResponse, PhoneError> {
+        assert_eq!(base, BASE);
+        self.calls.push(req.path.clone());
+        Ok(self.route(req).unwrap_or_else(|e| e))
+    }
+}
+
+fn provisioned(mock: &mut Mock) -> TestPhone {
+    let mut p = new_phone();
+    let (mut card, _) = fresh_card();
+    p.phone
+        .provision(&mut card, mock, &request(CARD_PW))
+        .unwrap();
+    p
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn provisioning_puts_attested_keys_and_certificates_on_the_phone() {
+    let mut mock = Mock::default();
+    let mut p = new_phone();
+    let (mut card, _) = fresh_card();
+    let out = p
+        .phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    assert_eq!(out.device_id, "d_1");
+    assert_eq!(mock.calls, ["/v1/challenges", "/v1/phones"]);
+    // The element holds the gates and the two keys under the phone policies.
+    assert_eq!(
+        p.phone.gate_status(GateId::SignPassword),
+        GateStatus::Active { tries_left: 5 }
+    );
+    assert_eq!(
+        p.phone.gate_status(GateId::AuthPin),
+        GateStatus::Active { tries_left: 3 }
+    );
+    let keys = lock(p.phone.element()).keys();
+    let policies: Vec<_> = keys
+        .iter()
+        .map(|k| (k.handle.label().to_owned(), k.policy))
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            (
+                SIGN_KEY_LABEL.to_owned(),
+                shomei_secure_element::KeyPolicy::PHONE_SIGN
+            ),
+            (
+                AUTH_KEY_LABEL.to_owned(),
+                shomei_secure_element::KeyPolicy::PHONE_AUTH
+            )
+        ]
+    );
+    // The wallet: registration, certificates, CAs from the card.
+    let st = p.phone.state();
+    let reg = st.registration.as_ref().unwrap();
+    assert_eq!(
+        (reg.device_id.as_str(), reg.authority.as_str()),
+        ("d_1", BASE)
+    );
+    assert_eq!(reg.sign_serial, out.sign_serial);
+    assert_eq!(
+        st.certificates.sign_ca,
+        fixture().authority.root(Root::Sign).cert_der()
+    );
+    assert!(
+        !format!("{reg:?}").contains("sdt_1"),
+        "token never in Debug"
+    );
+    // The card's password try was reset by the success.
+    assert_eq!(card.tries_left(PinKind::Sign).unwrap(), 5);
+    // It survives a power cycle, and a second provisioning is refused.
+    p.reopen().unwrap();
+    assert!(p.phone.is_provisioned());
+    let (mut card, _) = fresh_card();
+    assert_eq!(
+        p.phone.provision(&mut card, &mut mock, &request(CARD_PW)),
+        Err(PhoneError::AlreadyProvisioned)
+    );
+}
+
+#[test]
+fn wrong_card_password_is_counted_on_the_card_and_changes_nothing() {
+    let mut mock = Mock::default();
+    let mut p = new_phone();
+    let (mut card, chip) = fresh_card();
+    let err = p
+        .phone
+        .provision(&mut card, &mut mock, &request("WRONG999"))
+        .unwrap_err();
+    assert_eq!(err, PhoneError::WrongCardPassword { tries_left: 4 });
+    assert!(err.is_user_error());
+    assert!(err.to_string().contains("4 tries left"), "{err}");
+    // Counted on the card, durably: a power cycle still shows it.
+    let mut again = JpkiClient::new(InProcess::new(Card::open(chip).unwrap()));
+    assert_eq!(again.tries_left(PinKind::Sign).unwrap(), 4);
+    // Nothing else: no call to the authority, nothing in the element or wallet.
+    assert!(mock.calls.is_empty());
+    assert!(lock(p.phone.element()).keys().is_empty());
+    assert_eq!(p.phone.gate_status(GateId::AuthPin), GateStatus::NotSet);
+    assert_eq!(p.wallet.bytes(), None);
+    // Bad phone PIN formats are refused before anything too.
+    let mut bad = request(CARD_PW);
+    bad.auth_pin = "12345";
+    assert!(matches!(
+        p.phone.provision(&mut again, &mut mock, &bad),
+        Err(PhoneError::SecureElement(SeError::BadPinFormat(
+            GateId::AuthPin
+        )))
+    ));
+    assert_eq!(again.tries_left(PinKind::Sign).unwrap(), 4);
+}
+
+#[test]
+fn phone_applet_answers_the_card_client() {
+    let mut mock = Mock::default();
+    let p = provisioned(&mut mock);
+    let mut client = p.phone.client().unwrap();
+    assert_eq!(client.token().unwrap(), TokenKind::Phone(TokenSe::GpSe));
+    // The auth certificate needs the auth PIN on a phone: 69 82 before.
+    assert_eq!(
+        client.read_certificate(CertKind::Auth),
+        Err(CardError::SecurityStatusNotSatisfied)
+    );
+    let raw = client
+        .transport_mut()
+        .transmit(&hex::decode("00B0000004").unwrap())
+        .unwrap();
+    assert_eq!(raw, [0x69, 0x82]);
+    assert_eq!(
+        client.read_certificate(CertKind::AuthCa).unwrap(),
+        p.phone.state().certificates.auth_ca
+    );
+    // A wrong PIN is counted by the element's gate, persisted.
+    assert_eq!(
+        client.verify(PinKind::Auth, "0000"),
+        Err(CardError::WrongPin { tries_left: 2 })
+    );
+    assert_eq!(
+        p.phone.gate_status(GateId::AuthPin),
+        GateStatus::Active { tries_left: 2 }
+    );
+    assert_eq!(client.tries_left(PinKind::Auth).unwrap(), 2);
+    client.verify(PinKind::Auth, PHONE_PIN).unwrap();
+    assert_eq!(
+        client.read_certificate(CertKind::Auth).unwrap(),
+        p.phone.state().certificates.auth
+    );
+    assert_eq!(
+        p.phone.gate_status(GateId::AuthPin),
+        GateStatus::Active { tries_left: 3 }
+    );
+    // The status summary reads both serials once both PINs are verified.
+    client.verify(PinKind::Sign, PHONE_PW).unwrap();
+    let st = client.status().unwrap();
+    assert_eq!(
+        st.sign_serial.unwrap().to_hex(),
+        p.phone.state().registration.as_ref().unwrap().sign_serial
+    );
+    // Signing through 80 2A: the element's key, matching the certificate.
+    let spki = client.public_key_spki(KeyKind::Sign).unwrap();
+    let cert = client.read_certificate(CertKind::Sign).unwrap();
+    assert_eq!(spki, shomei_pki::csr::certificate_spki(&cert).unwrap());
+    let signer = CardSigner::new(client, KeyKind::Sign).unwrap();
+    let sig = signer.sign(b"form").unwrap();
+    shomei_pki::csr::verify_rsa_sha256(&spki, b"form", &sig).unwrap();
+    // Nothing is writable, and a reselect forgets the verification.
+    let mut client = signer.into_client();
+    assert_eq!(
+        client.write_certificate(CertKind::Auth, b"x"),
+        Err(CardError::NotAllowed)
+    );
+    client.select_jpki().unwrap();
+    assert_eq!(
+        client.sign_digest_info(KeyKind::Sign, &shomei_pki::keys::sha256_digest_info(b"x")),
+        Err(CardError::SecurityStatusNotSatisfied)
+    );
+    // A malformed PIN spends no try on the element (6A 80).
+    let mut applet = p.phone.applet().unwrap();
+    applet.process_apdu(&hex::decode("00A4040C0AD392F000260100000001").unwrap());
+    applet.process_apdu(&hex::decode("00A4020C020018").unwrap());
+    assert_eq!(
+        applet.process_apdu(&hex::decode("0020008002ABCD").unwrap()),
+        [0x6A, 0x80]
+    );
+    assert_eq!(
+        p.phone.gate_status(GateId::AuthPin),
+        GateStatus::Active { tries_left: 3 }
+    );
+    // Three wrong PINs block the gate, in the element too.
+    let mut client = p.phone.client().unwrap();
+    for left in [2, 1] {
+        assert_eq!(
+            client.verify(PinKind::Auth, "9999"),
+            Err(CardError::WrongPin { tries_left: left })
+        );
+    }
+    assert_eq!(
+        client.verify(PinKind::Auth, "9999"),
+        Err(CardError::Blocked)
+    );
+    assert_eq!(p.phone.gate_status(GateId::AuthPin), GateStatus::Blocked);
+    assert_eq!(
+        client.verify(PinKind::Auth, PHONE_PIN),
+        Err(CardError::Blocked)
+    );
+}
+
+#[test]
+fn phone_signature_is_detached_cms_with_the_phone_certificate() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    let p7s = p
+        .phone
+        .sign_detached(PHONE_PW, b"application", NOW)
+        .unwrap();
+    let v = shomei_pki::cms::verify_detached(&p7s, b"application").unwrap();
+    assert_eq!(v.signer_cert_der, p.phone.state().certificates.sign);
+    shomei_pki::cms::check_issued_by(
+        &v.signer_cert_der,
+        fixture().authority.root(Root::Sign).cert_der(),
+    )
+    .unwrap();
+    assert!(matches!(
+        p.phone.sign_detached("WRONG1", b"x", NOW),
+        Err(PhoneError::SecureElement(SeError::WrongPin {
+            gate: GateId::SignPassword,
+            tries_left: 4
+        }))
+    ));
+    let p7s = p
+        .phone
+        .sign_detached_auth(AuthUnlock::Pin(PHONE_PIN), b"login", NOW)
+        .unwrap();
+    let v = shomei_pki::cms::verify_detached(&p7s, b"login").unwrap();
+    assert_eq!(v.signer_cert_der, p.phone.state().certificates.auth);
+}
+
+#[test]
+fn second_phone_supersedes_first_and_old_phone_wipes_on_sync() {
+    let mut mock = Mock::default();
+    let mut old = provisioned(&mut mock);
+    // While active, sync fills the inbox and moves the cursor.
+    let r = old.phone.sync(&mut mock).unwrap();
+    assert_eq!((r.status.as_str(), r.wiped_now), ("active", false));
+    assert_eq!(r.new_notifications.len(), 1);
+    assert_eq!(old.phone.state().cursor, 1);
+    assert!(
+        old.phone
+            .sync(&mut mock)
+            .unwrap()
+            .new_notifications
+            .is_empty()
+    );
+    let new = provisioned(&mut mock);
+    assert_eq!(
+        new.phone.state().registration.as_ref().unwrap().device_id,
+        "d_2"
+    );
+    // The old phone hears it must wipe: keys, PINs, certificates go.
+    let r = old.phone.sync(&mut mock).unwrap();
+    assert!(r.wiped_now && r.wipe_confirmed, "{r:?}");
+    assert_eq!(r.status, "superseded");
+    assert_eq!(mock.devices["d_1"].status, "wiped");
+    assert!(!old.phone.is_provisioned());
+    assert!(lock(old.phone.element()).keys().is_empty());
+    assert_eq!(
+        old.phone.gate_status(GateId::SignPassword),
+        GateStatus::NotSet
+    );
+    assert_eq!(old.phone.last_se_wipe(), Some(WipeReason::Requested));
+    let wipe = old.phone.state().wipe.unwrap();
+    assert_eq!((wipe.cause, wipe.confirmed), (WipeCause::Authority, true));
+    assert!(matches!(
+        old.phone.sign_detached(PHONE_PW, b"x", NOW),
+        Err(PhoneError::NotProvisioned { .. })
+    ));
+    // After a power cycle it is still wiped; syncing again asks nothing.
+    old.reopen().unwrap();
+    let calls = mock.calls.len();
+    let r = old.phone.sync(&mut mock).unwrap();
+    assert!(r.wipe_confirmed && !r.wiped_now);
+    assert_eq!(mock.calls.len(), calls);
+    // The wiped phone can be provisioned again (and then supersedes d_2).
+    let (mut card, _) = fresh_card();
+    let out = old
+        .phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    assert_eq!(out.superseded_devices, ["d_2"]);
+}
+
+#[test]
+fn self_retire_before_sale_wipes() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    assert!(matches!(
+        p.phone.retire(&mut mock, AuthUnlock::Pin("0000")),
+        Err(PhoneError::SecureElement(SeError::WrongPin { .. }))
+    ));
+    assert!(p.phone.is_provisioned());
+    let r = p
+        .phone
+        .retire(&mut mock, AuthUnlock::Pin(PHONE_PIN))
+        .unwrap();
+    assert_eq!(r.revoked.len(), 2);
+    assert!(r.wipe_confirmed);
+    assert_eq!(mock.devices["d_1"].status, "wiped");
+    assert!(!p.phone.is_provisioned());
+    assert_eq!(p.phone.state().wipe.unwrap().cause, WipeCause::Retired);
+    assert!(lock(p.phone.element()).keys().is_empty());
+    assert!(matches!(
+        p.phone.retire(&mut mock, AuthUnlock::Pin(PHONE_PIN)),
+        Err(PhoneError::NotProvisioned { .. })
+    ));
+}
+
+#[test]
+fn biometric_change_requires_pin_again() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    p.phone.enrol_biometric(b"finger-1").unwrap();
+    // New enrolment: not until the PIN has been entered once.
+    assert_eq!(p.phone.biometric_status(), BiometricStatus::NeedsPin);
+    assert!(matches!(
+        p.phone.unlock_auth(AuthUnlock::Biometric(b"finger-1")),
+        Err(PhoneError::SecureElement(SeError::BiometricNeedsPin))
+    ));
+    p.phone.unlock_auth(AuthUnlock::Pin(PHONE_PIN)).unwrap();
+    let p7s = p
+        .phone
+        .sign_detached_auth(AuthUnlock::Biometric(b"finger-1"), b"login", NOW)
+        .unwrap();
+    shomei_pki::cms::verify_detached(&p7s, b"login").unwrap();
+    // A sample that does not match is counted.
+    assert!(matches!(
+        p.phone.unlock_auth(AuthUnlock::Biometric(b"finger-2")),
+        Err(PhoneError::SecureElement(SeError::BiometricMismatch {
+            tries_left: 4
+        }))
+    ));
+    // Changing the enrolment suspends biometric unlock until the PIN again.
+    p.phone.change_biometric(b"finger-2").unwrap();
+    assert!(matches!(
+        p.phone.unlock_auth(AuthUnlock::Biometric(b"finger-2")),
+        Err(PhoneError::SecureElement(SeError::BiometricNeedsPin))
+    ));
+    p.phone.unlock_auth(AuthUnlock::Pin(PHONE_PIN)).unwrap();
+    p.phone
+        .unlock_auth(AuthUnlock::Biometric(b"finger-2"))
+        .unwrap();
+    // Never for the signing key: the retire below works with it (auth key),
+    // but the signing key's gate admits no biometric at all.
+    assert_eq!(
+        lock(p.phone.element())
+            .verify_biometric(
+                GateId::SignPassword,
+                b"finger-2",
+                shomei_secure_element::UnlockScope::Once
+            )
+            .unwrap_err(),
+        SeError::BiometricNotAllowed(GateId::SignPassword)
+    );
+    p.phone
+        .retire(&mut mock, AuthUnlock::Biometric(b"finger-2"))
+        .unwrap();
+}
+
+#[test]
+fn tampered_phone_storage_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone");
+    let mut mock = Mock::default();
+    {
+        let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
+        let (mut card, _) = fresh_card();
+        phone
+            .provision(&mut card, &mut mock, &request(CARD_PW))
+            .unwrap();
+        // Held exclusively while open.
+        assert!(matches!(
+            Phone::open(&path),
+            Err(PhoneError::SecureElement(SeError::Storage(_)))
+        ));
+    }
+    // A swapped certificate in the wallet is caught against the element.
+    let wallet = path.join(WALLET_FILE);
+    let good = std::fs::read(&wallet).unwrap();
+    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    v["certificates"]["sign"] = v["certificates"]["auth"].clone();
+    std::fs::write(&wallet, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(matches!(
+        Phone::open(&path),
+        Err(PhoneError::WalletMismatch(_))
+    ));
+    std::fs::write(&wallet, &good).unwrap();
+    Phone::open(&path).unwrap();
+    // One flipped byte in the sealed storage: the element wipes itself.
+    let sealed = path.join(SE_DIR).join(shomei_se_sim::SEALED_FILE);
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&sealed, bytes).unwrap();
+    assert_eq!(
+        Phone::open(&path).unwrap_err(),
+        PhoneError::Tampered(TamperKind::Authentication)
+    );
+    let mut phone = Phone::open(&path).unwrap();
+    assert!(!phone.is_provisioned());
+    assert_eq!(
+        phone.state().wipe.unwrap().cause,
+        WipeCause::Tampered(TamperKind::Authentication)
+    );
+    assert!(matches!(
+        phone.sign_detached(PHONE_PW, b"x", NOW),
+        Err(PhoneError::NotProvisioned {
+            wiped: Some(WipeCause::Tampered(_))
+        })
+    ));
+    // Provisioning again from the card works and supersedes the old device.
+    let (mut card, _) = fresh_card();
+    let out = phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    assert_eq!(out.superseded_devices, ["d_1"]);
+}
+
+#[test]
+fn failed_provisioning_leaves_nothing_in_the_element() {
+    let mut mock = Mock {
+        refuse_phones: true,
+        ..Mock::default()
+    };
+    let mut p = new_phone();
+    p.phone.enrol_biometric(b"finger").unwrap();
+    let (mut card, _) = fresh_card();
+    let err = p
+        .phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PhoneError::Refused { status: 403, code, .. } if code == "card_suspended"),
+        "{err:?}"
+    );
+    assert!(err.is_user_error());
+    assert!(lock(p.phone.element()).keys().is_empty());
+    assert_eq!(
+        p.phone.gate_status(GateId::SignPassword),
+        GateStatus::NotSet
+    );
+    assert!(!p.phone.is_provisioned());
+    // A power cycle does not bring anything back.
+    p.reopen().unwrap();
+    assert!(lock(p.phone.element()).keys().is_empty());
+    // A phone is not a card.
+    let mut ok = Mock::default();
+    let donor = provisioned(&mut ok);
+    let mut as_card = donor.phone.client().unwrap();
+    let mut other = new_phone();
+    assert_eq!(
+        other
+            .phone
+            .provision(&mut as_card, &mut ok, &request(CARD_PW)),
+        Err(PhoneError::NotACard)
+    );
+    let _ = &mut other;
+}

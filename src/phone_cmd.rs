@@ -1,0 +1,653 @@
+//! `shomei phone …`: the holder's phone (スマホ用電子証明書), a folder
+//! holding a simulated secure element and the wallet (see `shomei-phone`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use shomei_phone::{
+    AuthUnlock, AuthorityHttp, HttpRequest, HttpResponse, Method, Phone, PhoneError,
+    ProvisionRequest,
+};
+use shomei_se_sim::SimManufacturer;
+use shomei_se_sim::manufacturer::ROOT_CERT_FILE;
+use shomei_secure_element::GateId;
+
+use crate::card_cmd;
+use crate::cli::KindArg;
+use crate::output::{Failure, emit};
+
+/// Where the simulated manufacturer lives by default: next to the phone.
+pub const DEFAULT_MANUFACTURER_DIR: &str = "se-manufacturer";
+
+#[derive(Subcommand, Debug)]
+pub enum PhoneCmd {
+    /// Put the card's holder on a phone in one step: reads the card and
+    /// verifies its signing password, sets the phone's own passwords, makes
+    /// the keys in the phone's secure element and gets the certificates.
+    /// Any earlier phone of the holder is revoked (it wipes at its next sync).
+    Provision(ProvisionArgs),
+    /// The phone: registration, certificates, PIN tries, biometric, inbox.
+    Status {
+        #[arg(long)]
+        phone: PathBuf,
+    },
+    /// Sign a file with the phone: detached CMS SignedData (DER).
+    Sign(SignArgs),
+    /// Pick up notifications and remote-wipe orders from the authority.
+    Sync {
+        #[arg(long)]
+        phone: PathBuf,
+    },
+    /// End the phone's certificates before it changes hands (sale, trade-in,
+    /// repair), proving with its authentication key; then erase the phone.
+    Retire {
+        #[arg(long)]
+        phone: PathBuf,
+        #[command(flatten)]
+        unlock: AuthUnlockArgs,
+    },
+    /// Enrol, change or remove the biometric that may stand in for the
+    /// authentication PIN (never for the signing password).
+    #[command(subcommand)]
+    Biometric(BiometricCmd),
+    /// Create (or load) a simulated secure-element manufacturer; with
+    /// --trust, also make an authority folder trust its root (restart the
+    /// authority afterwards).
+    Manufacturer {
+        #[arg(long)]
+        dir: PathBuf,
+        /// An authority folder (`authority init --data`) to trust this manufacturer.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ProvisionArgs {
+    #[arg(long)]
+    pub authority: String,
+    #[arg(long)]
+    pub card: PathBuf,
+    /// The card's signing password (verified on the card).
+    #[arg(long)]
+    pub card_password: Option<String>,
+    #[arg(long)]
+    pub card_password_file: Option<PathBuf>,
+    /// The phone folder (created if missing).
+    #[arg(long)]
+    pub phone: PathBuf,
+    /// The phone's new signing password: 6-16 of A-Z0-9.
+    #[arg(long)]
+    pub sign_password: Option<String>,
+    #[arg(long)]
+    pub sign_password_file: Option<PathBuf>,
+    /// The phone's new authentication PIN: 4 digits.
+    #[arg(long)]
+    pub auth_pin: Option<String>,
+    #[arg(long)]
+    pub auth_pin_file: Option<PathBuf>,
+    /// E-mail use notifications here.
+    #[arg(long)]
+    pub notify_email: Option<String>,
+    /// The simulated secure-element manufacturer that makes a new phone
+    /// (created if missing; the authority must trust its root). Default:
+    /// `se-manufacturer` next to the phone folder.
+    #[arg(long, env = "SHOMEI_MANUFACTURER")]
+    pub manufacturer: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    #[arg(long)]
+    pub phone: PathBuf,
+    /// Which key: the signing key (password) or the authentication key (PIN or biometric).
+    #[arg(long, value_enum, default_value = "sign")]
+    pub kind: KindArg,
+    /// The phone's signing password.
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub unlock: AuthUnlockArgs,
+    #[arg(long = "in")]
+    pub input: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// How the authentication key is unlocked: the PIN, or a biometric sample.
+#[derive(Args, Debug)]
+pub struct AuthUnlockArgs {
+    /// The phone's authentication PIN.
+    #[arg(long)]
+    pub pin: Option<String>,
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// A biometric sample (file) instead of the PIN.
+    #[arg(long, conflicts_with_all = ["pin", "pin_file"])]
+    pub biometric: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BiometricCmd {
+    /// Enrol a biometric (a template file); it works once the PIN was entered.
+    Enrol {
+        #[arg(long)]
+        phone: PathBuf,
+        #[arg(long)]
+        template_file: PathBuf,
+    },
+    /// Replace the enrolment; biometric unlock stops until the PIN is entered again.
+    Change {
+        #[arg(long)]
+        phone: PathBuf,
+        #[arg(long)]
+        template_file: PathBuf,
+    },
+    /// Remove the enrolment.
+    Remove {
+        #[arg(long)]
+        phone: PathBuf,
+    },
+}
+
+pub async fn run(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
+    // Secure-element work, RSA key generation and the blocking HTTP client
+    // all belong off the async runtime.
+    tokio::task::spawn_blocking(move || run_blocking(cmd, json))
+        .await
+        .context("the phone command panicked")?
+}
+
+fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        PhoneCmd::Provision(a) => provision(a, json),
+        PhoneCmd::Status { phone } => status(&phone, json),
+        PhoneCmd::Sign(a) => sign(a, json),
+        PhoneCmd::Sync { phone } => {
+            let mut p = open(&phone)?;
+            let mut http = Http::new()?;
+            let r = p.sync(&mut http).map_err(phone_error)?;
+            let certs: Vec<_> = r
+                .certificates
+                .iter()
+                .map(|(s, st)| json!({"serial": s, "status": st}))
+                .collect();
+            let mut lines = vec![format!("status at the authority: {}", r.status)];
+            if r.wiped_now {
+                lines.push(
+                    "the authority ordered a wipe: keys, PINs and certificates were erased".into(),
+                );
+            }
+            if p.state().wipe.is_some() {
+                lines.push(format!(
+                    "wipe {} by the authority",
+                    if r.wipe_confirmed {
+                        "recorded"
+                    } else {
+                        "not yet recorded"
+                    }
+                ));
+            }
+            for (s, st) in &r.certificates {
+                lines.push(format!("certificate {s}: {st}"));
+            }
+            for n in &r.new_notifications {
+                lines.push(format!(
+                    "notification #{}: {} {}{}",
+                    n.id,
+                    n.at,
+                    n.action,
+                    n.serial
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default()
+                ));
+            }
+            emit(
+                json,
+                &json!({
+                    "status": r.status, "wiped": r.wiped_now,
+                    "wipe_confirmed": p.state().wipe.map(|_| r.wipe_confirmed),
+                    "provisioned": p.is_provisioned(),
+                    "certificates": certs,
+                    "new_notifications": r.new_notifications,
+                    "inbox": p.state().inbox.len(),
+                }),
+                &lines.join("\n"),
+            );
+            Ok(())
+        }
+        PhoneCmd::Retire { phone, unlock } => {
+            let mut p = open(&phone)?;
+            let mut http = Http::new()?;
+            let (pin, sample) = auth_secret(&unlock)?;
+            let r = p
+                .retire(&mut http, auth_unlock(&pin, &sample)?)
+                .map_err(phone_error)?;
+            emit(
+                json,
+                &json!({"device_id": r.device_id, "revoked": r.revoked, "wiped": true, "wipe_confirmed": r.wipe_confirmed}),
+                &format!(
+                    "phone {} retired: certificates {} revoked; keys, PINs and certificates erased{}",
+                    r.device_id,
+                    r.revoked.join(", "),
+                    if r.wipe_confirmed {
+                        ""
+                    } else {
+                        " (the authority will hear of the wipe at the next sync)"
+                    }
+                ),
+            );
+            Ok(())
+        }
+        PhoneCmd::Biometric(c) => {
+            let (phone, template, verb) = match &c {
+                BiometricCmd::Enrol {
+                    phone,
+                    template_file,
+                } => (
+                    phone,
+                    Some(read_file(template_file, "template")?),
+                    "enrolled",
+                ),
+                BiometricCmd::Change {
+                    phone,
+                    template_file,
+                } => (
+                    phone,
+                    Some(read_file(template_file, "template")?),
+                    "changed",
+                ),
+                BiometricCmd::Remove { phone } => (phone, None, "removed"),
+            };
+            let mut p = open(phone)?;
+            match (&c, template) {
+                (BiometricCmd::Enrol { .. }, Some(t)) => p.enrol_biometric(&t),
+                (BiometricCmd::Change { .. }, Some(t)) => p.change_biometric(&t),
+                _ => p.remove_biometric(),
+            }
+            .map_err(phone_error)?;
+            let st = p.biometric_status();
+            emit(
+                json,
+                &json!({"biometric": st}),
+                &format!(
+                    "biometric {verb}; {}",
+                    match st {
+                        shomei_secure_element::BiometricStatus::NotEnrolled => "none enrolled",
+                        shomei_secure_element::BiometricStatus::Ready { .. } => "ready",
+                        _ => "it unlocks the authentication key once the PIN has been entered",
+                    }
+                ),
+            );
+            Ok(())
+        }
+        PhoneCmd::Manufacturer { dir, trust } => {
+            let m = manufacturer(&dir)?;
+            let mut trusted = None;
+            if let Some(authority) = trust {
+                trusted = Some(trust_manufacturer(&m, &authority)?);
+            }
+            let root = dir.join(ROOT_CERT_FILE);
+            emit(
+                json,
+                &json!({"dir": dir, "root": root, "trusted_in": trusted, "root_cn": shomei_se_sim::manufacturer::MANUFACTURER_ROOT_CN}),
+                &match &trusted {
+                    Some(p) => format!(
+                        "manufacturer root {}\ntrusted by the authority as {} (restart `authority serve` to pick it up)",
+                        root.display(),
+                        p.display()
+                    ),
+                    None => format!(
+                        "manufacturer root {}\nan authority trusts it from AUTHORITY/manufacturers/*.der",
+                        root.display()
+                    ),
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
+    let card_password = card_cmd::secret(
+        a.card_password,
+        a.card_password_file.as_deref(),
+        "card signing password",
+    )?;
+    let sign_password = card_cmd::secret(
+        a.sign_password,
+        a.sign_password_file.as_deref(),
+        "phone signing password",
+    )?;
+    let auth_pin = card_cmd::secret(
+        a.auth_pin,
+        a.auth_pin_file.as_deref(),
+        "phone authentication PIN",
+    )?;
+    let mut card = card_cmd::open(&a.card)?;
+    let manufacturer_dir = a.manufacturer.clone().unwrap_or_else(|| {
+        a.phone
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(DEFAULT_MANUFACTURER_DIR)
+    });
+    let created = !Phone::exists(&a.phone);
+    let mut phone = if created {
+        let m = manufacturer(&manufacturer_dir)?;
+        Phone::create(&a.phone, &m, now()).map_err(phone_error)?
+    } else {
+        match Phone::open(&a.phone) {
+            // The element wiped itself; the phone is empty and can be provisioned.
+            Err(PhoneError::Tampered(_)) => Phone::open(&a.phone),
+            other => other,
+        }
+        .map_err(phone_error)?
+    };
+    let mut http = Http::new()?;
+    let req = ProvisionRequest {
+        authority: &a.authority,
+        card_password: &card_password,
+        sign_password: &sign_password,
+        auth_pin: &auth_pin,
+        notify_email: a.notify_email.as_deref(),
+    };
+    let result = phone.provision(&mut card, &mut http, &req);
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            drop(phone);
+            if created {
+                // Nothing is left of a phone that never got its certificates
+                // (only what `Phone::create` made is removed).
+                let _ = std::fs::remove_dir_all(a.phone.join(shomei_phone::SE_DIR));
+                let _ = std::fs::remove_file(a.phone.join(shomei_phone::WALLET_FILE));
+                let _ = std::fs::remove_dir(&a.phone);
+            }
+            return Err(match &e {
+                PhoneError::Refused { code, .. } if code == "untrusted_manufacturer" => {
+                    Failure::input(format!(
+                        "{e} (make the authority trust {}: shomei phone manufacturer --dir {} --trust AUTHORITY_DIR, then restart it)",
+                        manufacturer_dir.join(ROOT_CERT_FILE).display(),
+                        manufacturer_dir.display()
+                    ))
+                }
+                _ => phone_error(e),
+            });
+        }
+    };
+    emit(
+        json,
+        &json!({
+            "phone": a.phone, "device_id": out.device_id, "se_device_id": out.se_device_id,
+            "holder_id": out.holder_id, "sign_serial": out.sign_serial, "auth_serial": out.auth_serial,
+            "superseded_devices": out.superseded_devices,
+        }),
+        &format!(
+            "phone provisioned: {}\n  device {} (secure element {})\n  signing certificate {}\n  authentication certificate {}{}",
+            a.phone.display(),
+            out.device_id,
+            out.se_device_id,
+            out.sign_serial,
+            out.auth_serial,
+            if out.superseded_devices.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n  earlier phone(s) revoked, wiped at their next sync: {}",
+                    out.superseded_devices.join(", ")
+                )
+            }
+        ),
+    );
+    Ok(())
+}
+
+fn status(path: &Path, json: bool) -> anyhow::Result<()> {
+    let p = open(path)?;
+    let st = p.state();
+    let reg = st.registration.as_ref();
+    let tries = |g| match p.gate_status(g) {
+        shomei_secure_element::GateStatus::Active { tries_left } => tries_left,
+        _ => 0,
+    };
+    let certs: Vec<_> = st
+        .certificate_status
+        .iter()
+        .map(|(s, status)| json!({"serial": s, "status": status}))
+        .collect();
+    let wipe = st
+        .wipe
+        .map(|w| json!({"cause": w.cause, "confirmed": w.confirmed}));
+    let value = json!({
+        "phone": path,
+        "token": "JPKIAPGPSETOKEN",
+        "se_device_id": st.se_device_id,
+        "provisioned": p.is_provisioned(),
+        "authority": reg.map(|r| &r.authority),
+        "device_id": reg.map(|r| &r.device_id),
+        "holder_id": reg.map(|r| &r.holder_id),
+        "sign_serial": reg.filter(|_| p.is_provisioned()).map(|r| &r.sign_serial),
+        "auth_serial": reg.filter(|_| p.is_provisioned()).map(|r| &r.auth_serial),
+        "authority_status": st.authority_status,
+        "certificates": certs,
+        "auth_pin": p.gate_status(GateId::AuthPin),
+        "sign_password": p.gate_status(GateId::SignPassword),
+        "auth_pin_tries_left": tries(GateId::AuthPin),
+        "sign_password_tries_left": tries(GateId::SignPassword),
+        "biometric": p.biometric_status(),
+        "wipe": wipe,
+        "inbox": st.inbox,
+    });
+    let mut lines = vec![
+        format!(
+            "phone {} (secure element {})",
+            path.display(),
+            st.se_device_id
+        ),
+        match reg {
+            Some(r) => format!(
+                "device {} at {} (status {} at the last sync)",
+                r.device_id,
+                r.authority,
+                st.authority_status.as_deref().unwrap_or("unknown")
+            ),
+            None => "not registered at an authority".into(),
+        },
+    ];
+    match (reg, p.is_provisioned(), st.wipe) {
+        (Some(r), true, _) => {
+            lines.push(format!("signing certificate {}", r.sign_serial));
+            lines.push(format!("authentication certificate {}", r.auth_serial));
+        }
+        (_, false, Some(w)) => lines.push(format!(
+            "no certificates: {}{}",
+            w.cause,
+            if w.confirmed {
+                ""
+            } else {
+                " (not yet recorded by the authority)"
+            }
+        )),
+        _ => lines.push("no certificates: provision it from the card".into()),
+    }
+    lines.push(format!(
+        "authentication PIN: {} of 3 tries left; signing password: {} of 5 tries left",
+        tries(GateId::AuthPin),
+        tries(GateId::SignPassword)
+    ));
+    lines.push(format!("biometric: {:?}", p.biometric_status()));
+    lines.push(format!("inbox: {} notification(s)", st.inbox.len()));
+    emit(json, &value, &lines.join("\n"));
+    Ok(())
+}
+
+fn sign(a: SignArgs, json: bool) -> anyhow::Result<()> {
+    let content =
+        std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let mut p = open(&a.phone)?;
+    let p7s = match a.kind {
+        KindArg::Sign => {
+            if a.unlock.biometric.is_some() {
+                return Err(Failure::input(
+                    "a biometric never unlocks the signing key: give --password",
+                ));
+            }
+            let pw = card_cmd::secret(
+                a.password,
+                a.password_file.as_deref(),
+                "phone signing password",
+            )?;
+            p.sign_detached(&pw, &content, now())
+        }
+        KindArg::Auth => {
+            let (pin, sample) = auth_secret(&a.unlock)?;
+            p.sign_detached_auth(auth_unlock(&pin, &sample)?, &content, now())
+        }
+    }
+    .map_err(phone_error)?;
+    std::fs::write(&a.out, &p7s).with_context(|| format!("cannot write {}", a.out.display()))?;
+    emit(
+        json,
+        &json!({"out": a.out, "bytes": p7s.len()}),
+        &format!(
+            "wrote detached CMS signature {} ({} bytes)",
+            a.out.display(),
+            p7s.len()
+        ),
+    );
+    Ok(())
+}
+
+/// The PIN or the biometric sample from the flags.
+fn auth_secret(a: &AuthUnlockArgs) -> anyhow::Result<(String, Option<Vec<u8>>)> {
+    match &a.biometric {
+        Some(f) => Ok((String::new(), Some(read_file(f, "biometric sample")?))),
+        None => Ok((
+            card_cmd::secret(
+                a.pin.clone(),
+                a.pin_file.as_deref(),
+                "authentication PIN (or --biometric)",
+            )?,
+            None,
+        )),
+    }
+}
+
+fn auth_unlock<'a>(pin: &'a str, sample: &'a Option<Vec<u8>>) -> anyhow::Result<AuthUnlock<'a>> {
+    Ok(match sample {
+        Some(s) => AuthUnlock::Biometric(s),
+        None => AuthUnlock::Pin(pin),
+    })
+}
+
+fn read_file(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Failure::input(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Opens a phone folder.
+fn open(path: &Path) -> anyhow::Result<Phone> {
+    if !Phone::exists(path) {
+        return Err(Failure::input(format!("no phone at {}", path.display())));
+    }
+    Phone::open(path).map_err(phone_error)
+}
+
+/// Loads the simulated manufacturer in `dir`, creating it if missing.
+pub fn manufacturer(dir: &Path) -> anyhow::Result<SimManufacturer> {
+    if dir.join(ROOT_CERT_FILE).exists() {
+        return SimManufacturer::load(dir).map_err(|e| {
+            anyhow::anyhow!("cannot load the manufacturer in {}: {e}", dir.display())
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    SimManufacturer::create(dir, now())
+        .map_err(|e| anyhow::anyhow!("cannot create a manufacturer in {}: {e}", dir.display()))
+}
+
+/// Copies the manufacturer's root into an authority folder's trust list.
+pub fn trust_manufacturer(m: &SimManufacturer, authority: &Path) -> anyhow::Result<PathBuf> {
+    if !authority.join("authority.json").exists() {
+        return Err(Failure::input(format!(
+            "{} is not an authority folder",
+            authority.display()
+        )));
+    }
+    let dir = authority.join(shomei_authority_server::home::MANUFACTURERS_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let der = m.root_cert_der();
+    // Named after the root's SHA-256 (the digest sits after the 19-byte
+    // DigestInfo prefix), so trusting the same root twice is idempotent.
+    let digest = shomei_pki::keys::sha256_digest_info(der);
+    let name = format!(
+        "sim-{}.der",
+        hex::encode(digest.get(19..27).unwrap_or_default())
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, der).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Phone errors that are the user's input (wrong PIN, refused request…) exit with 2.
+pub fn phone_error(e: PhoneError) -> anyhow::Error {
+    if e.is_user_error() {
+        Failure::input(e.to_string())
+    } else {
+        anyhow::anyhow!(e)
+    }
+}
+
+fn now() -> shomei_core::Timestamp {
+    #[allow(clippy::disallowed_methods)] // the binary is where the clock is read
+    time::OffsetDateTime::now_utc()
+}
+
+/// The authority link over HTTP (blocking client; run off the async runtime).
+pub struct Http {
+    client: reqwest::blocking::Client,
+}
+
+impl Http {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .context("cannot start the HTTP client")?,
+        })
+    }
+}
+
+impl AuthorityHttp for Http {
+    fn send(&mut self, base: &str, req: &HttpRequest) -> Result<HttpResponse, PhoneError> {
+        let url = format!("{base}{}", req.path);
+        let mut r = match req.method {
+            Method::Get => self.client.get(&url),
+            Method::Post => self.client.post(&url),
+        };
+        if let Some(t) = &req.bearer {
+            r = r.bearer_auth(t);
+        }
+        if let Some(j) = &req.json {
+            r = r.json(j);
+        }
+        let resp = r
+            .send()
+            .map_err(|e| PhoneError::Http(format!("{base}: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .map_err(|e| PhoneError::Http(format!("{base}: {e}")))?
+            .to_vec();
+        Ok(HttpResponse { status, body })
+    }
+}

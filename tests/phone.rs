@@ -1,0 +1,939 @@
+//! The phone as outside tools drive it: `shomei phone …` against a real
+//! `shomei authority serve`, checked with openssl (CMS, OCSP) and, for the
+//! APDU surface, with the same JPKI client that reads a card.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const CARD_PW: &str = "SUZUKI01";
+const CARD_PIN: &str = "4321";
+const PHONE_PW: &str = "PHONE2026";
+const PHONE_PIN: &str = "2468";
+
+fn shomei(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "--json prints exactly one line: {text}"
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+/// A failure: its exit code and its one stderr line.
+fn failure(out: &Output) -> (i32, String) {
+    assert!(!out.status.success(), "expected a failure");
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
+    (out.status.code().unwrap(), e)
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// An authority (`authority init` + `serve`) that trusts a simulated
+/// secure-element manufacturer (`phone manufacturer --trust`), with a card.
+struct World {
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+    url: String,
+    token: String,
+    child: Child,
+    manufacturer: PathBuf,
+    card: PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("auth");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    json_of(&shomei(&[
+        "authority",
+        "init",
+        "--data",
+        dir.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--crl-shards",
+        "2",
+        "--json",
+    ]));
+    // The manufacturer's root goes where the authority reads trusted roots
+    // (AUTHORITY/manufacturers/*.der) before it starts.
+    let manufacturer = tmp.path().join("mfr");
+    let m = json_of(&shomei(&[
+        "phone",
+        "manufacturer",
+        "--dir",
+        manufacturer.to_str().unwrap(),
+        "--trust",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(Path::new(m["trusted_in"].as_str().unwrap()).exists());
+    #[allow(clippy::zombie_processes)] // World::drop kills and waits
+    let child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args([
+            "authority",
+            "serve",
+            "--data",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = std::fs::read_to_string(dir.join("operator.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let card = tmp.path().join("ichiro.card");
+    let mut w = World {
+        tmp,
+        dir,
+        url,
+        token,
+        child,
+        manufacturer,
+        card,
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            json_of(&shomei(&[
+                "card",
+                "issue",
+                "--authority",
+                &w.url,
+                "--operator-token-file",
+                w.dir.join("operator.token").to_str().unwrap(),
+                "--name",
+                "鈴木 一郎",
+                "--address",
+                "北海道札幌市中央区1-1",
+                "--birth",
+                "1980-02-03",
+                "--sex",
+                "1",
+                "--sign-password",
+                CARD_PW,
+                "--auth-pin",
+                CARD_PIN,
+                "--out",
+                w.card.to_str().unwrap(),
+                "--json",
+            ]));
+            return w;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    w.child.kill().unwrap();
+    panic!("authority did not start");
+}
+
+impl World {
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn provision_out(&self, phone: &Path, card_password: &str) -> Output {
+        shomei(&[
+            "phone",
+            "provision",
+            "--authority",
+            &self.url,
+            "--card",
+            self.card.to_str().unwrap(),
+            "--card-password",
+            card_password,
+            "--phone",
+            phone.to_str().unwrap(),
+            "--sign-password",
+            PHONE_PW,
+            "--auth-pin",
+            PHONE_PIN,
+            "--manufacturer",
+            self.manufacturer.to_str().unwrap(),
+            "--json",
+        ])
+    }
+
+    fn provision(&self, name: &str) -> (PathBuf, Value) {
+        let phone = self.path(name);
+        let v = json_of(&self.provision_out(&phone, CARD_PW));
+        (phone, v)
+    }
+
+    fn phone(&self, args: &[&str]) -> Output {
+        let mut all = vec!["phone"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        shomei(&all)
+    }
+
+    fn card(&self, args: &[&str]) -> Output {
+        let mut all = vec!["card"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--authority",
+            &self.url,
+            "--card",
+            self.card.to_str().unwrap(),
+            "--pin",
+            CARD_PIN,
+            "--json",
+        ]);
+        shomei(&all)
+    }
+
+    /// An operator call (bearer token).
+    fn operator(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    }
+
+    /// Signs `content` with the phone signing key and checks the signature
+    /// with `openssl cms -verify` against the authority's signing root.
+    fn sign_and_verify(&self, phone: &Path, content: &str) {
+        let doc = self.path("doc.txt");
+        std::fs::write(&doc, content).unwrap();
+        let p7s = self.path("doc.p7s");
+        let v = json_of(&self.phone(&[
+            "sign",
+            "--phone",
+            phone.to_str().unwrap(),
+            "--password",
+            PHONE_PW,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            p7s.to_str().unwrap(),
+        ]));
+        assert!(v["bytes"].as_u64().unwrap() > 1000);
+        let (ok, out) = openssl(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s.to_str().unwrap(),
+            "-content",
+            doc.to_str().unwrap(),
+            "-CAfile",
+            self.dir.join("ca/sign.pem").to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ]);
+        assert!(ok && out.contains("Verification successful"), "{out}");
+    }
+
+    /// The phone certificate (`sign` or `auth`) from the wallet, as PEM.
+    fn phone_cert(&self, phone: &Path, kind: &str) -> PathBuf {
+        let wallet: Value =
+            serde_json::from_slice(&std::fs::read(phone.join("phone.json")).unwrap()).unwrap();
+        let der = hex::decode(wallet["certificates"][kind].as_str().unwrap()).unwrap();
+        assert!(!der.is_empty(), "the phone holds its {kind} certificate");
+        let name = format!("{}-{kind}", phone.file_name().unwrap().to_str().unwrap());
+        let der_path = self.path(&format!("{name}.der"));
+        let pem_path = self.path(&format!("{name}.pem"));
+        std::fs::write(&der_path, der).unwrap();
+        let (ok, out) = openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            der_path.to_str().unwrap(),
+            "-out",
+            pem_path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        pem_path
+    }
+
+    /// `openssl ocsp` on a phone certificate (PEM), at the URL it carries.
+    fn ocsp(&self, cert_pem: &Path, root: &str) -> String {
+        let ca = self.dir.join(format!("ca/{root}.pem"));
+        let (ok, url) = openssl(&[
+            "x509",
+            "-in",
+            cert_pem.to_str().unwrap(),
+            "-noout",
+            "-ocsp_uri",
+        ]);
+        assert!(ok, "{url}");
+        let (ok, out) = openssl(&[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-cert",
+            cert_pem.to_str().unwrap(),
+            "-url",
+            url.trim(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+        ]);
+        assert!(ok && out.contains("Response verify OK"), "{out}");
+        out
+    }
+}
+
+fn status(w: &World, phone: &Path) -> Value {
+    json_of(&w.phone(&["status", "--phone", phone.to_str().unwrap()]))
+}
+
+fn sync(w: &World, phone: &Path) -> Value {
+    json_of(&w.phone(&["sync", "--phone", phone.to_str().unwrap()]))
+}
+
+fn cert_status(sync: &Value, serial: &str) -> String {
+    sync["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["serial"] == serial)
+        .map(|c| c["status"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("{serial} not in {sync}"))
+}
+
+// ---------------------------------------------------------------- scenarios
+
+#[test]
+fn phone_provisioned_from_card_signs_and_openssl_verifies() {
+    let w = world();
+    let (phone, v) = w.provision("phone1");
+    assert!(v["device_id"].as_str().unwrap().starts_with("d_"));
+    assert_eq!(v["superseded_devices"], json!([]));
+    w.sign_and_verify(&phone, "転入届 / moving-in notification\n");
+    // The authentication key signs too (PIN), and its certificate chains to
+    // the authentication root.
+    let doc = w.path("login.txt");
+    std::fs::write(&doc, "challenge").unwrap();
+    let p7s = w.path("login.p7s");
+    json_of(&w.phone(&[
+        "sign",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--kind",
+        "auth",
+        "--pin",
+        PHONE_PIN,
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        p7s.to_str().unwrap(),
+    ]));
+    let (ok, out) = openssl(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        p7s.to_str().unwrap(),
+        "-content",
+        doc.to_str().unwrap(),
+        "-CAfile",
+        w.dir.join("ca/auth.pem").to_str().unwrap(),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(ok, "{out}");
+    // Status: the serials, the element's PIN counters, the token.
+    let st = status(&w, &phone);
+    assert_eq!(st["provisioned"], true);
+    assert_eq!(st["sign_serial"], v["sign_serial"]);
+    assert_eq!(st["token"], "JPKIAPGPSETOKEN");
+    assert_eq!(st["auth_pin_tries_left"], 3);
+    assert_eq!(st["sign_password_tries_left"], 5);
+    // OCSP says good; the phone signing certificate carries the basic four
+    // in its subjectAltName like a card's, and its own policy.
+    let pem = w.phone_cert(&phone, "sign");
+    assert!(w.ocsp(&pem, "sign").contains(": good"));
+    // A wrong phone password is counted by the secure element (exit 2).
+    let out = w.phone(&[
+        "sign",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--password",
+        "WRONG1",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        p7s.to_str().unwrap(),
+    ]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2);
+    assert!(err.contains("4 tries left"), "{err}");
+    assert_eq!(status(&w, &phone)["sign_password_tries_left"], 4);
+    // Sync fills the inbox with the holder's events.
+    let s = sync(&w, &phone);
+    assert_eq!(s["status"], "active");
+    let actions: Vec<_> = s["new_notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"phone_provisioned".to_owned()),
+        "{actions:?}"
+    );
+    // Provisioning the same phone twice is refused (exit 2).
+    let (code, err) = failure(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(code, 2);
+    assert!(err.contains("already holds certificates"), "{err}");
+}
+
+#[test]
+fn phone_applet_answers_the_card_client() {
+    use shomei_card::{CardError, CertKind, PinKind, TokenKind, Transport};
+    let w = world();
+    let (phone, v) = w.provision("phone1");
+    {
+        let p = shomei_phone::Phone::open(&phone).unwrap();
+        let mut client = p.client().unwrap();
+        assert_eq!(
+            client.token().unwrap(),
+            TokenKind::Phone(shomei_card::SecureElement::GpSe)
+        );
+        // 000A needs the auth PIN on a GP-SE: 69 82 before.
+        assert_eq!(
+            client.read_certificate(CertKind::Auth),
+            Err(CardError::SecurityStatusNotSatisfied)
+        );
+        let raw = client
+            .transport_mut()
+            .transmit(&hex::decode("00B0000004").unwrap())
+            .unwrap();
+        assert_eq!(raw, [0x69, 0x82]);
+        // The CA certificates are free, as on the card.
+        client.read_certificate(CertKind::AuthCa).unwrap();
+        // A wrong PIN is counted by the element (persisted, seen by another process).
+        assert_eq!(
+            client.verify(PinKind::Auth, "0000"),
+            Err(CardError::WrongPin { tries_left: 2 })
+        );
+        client.verify(PinKind::Auth, PHONE_PIN).unwrap();
+        let st = client.status().unwrap();
+        assert_eq!(
+            st.auth_serial.unwrap().to_hex(),
+            v["auth_serial"].as_str().unwrap()
+        );
+        assert_eq!(
+            st.sign_serial, None,
+            "the sign certificate needs the password"
+        );
+        client.verify(PinKind::Auth, "0000").unwrap_err();
+    }
+    assert_eq!(status(&w, &phone)["auth_pin_tries_left"], 2);
+    // The card, read by the same client, is still a card.
+    let card = shomei_card::Card::open(shomei_card::FileMemory::new(&w.card)).unwrap();
+    let mut c = shomei_card::JpkiClient::new(shomei_card::InProcess::new(card));
+    assert_eq!(c.token().unwrap(), TokenKind::Card);
+}
+
+#[test]
+fn second_phone_supersedes_first_and_old_phone_wipes_on_sync() {
+    let w = world();
+    let (old, v1) = w.provision("phone1");
+    let old_sign = w.phone_cert(&old, "sign");
+    let (new, v2) = w.provision("phone2");
+    assert_eq!(v2["superseded_devices"], json!([v1["device_id"]]));
+    // At the authority the old phone's certificates are already revoked.
+    let ocsp = w.ocsp(&old_sign, "sign");
+    assert!(
+        ocsp.contains("revoked") && ocsp.contains("superseded"),
+        "{ocsp}"
+    );
+    // The old phone learns it at its next sync and erases itself.
+    let s = sync(&w, &old);
+    assert_eq!(s["status"], "superseded");
+    assert_eq!(
+        (s["wiped"].as_bool(), s["wipe_confirmed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        cert_status(&s, v1["sign_serial"].as_str().unwrap()),
+        "revoked"
+    );
+    let st = status(&w, &old);
+    assert_eq!(st["provisioned"], false);
+    assert_eq!(st["wipe"]["cause"]["cause"], "authority");
+    assert_eq!(st["auth_pin"]["state"], "not_set");
+    let doc = w.path("d.txt");
+    std::fs::write(&doc, "x").unwrap();
+    let (code, err) = failure(&w.phone(&[
+        "sign",
+        "--phone",
+        old.to_str().unwrap(),
+        "--password",
+        PHONE_PW,
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        w.path("d.p7s").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no certificates"), "{err}");
+    // Syncing again is quiet; the new phone works.
+    assert_eq!(sync(&w, &old)["wiped"], false);
+    w.sign_and_verify(&new, "new phone");
+    assert_eq!(sync(&w, &new)["status"], "active");
+}
+
+#[test]
+fn card_revoked_ends_phone() {
+    let w = world();
+    let (phone, v) = w.provision("phone1");
+    let sign_pem = w.phone_cert(&phone, "sign");
+    assert!(w.ocsp(&sign_pem, "sign").contains(": good"));
+    let card = json_of(&shomei(&[
+        "card",
+        "read-cert",
+        "--card",
+        w.card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--password",
+        CARD_PW,
+        "--out",
+        w.path("card-sign.der").to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(card["bytes"].as_u64().unwrap() > 0);
+    let (ok, serial) = openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        w.path("card-sign.der").to_str().unwrap(),
+        "-noout",
+        "-serial",
+    ]);
+    assert!(ok);
+    let card_serial = serial.trim().trim_start_matches("serial=").to_owned();
+    // The operator revokes the card's signing certificate…
+    let (code, r) = w.operator(
+        &format!("/v1/certificates/{card_serial}/revoke"),
+        json!({"reason": "keyCompromise"}),
+    );
+    assert_eq!(code, 200, "{r}");
+    // …and the phone signing certificate derived from it ends with it.
+    let out = w.ocsp(&sign_pem, "sign");
+    assert!(out.contains("revoked"), "{out}");
+    let s = sync(&w, &phone);
+    assert_eq!(
+        cert_status(&s, v["sign_serial"].as_str().unwrap()),
+        "revoked"
+    );
+}
+
+#[test]
+fn lost_phone_suspended_then_resumed_with_card_proof() {
+    let w = world();
+    let (phone, v) = w.provision("phone1");
+    let serial = v["sign_serial"].as_str().unwrap();
+    let pem = w.phone_cert(&phone, "sign");
+    // The holder, with the card (auth PIN), suspends the phone certificate.
+    let r = json_of(&w.card(&["suspend", "--serial", serial]));
+    assert_eq!(r["status"], "suspended");
+    let out = w.ocsp(&pem, "sign");
+    assert!(out.contains("certificateHold"), "{out}");
+    assert_eq!(cert_status(&sync(&w, &phone), serial), "suspended");
+    // Found again: resumed with the card.
+    let r = json_of(&w.card(&["resume", "--serial", serial]));
+    assert_eq!(r["status"], "active");
+    assert!(w.ocsp(&pem, "sign").contains(": good"));
+    assert_eq!(cert_status(&sync(&w, &phone), serial), "active");
+    w.sign_and_verify(&phone, "found it");
+    // A wrong card PIN proves nothing (exit 2) and changes nothing.
+    let out = shomei(&[
+        "card",
+        "suspend",
+        "--authority",
+        &w.url,
+        "--card",
+        w.card.to_str().unwrap(),
+        "--pin",
+        "0000",
+        "--serial",
+        serial,
+        "--json",
+    ]);
+    assert_eq!(failure(&out).0, 2);
+    assert!(w.ocsp(&pem, "sign").contains(": good"));
+}
+
+#[test]
+fn lost_phone_revoked_then_recovered_on_new_phone() {
+    let w = world();
+    let (lost, v1) = w.provision("phone1");
+    let lost_sign = w.phone_cert(&lost, "sign");
+    // Reported lost: the operator queues a remote wipe and revokes.
+    let (code, r) = w.operator(
+        &format!("/v1/devices/{}/wipe", v1["device_id"].as_str().unwrap()),
+        json!({"lost": true}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let out = w.ocsp(&lost_sign, "sign");
+    assert!(
+        out.contains("revoked") && out.contains("keyCompromise"),
+        "{out}"
+    );
+    // Recovered from the card on a new phone, in one provisioning.
+    let (new, v2) = w.provision("phone2");
+    assert_eq!(
+        v2["superseded_devices"],
+        json!([]),
+        "the lost phone was no longer active"
+    );
+    w.sign_and_verify(&new, "recovered");
+    assert!(
+        w.ocsp(&w.phone_cert(&new, "sign"), "sign")
+            .contains(": good")
+    );
+    // If the lost phone ever comes online, it wipes itself.
+    let s = sync(&w, &lost);
+    assert_eq!(s["status"], "lost");
+    assert_eq!(s["wiped"], true);
+    assert_eq!(status(&w, &lost)["provisioned"], false);
+}
+
+#[test]
+fn self_retire_before_sale_wipes() {
+    let w = world();
+    let (phone, v) = w.provision("phone1");
+    let pem = w.phone_cert(&phone, "auth");
+    // A wrong PIN retires nothing.
+    let (code, _) = failure(&w.phone(&[
+        "retire",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        "0000",
+    ]));
+    assert_eq!(code, 2);
+    assert_eq!(status(&w, &phone)["provisioned"], true);
+    let r = json_of(&w.phone(&[
+        "retire",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        PHONE_PIN,
+    ]));
+    assert_eq!(r["device_id"], v["device_id"]);
+    assert_eq!(r["revoked"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (r["wiped"].as_bool(), r["wipe_confirmed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let out = w.ocsp(&pem, "auth");
+    assert!(
+        out.contains("revoked") && out.contains("cessationOfOperation"),
+        "{out}"
+    );
+    let st = status(&w, &phone);
+    assert_eq!(st["provisioned"], false);
+    assert_eq!(st["wipe"]["cause"]["cause"], "retired");
+    assert_eq!(st["authority_status"], "wiped");
+    // Nothing more to hear; the phone can be sold, or provisioned again.
+    assert_eq!(sync(&w, &phone)["wiped"], false);
+    let (code, _) = failure(&w.phone(&[
+        "retire",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        PHONE_PIN,
+    ]));
+    assert_eq!(code, 2);
+    let again = json_of(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(again["superseded_devices"], json!([]));
+}
+
+#[test]
+fn biometric_change_requires_pin_again() {
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    let p = phone.to_str().unwrap();
+    let (finger1, finger2) = (w.path("finger1"), w.path("finger2"));
+    std::fs::write(&finger1, "left index").unwrap();
+    std::fs::write(&finger2, "right thumb").unwrap();
+    let doc = w.path("c.txt");
+    std::fs::write(&doc, "challenge").unwrap();
+    let out = w.path("c.p7s");
+    let auth_sign = |extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            "--phone",
+            p,
+            "--kind",
+            "auth",
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        w.phone(&args)
+    };
+    let e = json_of(&w.phone(&[
+        "biometric",
+        "enrol",
+        "--phone",
+        p,
+        "--template-file",
+        finger1.to_str().unwrap(),
+    ]));
+    assert_eq!(e["biometric"]["state"], "needs_pin");
+    // Not before the PIN confirms the enrolment.
+    let (code, err) = failure(&auth_sign(&["--biometric", finger1.to_str().unwrap()]));
+    assert_eq!(code, 2);
+    assert!(err.contains("enter the authentication PIN"), "{err}");
+    json_of(&auth_sign(&["--pin", PHONE_PIN]));
+    json_of(&auth_sign(&["--biometric", finger1.to_str().unwrap()]));
+    // Never for the signing key.
+    let (code, err) = failure(&w.phone(&[
+        "sign",
+        "--phone",
+        p,
+        "--biometric",
+        finger1.to_str().unwrap(),
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("never unlocks the signing key"), "{err}");
+    // A new enrolment suspends biometric unlock until the PIN again.
+    let c = json_of(&w.phone(&[
+        "biometric",
+        "change",
+        "--phone",
+        p,
+        "--template-file",
+        finger2.to_str().unwrap(),
+    ]));
+    assert_eq!(c["biometric"]["state"], "needs_pin");
+    assert_eq!(
+        failure(&auth_sign(&["--biometric", finger2.to_str().unwrap()])).0,
+        2
+    );
+    json_of(&auth_sign(&["--pin", PHONE_PIN]));
+    assert_eq!(status(&w, &phone)["biometric"]["state"], "ready");
+    // The old sample no longer matches (counted); the new one works, also to retire.
+    let (code, err) = failure(&auth_sign(&["--biometric", finger1.to_str().unwrap()]));
+    assert_eq!(code, 2);
+    assert!(err.contains("did not match"), "{err}");
+    json_of(&w.phone(&[
+        "retire",
+        "--phone",
+        p,
+        "--biometric",
+        finger2.to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn tampered_phone_storage_is_detected() {
+    let w = world();
+    let (phone, v1) = w.provision("phone1");
+    let sealed = phone.join("se/se.sealed");
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&sealed, bytes).unwrap();
+    // The first open finds it: the element wipes itself, exit 1, one line.
+    let (code, err) = failure(&w.phone(&["status", "--phone", phone.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("tampered") && err.contains("wiped itself"),
+        "{err}"
+    );
+    // Afterwards the phone is empty and says why.
+    let st = status(&w, &phone);
+    assert_eq!(st["provisioned"], false);
+    assert_eq!(st["wipe"]["cause"]["cause"], "tampered");
+    assert_eq!(st["sign_password"]["state"], "not_set");
+    let doc = w.path("t.txt");
+    std::fs::write(&doc, "x").unwrap();
+    assert_eq!(
+        failure(&w.phone(&[
+            "sign",
+            "--phone",
+            phone.to_str().unwrap(),
+            "--password",
+            PHONE_PW,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            w.path("t.p7s").to_str().unwrap(),
+        ]))
+        .0,
+        2
+    );
+    // The card puts the holder back on the phone (superseding the old device).
+    let v2 = json_of(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(v2["superseded_devices"], json!([v1["device_id"]]));
+    // A swapped certificate in the wallet is caught against the element's keys.
+    let wallet = phone.join("phone.json");
+    let good = std::fs::read(&wallet).unwrap();
+    let mut doc_v: Value = serde_json::from_slice(&good).unwrap();
+    doc_v["certificates"]["sign"] = doc_v["certificates"]["auth"].clone();
+    std::fs::write(&wallet, serde_json::to_vec(&doc_v).unwrap()).unwrap();
+    let (code, err) = failure(&w.phone(&["status", "--phone", phone.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match"), "{err}");
+    std::fs::write(&wallet, &good).unwrap();
+    w.sign_and_verify(&phone, "back");
+    // An old copy put back (to refund a password try) is a rollback: wiped.
+    let before = std::fs::read(&sealed).unwrap();
+    let out = w.phone(&[
+        "sign",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--password",
+        "WRONG1",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        w.path("t.p7s").to_str().unwrap(),
+    ]);
+    assert!(failure(&out).1.contains("4 tries left"));
+    std::fs::write(&sealed, before).unwrap();
+    let (code, err) = failure(&w.phone(&["status", "--phone", phone.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(status(&w, &phone)["provisioned"], false);
+}
+
+#[test]
+fn wrong_card_password_is_counted_on_the_card_and_changes_nothing() {
+    let w = world();
+    let phone = w.path("phone1");
+    let (code, err) = failure(&w.provision_out(&phone, "WRONG999"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("card signing password") && err.contains("4 tries left"),
+        "{err}"
+    );
+    // Counted on the card (durably), and nothing else happened.
+    let st = json_of(&shomei(&[
+        "card",
+        "status",
+        "--card",
+        w.card.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(st["sign_password_tries_left"], 4);
+    assert!(!phone.exists(), "no phone folder is left behind");
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/holders/{}", w.url, holder_id(&w)))
+        .bearer_auth(&w.token)
+        .send()
+        .unwrap();
+    let h: Value = resp.json().unwrap();
+    assert_eq!(
+        h["certificates"].as_array().unwrap().len(),
+        2,
+        "only the card's: {h}"
+    );
+    // The right password works, and resets the card's counter.
+    w.provision("phone1");
+    let st = json_of(&shomei(&[
+        "card",
+        "status",
+        "--card",
+        w.card.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(st["sign_password_tries_left"], 5);
+}
+
+/// The card holder's id, from the authority (via the card's auth certificate).
+fn holder_id(w: &World) -> String {
+    let st = json_of(&shomei(&[
+        "card",
+        "status",
+        "--card",
+        w.card.to_str().unwrap(),
+        "--json",
+    ]));
+    let serial = st["auth_serial"].as_str().unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/certificates/{serial}", w.url))
+        .bearer_auth(&w.token)
+        .send()
+        .unwrap();
+    let c: Value = resp.json().unwrap();
+    c["holder_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn provisioning_with_suspended_card_is_refused() {
+    let w = world();
+    // The holder suspends the card (its authentication certificate, by default).
+    let r = json_of(&w.card(&["suspend"]));
+    assert_eq!(r["status"], "suspended");
+    let phone = w.path("phone1");
+    let (code, err) = failure(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(code, 2);
+    assert!(err.contains("card_suspended"), "{err}");
+    assert!(!phone.exists());
+    // Resumed, the card can vouch for a phone again.
+    json_of(&w.card(&["resume"]));
+    let (phone, _) = w.provision("phone1");
+    w.sign_and_verify(&phone, "after resume");
+}
