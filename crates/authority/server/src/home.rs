@@ -436,6 +436,39 @@ mod tests {
     }
 
     #[test]
+    fn manufacturer_roots_load_from_der_and_pem_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("auth");
+        Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap();
+        assert!(Home::open(&dir).unwrap().manufacturer_roots.is_empty());
+        let m = dir.join(MANUFACTURERS_DIR);
+        // Any certificate will do for loading (trust is the verifier's business).
+        let cert = fs::read(dir.join("ca").join("sign.der")).unwrap();
+        let other = fs::read(dir.join("ca").join("auth.der")).unwrap();
+        fs::write(m.join("a.der"), &cert).unwrap();
+        fs::write(
+            m.join("b.pem"),
+            format!(
+                "{}{}",
+                pem("CERTIFICATE", &other),
+                pem("CERTIFICATE", &cert)
+            ),
+        )
+        .unwrap();
+        fs::write(m.join("README.txt"), "ignored").unwrap();
+        let roots = Home::open(&dir).unwrap().manufacturer_roots;
+        assert_eq!(roots, vec![cert.clone(), other, cert]);
+        fs::write(m.join("c.der"), b"junk").unwrap();
+        assert!(matches!(Home::open(&dir), Err(ServerError::Corrupt(_))));
+        // Older folders have no manufacturers folder: none trusted.
+        assert!(
+            load_manufacturer_roots(&tmp.path().join("nope"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn open_of_missing_folder_is_a_clear_error() {
         let tmp = tempfile::tempdir().unwrap();
         assert!(matches!(
