@@ -8,6 +8,9 @@
 //! * `crl`: a sharded CRL set of a million entries vs the raw signing time.
 //! * `freshness`: revoke call returned → OCSP says `revoked`, vs one OCSP
 //!   round trip.
+//! * `provision`: `phone provision` end to end vs two RSA-2048 key
+//!   generations.
+//! * `se-sign`: a secure-element signature vs the bare aws-lc-rs key.
 //!
 //! All preparation (keys, CSRs, request bodies) happens before the timers.
 
@@ -72,6 +75,18 @@ pub async fn run(cmd: BenchCmd, json: bool) -> anyhow::Result<()> {
                 return Err(Failure::input("--samples must be at least 1"));
             }
             freshness(samples, json).await
+        }
+        BenchCmd::Provision { count } => {
+            if count == 0 {
+                return Err(Failure::input("--count must be at least 1"));
+            }
+            provision(count, json).await
+        }
+        BenchCmd::SeSign { iterations } => {
+            if iterations == 0 {
+                return Err(Failure::input("--iterations must be at least 1"));
+            }
+            tokio::task::block_in_place(|| se_sign(iterations, json))
         }
     }
 }
@@ -326,6 +341,15 @@ struct Fixture {
 
 impl Fixture {
     async fn start(database: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(database, |_| Ok(())).await
+    }
+
+    /// As [`Fixture::start`], running `prepare` on the authority folder
+    /// after it is created and before the authority loads it.
+    async fn start_with(
+        database: Option<&str>,
+        prepare: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("shomei-bench-")
             .tempdir()
@@ -344,6 +368,7 @@ impl Fixture {
             SystemClock.now(),
         )
         .context("cannot create the bench authority")?;
+        prepare(&dir)?;
         let state = shomei_authority_server::load(&dir, database, Arc::new(SystemClock))
             .await
             .context("cannot load the bench authority")?;
@@ -1932,6 +1957,196 @@ async fn freshness_measure(
         ms(rtt[rtt.len() - 1]),
     );
     Ok((value, human))
+}
+
+// ------------------------------------------------------------------ provision
+
+const CARD_PASSWORD: &str = "BENCH2026";
+const CARD_PIN: &str = "4321";
+const PHONE_PASSWORD: &str = "PHONE2026";
+const PHONE_PIN: &str = "2468";
+
+async fn provision(count: usize, json: bool) -> anyhow::Result<()> {
+    let work = tempfile::Builder::new()
+        .prefix("shomei-bench-phones-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    // The authority reads its trusted manufacturer roots when it loads, so
+    // the manufacturer exists (and is trusted) before the authority starts.
+    let maker = crate::phone_cmd::manufacturer(&work.path().join("se-manufacturer"))?;
+    let fx = Fixture::start_with(None, |dir| {
+        crate::phone_cmd::trust_manufacturer(&maker, dir).map(|_| ())
+    })
+    .await?;
+    let result = provision_measure(&fx, &maker, work.path(), count, json).await;
+    fx.stop().await;
+    let (value, human) = result?;
+    emit(json, &value, &human);
+    Ok(())
+}
+
+async fn provision_measure(
+    fx: &Fixture,
+    maker: &shomei_se_sim::SimManufacturer,
+    work: &Path,
+    count: usize,
+    json: bool,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let pb = bar(json, count as u64, "phone provision");
+    let mut issue_times = Vec::with_capacity(count);
+    let mut create_times = Vec::with_capacity(count);
+    let mut times = Vec::with_capacity(count);
+    let cpu = CpuSnapshot::take();
+    for i in 0..count {
+        // Untimed: a freshly issued card for a new adult holder.
+        let card_path = work.join(format!("card{i}.jpki"));
+        let t = Instant::now();
+        crate::card_cmd::issue(
+            &fx.base,
+            &fx.token,
+            &holder(i)?,
+            CARD_PASSWORD,
+            CARD_PIN,
+            &card_path,
+        )
+        .await?;
+        issue_times.push(t.elapsed());
+        let phone_dir = work.join(format!("phone{i}"));
+        let elapsed = tokio::task::block_in_place(|| -> anyhow::Result<(Duration, Duration)> {
+            let mut card = crate::card_cmd::open(&card_path)?;
+            let mut http = crate::phone_cmd::Http::new()?;
+            // Untimed: the phone leaves the factory (its secure element is
+            // personalised by the manufacturer), reported on its own.
+            let t = Instant::now();
+            let mut phone = shomei_phone::Phone::create(&phone_dir, maker, SystemClock.now())
+                .map_err(crate::phone_cmd::phone_error)?;
+            let created = t.elapsed();
+            let req = shomei_phone::ProvisionRequest {
+                authority: &fx.base,
+                card_password: CARD_PASSWORD,
+                sign_password: PHONE_PASSWORD,
+                auth_pin: PHONE_PIN,
+                notify_email: None,
+            };
+            let t = Instant::now();
+            let out = phone
+                .provision(&mut card, &mut http, &req)
+                .map_err(crate::phone_cmd::phone_error)?;
+            let took = t.elapsed();
+            if !phone.is_provisioned() || out.sign_serial.is_empty() || out.auth_serial.is_empty() {
+                bail!("phone {i} is not provisioned after `provision` returned");
+            }
+            Ok((created, took))
+        })?;
+        create_times.push(elapsed.0);
+        times.push(elapsed.1);
+        pb.inc(1);
+    }
+    let cpu = cpu.since();
+    pb.finish_and_clear();
+    // Baseline, same run: two RSA-2048 key generations with aws-lc-rs.
+    let pb = bar(json, count as u64, "baseline: 2 RSA-2048 keys");
+    let mut keygen = Vec::with_capacity(count);
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        for _ in 0..count {
+            let t = Instant::now();
+            let a = RsaSigner::generate()?;
+            let b = RsaSigner::generate()?;
+            keygen.push(t.elapsed());
+            drop((a, b));
+            pb.inc(1);
+        }
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    let sorted_us = |v: &[Duration]| {
+        let mut us: Vec<u64> = v.iter().map(|d| d.as_micros() as u64).collect();
+        us.sort_unstable();
+        us
+    };
+    let (prov, keys, issue, create) = (
+        sorted_us(&times),
+        sorted_us(&keygen),
+        sorted_us(&issue_times),
+        sorted_us(&create_times),
+    );
+    let stat = |us: &[u64]| json!({"min": pct_ms(us, 0.0), "p50": pct_ms(us, 50.0), "p95": pct_ms(us, 95.0), "max": pct_ms(us, 100.0)});
+    let p50 = pct_ms(&prov, 50.0);
+    let p95 = pct_ms(&prov, 95.0);
+    let k50 = pct_ms(&keys, 50.0);
+    let value = json!({
+        "bench": "provision",
+        "machine": machine(),
+        "count": count,
+        "phone_provision_ms": stat(&prov),
+        "goal_ms": 1000.0,
+        "meets_goal_p95": p95 < 1000.0,
+        "untimed": {
+            "card_issue_ms": stat(&issue),
+            "phone_create_ms": stat(&create),
+        },
+        "cpu_whole_loop": cpu.json(),
+        "baseline": {"two_rsa2048_keygens_ms": stat(&keys)},
+        "keygen_share_of_p50": if p50 > 0.0 { k50 / p50 } else { 0.0 },
+    });
+    let human = format!(
+        "bench provision ({count} phones, one freshly issued card each; authority in-process on loopback, SQLite)\n\
+         \x20 phone provision end to end             min {:.1} ms   p50 {:.1} ms   p95 {:.1} ms   max {:.1} ms   (goal < 1000 ms: {})\n\
+         \x20 baseline: 2 × RSA-2048 keygen, aws-lc-rs min {:.1} ms   p50 {:.1} ms   p95 {:.1} ms   max {:.1} ms   ({:.0} % of the provisioning p50)\n\
+         \x20 untimed: card issue p50 {:.1} ms; phone create (SE manufacture) p50 {:.1} ms\n\
+         \x20 CPU over the whole loop (card issue included): {}",
+        pct_ms(&prov, 0.0),
+        p50,
+        p95,
+        pct_ms(&prov, 100.0),
+        if p95 < 1000.0 { "met" } else { "NOT met" },
+        pct_ms(&keys, 0.0),
+        k50,
+        pct_ms(&keys, 95.0),
+        pct_ms(&keys, 100.0),
+        if p50 > 0.0 { 100.0 * k50 / p50 } else { 0.0 },
+        pct_ms(&issue, 50.0),
+        pct_ms(&create, 50.0),
+        cpu.human(),
+    );
+    Ok((value, human))
+}
+
+// ------------------------------------------------------------------ se-sign
+
+fn se_sign(iterations: u32, json: bool) -> anyhow::Result<()> {
+    let r = shomei_se_sim::bench::measure_sign_overhead(iterations)
+        .map_err(|e| anyhow::anyhow!("secure-element bench failed: {e}"))?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let value = json!({
+        "bench": "se-sign",
+        "machine": machine(),
+        "iterations": r.iterations,
+        "element_per_sign_us": us(r.element_per_sign),
+        "baseline": {"raw_aws_lc_rs_per_sign_us": us(r.raw_per_sign)},
+        "overhead_percent": r.overhead_percent,
+        "goal_percent": 10.0,
+        "meets_goal": r.overhead_percent < 10.0,
+        "storage_commits_while_signing": r.commits_while_signing,
+    });
+    let human = format!(
+        "bench se-sign ({} RSA-2048 signatures each way, alternated, one session unlock; medians)\n\
+         \x20 secure element sign                 {:>8.1} µs\n\
+         \x20 baseline: bare aws-lc-rs RsaSigner  {:>8.1} µs\n\
+         \x20 overhead {:+.2} % (goal < 10 %: {}); sealed-store commits while signing: {}",
+        r.iterations,
+        us(r.element_per_sign),
+        us(r.raw_per_sign),
+        r.overhead_percent,
+        if r.overhead_percent < 10.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        r.commits_while_signing,
+    );
+    emit(json, &value, &human);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -233,4 +233,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100)]
         samples: usize,
     },
+    /// Wall time of `phone provision` end to end (card read over APDUs,
+    /// card password, two attested secure-element RSA keys, CSRs, card
+    /// signature, POST /v1/phones) vs generating two RSA-2048 keys.
+    Provision {
+        /// Phones provisioned (a freshly issued card each; one sample each).
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// The secure element's RSA-2048 signing time within an unlocked
+    /// session vs the bare aws-lc-rs key, alternated in the same run.
+    SeSign {
+        /// Signatures made each way.
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
+    },
 }
