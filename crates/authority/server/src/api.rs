@@ -71,19 +71,26 @@ impl FromRequestParts<Shared> for Operator {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ServerError::Unauthorized)?;
-        if constant_time_eq(given.as_bytes(), state.operator_token.as_bytes()) {
+        if is_operator(state, &parts.headers) {
             Ok(Operator)
         } else {
             Err(ServerError::Unauthorized)
         }
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether the request carries the operator's bearer token.
+pub(crate) fn is_operator(s: &AppState, headers: &HeaderMap) -> bool {
+    bearer(headers).is_some_and(|t| constant_time_eq(t.as_bytes(), s.operator_token.as_bytes()))
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -509,14 +516,8 @@ pub(crate) async fn authorise_for_holder(
     holder_id: &str,
     message: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> Result<Actor, ServerError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let given = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or("");
-        return if constant_time_eq(given.as_bytes(), s.operator_token.as_bytes()) {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return if is_operator(s, headers) {
             Ok(Actor::Operator("operator".into()))
         } else {
             Err(ServerError::Unauthorized)

@@ -43,8 +43,8 @@ use shomei_registry::{
 use shomei_secure_element::{AttestationError, AttestedKey};
 
 use crate::api::{
-    ApiJson, Operator, ProofBody, authorise_for_holder, b64_field, cert_json, constant_time_eq,
-    event_json, parse_body, publish_changes, random_id, rfc3339,
+    ApiJson, Operator, ProofBody, authorise_for_holder, b64_field, bearer, cert_json, event_json,
+    is_operator, parse_body, publish_changes, random_id, rfc3339,
 };
 use crate::{AppState, ServerError};
 
@@ -94,14 +94,6 @@ fn token_hash(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
 /// The phone whose device token the request carries.
 async fn device_from_token(s: &AppState, headers: &HeaderMap) -> Result<DeviceRecord, ServerError> {
     let token = bearer(headers)
@@ -136,8 +128,10 @@ async fn operator_or_device(
     headers: &HeaderMap,
     holder_id: &str,
 ) -> Result<(Actor, Option<String>), ServerError> {
-    let given = bearer(headers).ok_or(ServerError::Unauthorized)?;
-    if constant_time_eq(given.as_bytes(), s.operator_token.as_bytes()) {
+    if bearer(headers).is_none() {
+        return Err(ServerError::Unauthorized);
+    }
+    if is_operator(s, headers) {
         return Ok((Actor::Operator("operator".into()), None));
     }
     let device = device_from_token(s, headers)
