@@ -10,6 +10,9 @@ use shomei_authority_server::{Clock, ServerError, SystemClock};
 use crate::cli::AuthorityCmd;
 use crate::output::{Failure, emit};
 
+/// The file name under `DIR/manufacturers/` of the development root.
+const DEVELOPMENT_MANUFACTURER: &str = "development-simulator";
+
 pub async fn run(cmd: AuthorityCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
         AuthorityCmd::Init {
@@ -17,11 +20,20 @@ pub async fn run(cmd: AuthorityCmd, json: bool) -> anyhow::Result<()> {
             crl_shards,
             base_url,
             name,
+            no_development_manufacturer,
         } => {
+            let mut manufacturer_roots = Vec::new();
+            if !no_development_manufacturer {
+                manufacturer_roots.push((
+                    DEVELOPMENT_MANUFACTURER.to_owned(),
+                    shomei_se_sim::SimManufacturer::development_root_der().to_vec(),
+                ));
+            }
             let opts = InitOptions {
                 name,
                 base_url,
                 crl_shards,
+                manufacturer_roots,
             };
             match Home::init(&data, &opts, SystemClock.now()) {
                 Ok(()) => {}
@@ -33,9 +45,14 @@ pub async fn run(cmd: AuthorityCmd, json: bool) -> anyhow::Result<()> {
             let dir = data.display().to_string();
             emit(
                 json,
-                &json!({"data": dir, "operator_token_file": data.join("operator.token"), "sign_root": data.join("ca/sign.pem"), "auth_root": data.join("ca/auth.pem"), "crl_shards": crl_shards}),
+                &json!({"data": dir, "operator_token_file": data.join("operator.token"), "sign_root": data.join("ca/sign.pem"), "auth_root": data.join("ca/auth.pem"), "crl_shards": crl_shards, "trusts_development_manufacturer": !no_development_manufacturer}),
                 &format!(
-                    "authority created in {dir}\n  trust anchors: {dir}/ca/sign.pem, {dir}/ca/auth.pem\n  operator token: {dir}/operator.token\nnext: shomei authority serve --data {dir}"
+                    "authority created in {dir}\n  trust anchors: {dir}/ca/sign.pem, {dir}/ca/auth.pem\n  operator token: {dir}/operator.token\n{}next: shomei authority serve --data {dir}",
+                    if no_development_manufacturer {
+                        ""
+                    } else {
+                        "  WARNING: trusts the development secure-element manufacturer (public key; testing only; --no-development-manufacturer to refuse it)\n"
+                    }
                 ),
             );
             Ok(())

@@ -364,6 +364,7 @@ impl Fixture {
                 name: "Shomei Bench Authority".into(),
                 base_url: base.clone(),
                 crl_shards: 4,
+                manufacturer_roots: vec![],
             },
             SystemClock.now(),
         )

@@ -53,6 +53,11 @@ pub enum AuthorityCmd {
         /// Authority name (the roots' O).
         #[arg(long, default_value = "Shomei Authority")]
         name: String,
+        /// Do not trust the development secure-element manufacturer (whose
+        /// key is public; it lets simulated phones provision out of the
+        /// box). Use this for anything but testing.
+        #[arg(long)]
+        no_development_manufacturer: bool,
     },
     /// Serve the authority over HTTP.
     Serve {

@@ -18,8 +18,6 @@ use crate::card_cmd;
 use crate::cli::KindArg;
 use crate::output::{Failure, emit};
 
-/// Where the simulated manufacturer lives by default: next to the phone.
-pub const DEFAULT_MANUFACTURER_DIR: &str = "se-manufacturer";
 
 #[derive(Subcommand, Debug)]
 pub enum PhoneCmd {
@@ -93,7 +91,8 @@ pub struct ProvisionArgs {
     pub notify_email: Option<String>,
     /// The simulated secure-element manufacturer that makes a new phone
     /// (created if missing; the authority must trust its root). Default:
-    /// `se-manufacturer` next to the phone folder.
+    /// the development manufacturer, which `authority init` trusts unless
+    /// told `--no-development-manufacturer`.
     #[arg(long, env = "SHOMEI_MANUFACTURER")]
     pub manufacturer: Option<PathBuf>,
 }
@@ -330,15 +329,13 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
         "phone authentication PIN",
     )?;
     let mut card = card_cmd::open(&a.card)?;
-    let manufacturer_dir = a.manufacturer.clone().unwrap_or_else(|| {
-        a.phone
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(DEFAULT_MANUFACTURER_DIR)
-    });
     let created = !Phone::exists(&a.phone);
     let mut phone = if created {
-        let m = manufacturer(&manufacturer_dir)?;
+        let m = match &a.manufacturer {
+            Some(dir) => manufacturer(dir)?,
+            None => SimManufacturer::development()
+                .map_err(|e| anyhow::anyhow!("the development manufacturer: {e}"))?,
+        };
         Phone::create(&a.phone, &m, now()).map_err(phone_error)?
     } else {
         match Phone::open(&a.phone) {
@@ -370,11 +367,15 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
             }
             return Err(match &e {
                 PhoneError::Refused { code, .. } if code == "untrusted_manufacturer" => {
-                    Failure::input(format!(
-                        "{e} (make the authority trust {}: shomei phone manufacturer --dir {} --trust AUTHORITY_DIR, then restart it)",
-                        manufacturer_dir.join(ROOT_CERT_FILE).display(),
-                        manufacturer_dir.display()
-                    ))
+                    Failure::input(match &a.manufacturer {
+                        Some(dir) => format!(
+                            "{e} (make the authority trust it: shomei phone manufacturer --dir {} --trust AUTHORITY_DIR)",
+                            dir.display()
+                        ),
+                        None => format!(
+                            "{e} (this authority does not trust the development manufacturer; give --manufacturer DIR and trust it with shomei phone manufacturer --dir DIR --trust AUTHORITY_DIR)"
+                        ),
+                    })
                 }
                 _ => phone_error(e),
             });

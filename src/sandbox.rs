@@ -58,6 +58,7 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
             name: "Shomei Sandbox Authority".into(),
             base_url: base.clone(),
             crl_shards: 4,
+            manufacturer_roots: vec![],
         },
         now,
     )

@@ -60,15 +60,15 @@ fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// An authority (`authority init` + `serve`) that trusts a simulated
-/// secure-element manufacturer (`phone manufacturer --trust`), with a card.
+/// An authority (`authority init` + `serve`), with a card; phones come from
+/// the development manufacturer, which `authority init` trusts by default
+/// (the contract's path: no key exchange needed).
 struct World {
     tmp: tempfile::TempDir,
     dir: PathBuf,
     url: String,
     token: String,
     child: Child,
-    manufacturer: PathBuf,
     card: PathBuf,
 }
 
@@ -80,6 +80,11 @@ impl Drop for World {
 }
 
 fn world() -> World {
+    world_with(&[])
+}
+
+/// [`world`], with extra `authority init` flags.
+fn world_with(init_flags: &[&str]) -> World {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("auth");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -98,20 +103,10 @@ fn world() -> World {
         "--crl-shards",
         "2",
         "--json",
-    ]));
-    // The manufacturer's root goes where the authority reads trusted roots
-    // (AUTHORITY/manufacturers/*.der) before it starts.
-    let manufacturer = tmp.path().join("mfr");
-    let m = json_of(&shomei(&[
-        "phone",
-        "manufacturer",
-        "--dir",
-        manufacturer.to_str().unwrap(),
-        "--trust",
-        dir.to_str().unwrap(),
-        "--json",
-    ]));
-    assert!(Path::new(m["trusted_in"].as_str().unwrap()).exists());
+    ]
+    .into_iter()
+    .chain(init_flags.iter().copied())
+    .collect::<Vec<_>>()));
     #[allow(clippy::zombie_processes)] // World::drop kills and waits
     let child = Command::new(env!("CARGO_BIN_EXE_shomei"))
         .args([
@@ -137,7 +132,6 @@ fn world() -> World {
         url,
         token,
         child,
-        manufacturer,
         card,
     };
     for _ in 0..200 {
@@ -179,7 +173,11 @@ impl World {
     }
 
     fn provision_out(&self, phone: &Path, card_password: &str) -> Output {
-        shomei(&[
+        self.provision_with(phone, card_password, &[])
+    }
+
+    fn provision_with(&self, phone: &Path, card_password: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
             "phone",
             "provision",
             "--authority",
@@ -194,10 +192,10 @@ impl World {
             PHONE_PW,
             "--auth-pin",
             PHONE_PIN,
-            "--manufacturer",
-            self.manufacturer.to_str().unwrap(),
             "--json",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        shomei(&args)
     }
 
     fn provision(&self, name: &str) -> (PathBuf, Value) {
@@ -936,4 +934,38 @@ fn provisioning_with_suspended_card_is_refused() {
     json_of(&w.card(&["resume"]));
     let (phone, _) = w.provision("phone1");
     w.sign_and_verify(&phone, "after resume");
+}
+
+#[test]
+fn untrusted_manufacturer_refused_until_trusted_without_restart() {
+    // A production authority: the development root is not trusted.
+    let w = world_with(&["--no-development-manufacturer"]);
+    let phone = w.path("phone");
+    let (code, msg) = failure(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("development manufacturer"), "{msg}");
+    assert!(!phone.exists(), "a refused phone leaves nothing behind");
+
+    // A manufacturer of its own, trusted in the folder while the authority
+    // runs: the next provisioning accepts it, no restart.
+    let mfr = w.path("mfr");
+    let m = json_of(&shomei(&[
+        "phone",
+        "manufacturer",
+        "--dir",
+        mfr.to_str().unwrap(),
+        "--trust",
+        w.dir.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(Path::new(m["trusted_in"].as_str().unwrap()).exists());
+    let other = w.path("other-mfr");
+    let (code, msg) = failure(&w.provision_with(
+        &phone,
+        CARD_PW,
+        &["--manufacturer", other.to_str().unwrap()],
+    ));
+    assert_eq!(code, 2, "an untrusted manufacturer stays refused: {msg}");
+    let v = json_of(&w.provision_with(&phone, CARD_PW, &["--manufacturer", mfr.to_str().unwrap()]));
+    assert!(v["sign_serial"].is_string(), "{v}");
 }

@@ -70,6 +70,10 @@ pub struct InitOptions {
     pub base_url: String,
     /// CRL shards per class.
     pub crl_shards: u32,
+    /// Secure-element manufacturer roots to trust from the start: file
+    /// name (without extension) and certificate DER, written to
+    /// `DIR/manufacturers/NAME.der`.
+    pub manufacturer_roots: Vec<(String, Vec<u8>)>,
 }
 
 /// What `open` loads from the folder.
@@ -149,6 +153,21 @@ impl Home {
         fs::create_dir_all(dir.join("ca")).map_err(io("create ca folder"))?;
         fs::create_dir_all(dir.join(MANUFACTURERS_DIR))
             .map_err(io("create manufacturers folder"))?;
+        for (name, der) in &opts.manufacturer_roots {
+            let safe = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !safe {
+                return Err(ServerError::BadInput(format!(
+                    "manufacturer root name {name:?}: use letters, digits, - and _"
+                )));
+            }
+            shomei_pki::csr::certificate_spki(der).map_err(|e| {
+                ServerError::BadInput(format!("manufacturer root {name}: not a certificate ({e})"))
+            })?;
+            write_public(&dir.join(MANUFACTURERS_DIR).join(format!("{name}.der")), der)?;
+        }
         for root in [Root::Sign, Root::Auth] {
             let key = RsaSigner::generate().map_err(ServerError::Pki)?;
             write_private(
@@ -400,6 +419,7 @@ mod tests {
             name: "Test Authority".into(),
             base_url: "http://127.0.0.1:8700/".into(),
             crl_shards: 4,
+            manufacturer_roots: vec![],
         }
     }
 

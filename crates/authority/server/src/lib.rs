@@ -72,8 +72,12 @@ pub struct AppState {
     pub iaca: Arc<shomei_pki::profile::Iaca>,
     /// The mobile-ID document signer (certificate DER, key).
     pub document_signer: (Vec<u8>, Arc<dyn shomei_core::Signer>),
-    /// Secure-element manufacturer roots (DER) trusted for phone key attestation.
+    /// Secure-element manufacturer roots (DER) trusted for phone key
+    /// attestation besides those in `manufacturers_dir` (from [`Options`]).
     pub manufacturer_roots: Vec<Vec<u8>>,
+    /// `DIR/manufacturers`: read again for each provisioning, so a root
+    /// trusted there (`shomei phone manufacturer --trust`) needs no restart.
+    pub manufacturers_dir: std::path::PathBuf,
     /// Fans committed events out to event streams and e-mail.
     pub notifier: Arc<notify::Notifier>,
     /// Notes phone-certificate uses seen by OCSP.
@@ -81,6 +85,16 @@ pub struct AppState {
     /// Becomes `true` when the server is stopping: long-lived responses
     /// (event streams) end, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Every trusted secure-element manufacturer root: the folder's, read
+    /// now, then those given in [`Options`].
+    pub fn trusted_manufacturer_roots(&self) -> Result<Vec<Vec<u8>>, ServerError> {
+        let mut roots = home::load_manufacturer_roots(&self.manufacturers_dir)?;
+        roots.extend(self.manufacturer_roots.iter().cloned());
+        Ok(roots)
+    }
 }
 
 /// What [`load_with`] takes besides the folder (all optional).
@@ -153,8 +167,6 @@ pub async fn load_with(
     let smtp = options.smtp.or_else(|| home.config.smtp.clone());
     let notifier = notify::Notifier::start(registry.clone(), status.clone(), smtp);
     let usage = notify::UsageRecorder::start(registry.clone(), notifier.clone());
-    let mut manufacturer_roots = home.manufacturer_roots.clone();
-    manufacturer_roots.extend(options.manufacturer_roots);
     Ok(Arc::new(AppState {
         sign_root_der: home.sign_root.cert_der().to_vec(),
         auth_root_der: home.auth_root.cert_der().to_vec(),
@@ -168,7 +180,8 @@ pub async fn load_with(
         challenges: api::Challenges::default(),
         iaca: home.iaca.clone(),
         document_signer: home.document_signer.clone(),
-        manufacturer_roots,
+        manufacturer_roots: options.manufacturer_roots,
+        manufacturers_dir: dir.join(home::MANUFACTURERS_DIR),
         notifier,
         usage,
         shutdown: tokio::sync::watch::Sender::new(false),

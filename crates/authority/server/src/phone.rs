@@ -340,6 +340,7 @@ pub(crate) async fn provision(
 
     // Everything else is the authority core's to decide.
     let state = s.clone();
+    let roots = s.trusted_manufacturer_roots()?;
     let claimed = body.device.id.clone();
     let issued = tokio::task::spawn_blocking(move || {
         let req = PhoneRequest {
@@ -354,11 +355,10 @@ pub(crate) async fn provision(
             sign_attestation: &sign_attestation,
             auth_attestation: &auth_attestation,
         };
-        let roots = &state.manufacturer_roots;
         state
             .authority
             .provision_phone(&req, now, &mut SystemRandom::new(), |chain, spki, ch| {
-                verify_phone_key_attestation(chain, roots, spki, ch, now)
+                verify_phone_key_attestation(chain, &roots, spki, ch, now)
             })
     })
     .await

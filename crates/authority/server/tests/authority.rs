@@ -117,6 +117,7 @@ async fn start(backend: Backend) -> Option<Env> {
             name: "Test Authority".into(),
             base_url: base.clone(),
             crl_shards: 2,
+            manufacturer_roots: vec![],
         },
         now,
     )

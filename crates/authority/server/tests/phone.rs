@@ -222,6 +222,7 @@ async fn start_with(backend: Backend, smtp: bool) -> Option<Env> {
             name: "Test Authority".into(),
             base_url: base.clone(),
             crl_shards: 2,
+            manufacturer_roots: vec![],
         },
         now(),
     )

@@ -29,6 +29,9 @@ pub const ROOT_CERT_FILE: &str = "manufacturer-root.der";
 pub const MANUFACTURER_ROOT_CN: &str = "Shomei Simulated SE Manufacturer Root";
 const ORGANIZATION: &str = "Shomei Simulated SE";
 const ROOT_YEARS: i64 = 20;
+/// The published development root (see [`SimManufacturer::development`]).
+const DEV_ROOT_KEY: &[u8] = include_bytes!("../dev/manufacturer-root.key");
+const DEV_ROOT_CERT: &[u8] = include_bytes!("../dev/manufacturer-root.der");
 const DEVICE_YEARS: i64 = 15;
 
 /// The simulated secure element manufacturer: a self-signed P-256 root
@@ -76,9 +79,15 @@ impl SimManufacturer {
     /// Loads the manufacturer from `dir`.
     pub fn load(dir: &Path) -> Result<Self, SeError> {
         let (key_path, cert_path) = (dir.join(ROOT_KEY_FILE), dir.join(ROOT_CERT_FILE));
-        let pkcs8 =
-            Zeroizing::new(std::fs::read(&key_path).map_err(|e| io_error("read", &key_path, &e))?);
+        let pkcs8 = std::fs::read(&key_path).map_err(|e| io_error("read", &key_path, &e))?;
         let cert_der = std::fs::read(&cert_path).map_err(|e| io_error("read", &cert_path, &e))?;
+        Self::from_parts(pkcs8, cert_der)
+    }
+
+    /// A manufacturer from its root key (PKCS#8) and certificate (DER),
+    /// which must match.
+    fn from_parts(pkcs8: Vec<u8>, cert_der: Vec<u8>) -> Result<Self, SeError> {
+        let pkcs8 = Zeroizing::new(pkcs8);
         let signer = EcdsaP256Signer::from_pkcs8(&pkcs8).map_err(crypto)?;
         if shomei_pki::csr::certificate_spki(&cert_der).map_err(crypto)? != signer.public_key_spki()
         {
@@ -91,6 +100,23 @@ impl SimManufacturer {
             pkcs8,
             cert_der,
         })
+    }
+
+    /// The **development** manufacturer: a fixed root whose private key is
+    /// published in this repository (`crates/holder/se-sim/dev/`), like the
+    /// software attestation root of Android's emulator. It lets a fresh
+    /// `authority init` + `phone provision` work with no key exchange, and
+    /// it proves nothing: anyone can forge its attestations. A production
+    /// authority is initialised without it (`authority init
+    /// --no-development-manufacturer`). Regenerate with
+    /// `cargo test -p shomei-se-sim -- --ignored regenerate_development_manufacturer`.
+    pub fn development() -> Result<Self, SeError> {
+        Self::from_parts(DEV_ROOT_KEY.to_vec(), DEV_ROOT_CERT.to_vec())
+    }
+
+    /// The development root certificate (DER), without loading its key.
+    pub fn development_root_der() -> &'static [u8] {
+        DEV_ROOT_CERT
     }
 
     /// The root certificate (DER), for the authority's trust list.

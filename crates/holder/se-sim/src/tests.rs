@@ -15,6 +15,7 @@ use shomei_secure_element::{
 use time::macros::datetime;
 
 use crate::device::DeviceRoot as _;
+use crate::manufacturer;
 use crate::{
     DEVICE_FILE, FusedIdentity, ManualClock, MemoryDeviceRoot, MemoryStore, SEALED_FILE,
     SimManufacturer, SimOptions, SimSecureElement,
@@ -1098,4 +1099,24 @@ fn manufacturer_files_round_trip() {
         loaded.manufacture_device(&phone, NOW),
         Err(SeError::AlreadyProvisioned)
     ));
+}
+
+#[test]
+fn development_manufacturer_loads_and_attests_devices() {
+    let m = SimManufacturer::development().unwrap();
+    assert_eq!(m.root_cert_der(), SimManufacturer::development_root_der());
+    // Its devices chain to the published root.
+    let dev = m.new_device(NOW).unwrap();
+    assert_eq!(dev.root_cert(), SimManufacturer::development_root_der());
+}
+
+/// Rewrites `dev/` with a new development root valid 2026-01-01 to 2046.
+#[test]
+#[ignore = "rewrites the committed development root"]
+fn regenerate_development_manufacturer() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dev");
+    for f in [manufacturer::ROOT_KEY_FILE, manufacturer::ROOT_CERT_FILE] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    SimManufacturer::create(&dir, datetime!(2026-01-01 00:00:00 UTC)).unwrap();
 }
