@@ -562,7 +562,9 @@ struct TbsCertificateRaw<'a> {
 
 /// A certificate read without decoding its names (see above). Parsing
 /// checks no signature.
-pub(crate) struct CertView<'a> {
+/// A certificate read without copying its parts out of the DER more than
+/// needed: what signature checks and CertIDs need.
+pub struct CertView<'a> {
     /// DER of tbsCertificate (the signed bytes).
     pub tbs: Vec<u8>,
     /// The outer signatureAlgorithm.
@@ -694,6 +696,19 @@ impl Digest {
         };
         aws_lc_rs::digest::digest(alg, data).as_ref().to_vec()
     }
+}
+
+/// Verifies `signature` over `message` with the key in a DER SPKI, for an
+/// X.509 signature algorithm (sha{256,384,512}WithRSAEncryption or
+/// ecdsa-with-SHA{256,384}); `what` names the object in errors.
+pub fn verify_signature(
+    spki_der: &[u8],
+    sig_alg: ObjectIdentifier,
+    message: &[u8],
+    signature: &[u8],
+    what: &'static str,
+) -> Result<(), PkiError> {
+    verify_spki_signature(spki_der, sig_alg, None, message, signature, what)
 }
 
 /// Verifies `signature` over `message` with the key in a DER SPKI, for the

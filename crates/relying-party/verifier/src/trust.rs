@@ -1,0 +1,155 @@
+//! Trust anchors: two separate sets, one for signatures and one for logins,
+//! as JPKI keeps them. An anchor is parsed once when added.
+
+use shomei_pki::cms::CertView;
+
+use crate::VerifyError;
+use crate::cert::{Purpose, asn1_time};
+
+/// Who runs a root: a Shōmei authority, or the real J-LIS (JPKI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootSource {
+    /// A Shōmei authority (its `/ca/sign.pem`, `/ca/auth.pem`).
+    Shomei,
+    /// The real JPKI roots of J-LIS (embedded; no revocation source, since
+    /// J-LIS gives CRLs and OCSP only to registered verifiers).
+    Jpki,
+}
+
+/// One trusted root, parsed.
+#[derive(Clone, Debug)]
+pub struct Anchor {
+    pub(crate) der: Vec<u8>,
+    pub(crate) subject: Vec<u8>,
+    pub(crate) spki: Vec<u8>,
+    pub(crate) not_before: shomei_core::Timestamp,
+    pub(crate) not_after: shomei_core::Timestamp,
+    pub(crate) source: RootSource,
+}
+
+impl Anchor {
+    /// The root certificate (DER).
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// Who runs it.
+    pub fn source(&self) -> RootSource {
+        self.source
+    }
+}
+
+/// The real JPKI roots (2015 and 2023 generations), as published in
+/// `jpki/myna` and copied into `jpki-roots/`.
+const JPKI_SIGN_ROOTS: [&str; 2] = [
+    include_str!("../jpki-roots/sign_ca_2015.pem"),
+    include_str!("../jpki-roots/sign_ca_2023.pem"),
+];
+const JPKI_AUTH_ROOTS: [&str; 2] = [
+    include_str!("../jpki-roots/auth_ca_2015.pem"),
+    include_str!("../jpki-roots/auth_ca_2023.pem"),
+];
+
+/// The trust store: signing roots and authentication roots, never mixed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustStore {
+    sign: Vec<Anchor>,
+    auth: Vec<Anchor>,
+}
+
+impl TrustStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a root (DER) for `purpose`. The certificate must parse; its
+    /// self-signature is not required (JPKI roots are trusted as given).
+    pub fn add(
+        &mut self,
+        purpose: Purpose,
+        der: &[u8],
+        source: RootSource,
+    ) -> Result<(), VerifyError> {
+        let view =
+            CertView::parse(der).map_err(|e| VerifyError::from_pki("root certificate", e))?;
+        let anchor = Anchor {
+            der: der.to_vec(),
+            subject: view.subject.clone(),
+            spki: view.spki.clone(),
+            not_before: asn1_time(view.not_before)?,
+            not_after: asn1_time(view.not_after)?,
+            source,
+        };
+        let set = match purpose {
+            Purpose::Signing => &mut self.sign,
+            Purpose::Authentication => &mut self.auth,
+        };
+        if !set.iter().any(|a| a.der == anchor.der) {
+            set.push(anchor);
+        }
+        Ok(())
+    }
+
+    /// Adds every `CERTIFICATE` block of PEM text for `purpose`.
+    pub fn add_pem(
+        &mut self,
+        purpose: Purpose,
+        pem: &str,
+        source: RootSource,
+    ) -> Result<usize, VerifyError> {
+        let ders = pem_certificates(pem);
+        if ders.is_empty() {
+            return Err(VerifyError::malformed(
+                "root certificate",
+                "no CERTIFICATE block in the PEM text",
+            ));
+        }
+        for der in &ders {
+            self.add(purpose, der, source)?;
+        }
+        Ok(ders.len())
+    }
+
+    /// Adds the real JPKI roots (J-LIS, 2015 and 2023 generations).
+    pub fn add_jpki_roots(&mut self) -> Result<(), VerifyError> {
+        for pem in JPKI_SIGN_ROOTS {
+            self.add_pem(Purpose::Signing, pem, RootSource::Jpki)?;
+        }
+        for pem in JPKI_AUTH_ROOTS {
+            self.add_pem(Purpose::Authentication, pem, RootSource::Jpki)?;
+        }
+        Ok(())
+    }
+
+    /// The anchors for `purpose`.
+    pub fn anchors(&self, purpose: Purpose) -> &[Anchor] {
+        match purpose {
+            Purpose::Signing => &self.sign,
+            Purpose::Authentication => &self.auth,
+        }
+    }
+}
+
+/// The DER of every `CERTIFICATE` block in PEM text (other blocks and
+/// undecodable bodies are skipped).
+pub fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match (&mut body, line) {
+            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
+            (Some(b), "-----END CERTIFICATE-----") => {
+                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                    out.push(der);
+                }
+                body = None;
+            }
+            (Some(b), l) => b.push_str(l),
+            (None, _) => {}
+        }
+    }
+    out
+}
