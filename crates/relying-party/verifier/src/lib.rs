@@ -31,7 +31,9 @@ pub use revocation::{
     CertStatus, CheckedCert, StatusSource, VerifiedCrl, check_crl, check_ocsp, not_checked,
     ocsp_request,
 };
-pub use signature::{SignedDocument, VerifiedLogin, verify_document, verify_login};
+pub use signature::{
+    SignedDocument, VerifiedConsent, VerifiedLogin, verify_consent, verify_document, verify_login,
+};
 pub use trust::{RootSource, TrustStore};
 
 #[cfg(test)]

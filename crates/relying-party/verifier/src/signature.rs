@@ -95,3 +95,39 @@ pub fn verify_login(
     })?;
     Ok(VerifiedLogin { cert })
 }
+
+/// Proof that the holder of a good signing certificate signed a login
+/// challenge (consent to release the basic four, which needs the signing
+/// password as the Digital Agency's app does).
+#[derive(Clone, Debug)]
+pub struct VerifiedConsent {
+    cert: CheckedCert,
+}
+
+impl VerifiedConsent {
+    /// The signing certificate (basic four inside) and its status (good).
+    pub fn cert(&self) -> &CheckedCert {
+        &self.cert
+    }
+}
+
+/// As [`verify_login`], for the signing key: `cert` must be a good signing
+/// certificate and `signature` its RSA SHA-256 signature over `challenge`.
+pub fn verify_consent(
+    cert: CheckedCert,
+    challenge: &[u8],
+    signature: &[u8],
+) -> Result<VerifiedConsent, VerifyError> {
+    if cert.cert().purpose() != Purpose::Signing {
+        return Err(VerifyError::WrongPurpose {
+            wanted: Purpose::Signing.as_str(),
+        });
+    }
+    cert.status().require_good()?;
+    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), challenge, signature).map_err(|_| {
+        VerifyError::BadSignature {
+            what: "consent challenge",
+        }
+    })?;
+    Ok(VerifiedConsent { cert })
+}

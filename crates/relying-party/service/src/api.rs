@@ -1,0 +1,434 @@
+//! HTTP routes: the OpenID Connect provider, the login page the phone
+//! answers, and the signature verification endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use shomei_verifier::{Medium, Purpose};
+
+use crate::oidc::{AuthRequest, Authenticated, AuthorizeError};
+use crate::online::{b64url, sha256};
+use crate::{AppState, ServiceError};
+
+/// Largest JSON body accepted (a 1 MiB document base64-encoded, plus its
+/// signature).
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize))
+        .route("/login/{id}", get(offer).post(answer))
+        .route("/login/{id}/status", get(status))
+        .route("/login/{id}/continue", get(continue_login))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/v1/verify/signature", post(verify_signature))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn discovery(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(s.provider.discovery())
+}
+
+async fn jwks(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(s.provider.jwks())
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+async fn authorize(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let req = match crate::oidc::check_authorize(&s.provider.clients, &q) {
+        Ok(r) => r,
+        Err(e) => {
+            return match e.location(&s.provider.issuer) {
+                Some(loc) => Redirect::to(&loc).into_response(),
+                None => {
+                    let AuthorizeError::Fatal { error, description } = e else {
+                        return StatusCode::BAD_REQUEST.into_response();
+                    };
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({"error": error, "error_description": description})),
+                    )
+                        .into_response()
+                }
+            };
+        }
+    };
+    let scopes = req.scopes.clone();
+    let client = req.client_id.clone();
+    let id = match s.provider.start_login(req, s.verifier.now()) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let login_url = format!("{}/login/{id}", s.provider.issuer);
+    if wants_json(&headers) {
+        return Json(json!({
+            "login_url": login_url,
+            "status_url": format!("{login_url}/status"),
+            "continue_url": format!("{login_url}/continue"),
+            "expires_in": crate::oidc::CHALLENGE_TTL.whole_seconds(),
+            "scopes": scopes,
+        }))
+        .into_response();
+    }
+    Html(login_page(&client, &scopes, &login_url)).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn login_page(client: &str, scopes: &[String], login_url: &str) -> String {
+    let url = html_escape(login_url);
+    let needs = if scopes.iter().any(|s| s != "openid") {
+        " --password YOUR_SIGNING_PASSWORD"
+    } else {
+        ""
+    };
+    format!(
+        r#"<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>マイナンバーでログイン — Shōmei</title></head>
+<body><h1>Log in with your My Number phone or card</h1>
+<p><b>{client}</b> asks for: {scopes}. The challenge is valid for 60 seconds.</p>
+<p>On your phone: <code>shomei phone login --phone PHONE --pin NNNN{needs} --url {url}</code></p>
+<p id="state">Waiting for your phone…</p>
+<script>
+const poll = async () => {{
+  const r = await fetch("{url}/status"); const s = await r.json();
+  document.getElementById("state").textContent = s.state;
+  if (s.state === "pending" || s.state === "verifying") {{ setTimeout(poll, 1000); }}
+  else {{ window.location = "{url}/continue"; }}
+}};
+poll();
+</script></body></html>"#,
+        client = html_escape(client),
+        scopes = html_escape(&scopes.join(" ")),
+    )
+}
+
+async fn offer(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::oidc::LoginOffer>, ServiceError> {
+    Ok(Json(s.provider.offer(&id, s.verifier.now())?))
+}
+
+/// A phone's (or card's) answer to a login challenge.
+#[derive(serde::Deserialize)]
+struct LoginAnswer {
+    /// The authentication certificate (base64 DER).
+    auth_certificate: String,
+    /// RSA SHA-256 signature over the challenge bytes (base64).
+    auth_signature: String,
+    /// For basic-four scopes: the signing certificate (base64 DER)…
+    sign_certificate: Option<String>,
+    /// …and its signature over the same challenge (base64).
+    sign_signature: Option<String>,
+    /// How the holder unlocked the key: `pin` or `biometric` (informative).
+    method: Option<String>,
+}
+
+struct DecodedAnswer {
+    auth_cert: Vec<u8>,
+    auth_sig: Vec<u8>,
+    sign: Option<(Vec<u8>, Vec<u8>)>,
+    method: Option<String>,
+}
+
+fn b64(field: &'static str, s: &str) -> Result<Vec<u8>, ServiceError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()))
+        .map_err(|_| ServiceError::bad("bad_base64", format!("{field} is not base64")))
+}
+
+fn decode_answer(a: LoginAnswer) -> Result<DecodedAnswer, ServiceError> {
+    let sign = match (a.sign_certificate, a.sign_signature) {
+        (Some(c), Some(s)) => Some((b64("sign_certificate", &c)?, b64("sign_signature", &s)?)),
+        (None, None) => None,
+        _ => {
+            return Err(ServiceError::bad(
+                "bad_request",
+                "sign_certificate and sign_signature go together",
+            ));
+        }
+    };
+    Ok(DecodedAnswer {
+        auth_cert: b64("auth_certificate", &a.auth_certificate)?,
+        auth_sig: b64("auth_signature", &a.auth_signature)?,
+        sign,
+        method: a.method,
+    })
+}
+
+async fn answer(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<LoginAnswer>, JsonRejection>,
+) -> Result<Json<Value>, ServiceError> {
+    // A malformed body is refused before the challenge is taken, so it
+    // consumes nothing.
+    let Json(body) = body.map_err(|e| ServiceError::bad("bad_request", e.body_text()))?;
+    let ans = decode_answer(body)?;
+    let now = s.verifier.now();
+    let (req, challenge) = s.provider.begin_answer(&id, now)?;
+    match verify_answer(&s, &req, &challenge, &ans).await {
+        Ok(a) => {
+            let medium = a.claims.get("shomei_medium").cloned();
+            s.provider.finish_answer(&id, Ok(a), s.verifier.now());
+            tracing::info!(client = %req.client_id, "login answered");
+            Ok(Json(json!({"state": "done", "medium": medium})))
+        }
+        Err(e) => {
+            s.provider
+                .finish_answer(&id, Err(e.code()), s.verifier.now());
+            Err(e)
+        }
+    }
+}
+
+async fn verify_answer(
+    s: &AppState,
+    req: &AuthRequest,
+    challenge: &[u8],
+    ans: &DecodedAnswer,
+) -> Result<Authenticated, ServiceError> {
+    let v = &s.verifier;
+    let auth = v.validate_cached(&ans.auth_cert, Purpose::Authentication)?;
+    let auth = v.status(auth).await?;
+    let login = shomei_verifier::verify_login(auth, challenge, &ans.auth_sig)?;
+    let auth = login.cert().cert();
+    let medium = auth.medium();
+
+    let consent = match (&ans.sign, req.wants_basic_four()) {
+        (Some((cert, sig)), true) => {
+            let sign = v.validate_cached(cert, Purpose::Signing)?;
+            let sign = v.status(sign).await?;
+            let c = shomei_verifier::verify_consent(sign, challenge, sig)?;
+            if c.cert().cert().medium() != medium {
+                return Err(ServiceError::bad(
+                    "different_media",
+                    "the signing and authentication keys must be on the same card or phone",
+                ));
+            }
+            Some(c)
+        }
+        (None, true) => {
+            return Err(ServiceError::bad(
+                "consent_required",
+                "the requested claims need the signing key too (give the signing password)",
+            ));
+        }
+        (_, false) => None,
+    };
+
+    // The holder: the authority's per-relying-party pseudonym, the same
+    // for card and phone and across renewals (linkage); without a linkage
+    // token, the certificate itself (then not stable across renewals).
+    let holder = match v.linkage(&auth.serial().to_hex()).await? {
+        Some(l) => {
+            if let Some(c) = &consent {
+                let other = v.linkage(&c.cert().cert().serial().to_hex()).await?;
+                if other.map(|o| o.holder) != Some(l.holder.clone()) {
+                    return Err(ServiceError::bad(
+                        "holder_mismatch",
+                        "the signing and authentication certificates belong to different holders",
+                    ));
+                }
+            }
+            l.holder
+        }
+        None => format!("certificate:{}", auth.serial().to_hex()),
+    };
+    let sub = b64url(&sha256(
+        format!("shomei-oidc-sub\0{}\0{holder}", req.client_id).as_bytes(),
+    ));
+
+    let mut claims = Map::new();
+    claims.insert("shomei_medium".into(), json!(medium.as_str()));
+    if let Some(b) = consent.as_ref().and_then(|c| c.cert().cert().basic_four()) {
+        for scope in &req.scopes {
+            match scope.as_str() {
+                "name" => {
+                    claims.insert("name".into(), json!(b.name()));
+                }
+                "address" => {
+                    claims.insert("address".into(), json!({"formatted": b.address()}));
+                }
+                "birthdate" => {
+                    claims.insert("birthdate".into(), json!(b.birth_date().to_iso()));
+                }
+                "gender" => {
+                    let g = match b.sex().code() {
+                        1 => "male",
+                        2 => "female",
+                        _ => "unknown",
+                    };
+                    claims.insert("gender".into(), json!(g));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut amr = vec!["hwk"];
+    match ans.method.as_deref() {
+        Some("pin") => amr.push("pin"),
+        Some("biometric") => amr.push("user"),
+        _ => {}
+    }
+    if medium == Medium::Phone {
+        amr.push("mfa");
+    }
+    Ok(Authenticated {
+        sub,
+        claims,
+        auth_time: v.now(),
+        amr,
+    })
+}
+
+async fn status(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ServiceError> {
+    let (state, code) = s.provider.status(&id, s.verifier.now())?;
+    Ok(Json(json!({"state": state, "code": code})))
+}
+
+async fn continue_login(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Redirect, ServiceError> {
+    let loc = s.provider.continue_login(&id, s.verifier.now())?;
+    Ok(Redirect::to(&loc))
+}
+
+fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let enc = v.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(enc.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+    Some((form_decode(id), form_decode(secret)))
+}
+
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn token(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let no_store = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ];
+    match s
+        .provider
+        .token(&form, basic_auth(&headers), s.verifier.now())
+    {
+        Ok(t) => (no_store, Json(t)).into_response(),
+        Err(e) => {
+            let status = if e.error == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            (
+                status,
+                no_store,
+                Json(json!({"error": e.error, "error_description": e.description})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn userinfo(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token.and_then(|t| s.provider.userinfo(t, s.verifier.now())) {
+        Some(v) => Json(v).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                "Bearer error=\"invalid_token\"".to_owned(),
+            )],
+        )
+            .into_response(),
+    }
+}
+
+/// Body of `POST /v1/verify/signature`.
+#[derive(serde::Deserialize)]
+struct VerifyBody {
+    /// The signed document (base64).
+    content: String,
+    /// The detached CMS SignedData (base64 DER).
+    signature: String,
+}
+
+async fn verify_signature(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<VerifyBody>, JsonRejection>,
+) -> Result<Json<crate::online::SignatureReport>, ServiceError> {
+    let Json(body) = body.map_err(|e| ServiceError::bad("bad_request", e.body_text()))?;
+    let content = b64("content", &body.content)?;
+    let p7s = b64("signature", &body.signature)?;
+    Ok(Json(s.verifier.verify_signature(&p7s, &content).await))
+}

@@ -1,0 +1,413 @@
+//! The verifier with its IO: trust anchors fetched from the authority,
+//! OCSP over HTTP with a fresh nonce, CRL shards fetched and kept warm,
+//! validated chains cached, and the authority's linkage service.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use shomei_core::Timestamp;
+use shomei_verifier::{
+    CheckedCert, Purpose, RootSource, TrustStore, ValidatedCert, VerifiedCrl, VerifyError,
+};
+
+use crate::ServiceError;
+
+/// Where statuses come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatusMode {
+    /// OCSP with a fresh nonce for every check (CRL shard if OCSP fails).
+    #[default]
+    Ocsp,
+    /// The certificate's CRL shard, fetched when missing or past its
+    /// nextUpdate and kept in memory (a warm cache answers without IO).
+    Crl,
+}
+
+/// Most validated certificates kept (the cache is emptied when full).
+const CHAIN_CACHE_MAX: usize = 100_000;
+
+/// A clock (injected so tests can move time).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(time::OffsetDateTime::now_utc)
+}
+
+/// What the linkage service says about a certificate.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Linkage {
+    /// The holder's pseudonym for this relying party.
+    pub holder: String,
+    /// The newest certificate that replaced this one, if any.
+    #[serde(default)]
+    pub successor: Option<String>,
+}
+
+/// Online verification against one authority.
+pub struct OnlineVerifier {
+    authority: String,
+    store: TrustStore,
+    http: reqwest::Client,
+    mode: StatusMode,
+    linkage_token: Option<String>,
+    crls: Mutex<HashMap<String, Arc<VerifiedCrl>>>,
+    chains: Mutex<HashMap<([u8; 32], Purpose), ValidatedCert>>,
+    clock: Clock,
+}
+
+impl OnlineVerifier {
+    /// Fetches the authority's trust anchors (`/ca/sign.pem`,
+    /// `/ca/auth.pem`); with `jpki`, also trusts the real JPKI roots.
+    pub async fn connect(
+        authority: &str,
+        mode: StatusMode,
+        linkage_token: Option<String>,
+        jpki: bool,
+        clock: Clock,
+    ) -> Result<Self, ServiceError> {
+        let authority = authority.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| ServiceError::Upstream(format!("HTTP client: {e}")))?;
+        let mut store = TrustStore::new();
+        for (purpose, path) in [
+            (Purpose::Signing, "/ca/sign.pem"),
+            (Purpose::Authentication, "/ca/auth.pem"),
+        ] {
+            let url = format!("{authority}{path}");
+            let pem = get_bytes(&http, &url).await?;
+            let pem = String::from_utf8(pem)
+                .map_err(|_| ServiceError::Upstream(format!("{url}: not PEM text")))?;
+            store
+                .add_pem(purpose, &pem, RootSource::Shomei)
+                .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+        }
+        if jpki {
+            store.add_jpki_roots().map_err(ServiceError::Verify)?;
+        }
+        Ok(Self {
+            authority,
+            store,
+            http,
+            mode,
+            linkage_token,
+            crls: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
+            clock,
+        })
+    }
+
+    /// The authority's base URL.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The trust store.
+    pub fn store(&self) -> &TrustStore {
+        &self.store
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Whether linkage lookups are configured.
+    pub fn has_linkage(&self) -> bool {
+        self.linkage_token.is_some()
+    }
+
+    /// Validates a certificate, reusing an earlier validation of the same
+    /// bytes for the same purpose (the validity window is re-checked).
+    pub fn validate_cached(
+        &self,
+        der: &[u8],
+        purpose: Purpose,
+    ) -> Result<ValidatedCert, VerifyError> {
+        let now = self.now();
+        let key = (sha256(der), purpose);
+        if let Some(v) = lock(&self.chains).get(&key).cloned() {
+            v.still_valid(now)?;
+            return Ok(v);
+        }
+        let v = shomei_verifier::validate(&self.store, der, purpose, now)?;
+        let mut chains = lock(&self.chains);
+        if chains.len() >= CHAIN_CACHE_MAX {
+            chains.clear();
+        }
+        chains.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Establishes the status of a validated certificate: nothing for real
+    /// JPKI roots (J-LIS serves registered verifiers only), else OCSP with a
+    /// nonce or the CRL shard per the mode (OCSP falls back to the CRL when
+    /// the responder cannot be reached).
+    pub async fn status(&self, cert: ValidatedCert) -> Result<CheckedCert, ServiceError> {
+        if cert.source() == RootSource::Jpki {
+            return Ok(shomei_verifier::not_checked(cert));
+        }
+        match self.mode {
+            StatusMode::Ocsp => match self.ocsp(cert.clone()).await {
+                Err(ServiceError::Upstream(why)) => {
+                    tracing::warn!(%why, "OCSP unreachable; using the CRL shard");
+                    self.crl(cert).await
+                }
+                other => other,
+            },
+            StatusMode::Crl => self.crl(cert).await,
+        }
+    }
+
+    async fn ocsp(&self, cert: ValidatedCert) -> Result<CheckedCert, ServiceError> {
+        let url = cert
+            .ocsp_url()
+            .ok_or_else(|| ServiceError::Upstream("no OCSP URL in the certificate".into()))?
+            .to_owned();
+        let nonce = random::<32>()?;
+        let req = shomei_verifier::ocsp_request(&cert, &nonce).map_err(ServiceError::Verify)?;
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/ocsp-request")
+            .body(req)
+            .send()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("OCSP {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ServiceError::Upstream(format!(
+                "OCSP {url}: HTTP {}",
+                resp.status()
+            )));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("OCSP {url}: {e}")))?;
+        shomei_verifier::check_ocsp(cert, &body, Some(&nonce), self.now())
+            .map_err(ServiceError::Verify)
+    }
+
+    async fn crl(&self, cert: ValidatedCert) -> Result<CheckedCert, ServiceError> {
+        let now = self.now();
+        let url = cert
+            .crl_urls()
+            .first()
+            .ok_or_else(|| ServiceError::Upstream("no CRL distribution point".into()))?
+            .clone();
+        let cached = lock(&self.crls).get(&url).cloned();
+        let crl = match cached {
+            Some(c) if now < c.next_update() => c,
+            _ => {
+                let der = get_bytes(&self.http, &url).await?;
+                let fresh = Arc::new(
+                    VerifiedCrl::parse(&der, cert.issuer_der()).map_err(ServiceError::Verify)?,
+                );
+                lock(&self.crls).insert(url, fresh.clone());
+                fresh
+            }
+        };
+        shomei_verifier::check_crl(cert, &crl, now).map_err(ServiceError::Verify)
+    }
+
+    /// Fetches every CRL shard named by `cert` now (warming the cache).
+    pub async fn warm_crl(&self, cert: &ValidatedCert) -> Result<(), ServiceError> {
+        self.crl(cert.clone()).await.map(|_| ())
+    }
+
+    /// Asks the authority's linkage service about a certificate (needs a
+    /// relying-party token; `None` without one).
+    pub async fn linkage(&self, serial_hex: &str) -> Result<Option<Linkage>, ServiceError> {
+        let Some(token) = &self.linkage_token else {
+            return Ok(None);
+        };
+        let url = format!("{}/v1/linkage/{serial_hex}", self.authority);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| ServiceError::Upstream(format!("linkage: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ServiceError::Upstream(format!(
+                "linkage {serial_hex}: HTTP {}",
+                resp.status()
+            )));
+        }
+        resp.json::<Linkage>()
+            .await
+            .map(Some)
+            .map_err(|e| ServiceError::Upstream(format!("linkage: {e}")))
+    }
+
+    /// Verifies a detached CMS signature over `content`, with the signer's
+    /// status: the contract's `verify signature` report.
+    pub async fn verify_signature(&self, p7s: &[u8], content: &[u8]) -> SignatureReport {
+        let now = self.now();
+        let doc = match shomei_verifier::verify_document(&self.store, p7s, content, now) {
+            Ok(d) => d,
+            Err(e) => return SignatureReport::invalid(e),
+        };
+        let signer = doc.into_signer();
+        let serial = signer.serial().to_hex();
+        let kind = signer.medium();
+        let holder = signer.basic_four().cloned();
+        let checked = match self.status(signer).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut r = SignatureReport::invalid_service(e);
+                r.serial = Some(serial);
+                r.kind = Some(kind.as_str());
+                return r;
+            }
+        };
+        let status = checked.status();
+        let error = match status.require_good() {
+            Ok(()) => None,
+            // Real JPKI roots: the signature and chain hold; revocation is
+            // reported as not checked, which the caller may accept.
+            Err(VerifyError::StatusNotChecked) => None,
+            Err(e) => Some(e),
+        };
+        SignatureReport {
+            valid: error.is_none(),
+            status: status.as_str(),
+            kind: Some(kind.as_str()),
+            serial: Some(serial),
+            holder: holder.map(|b| HolderJson {
+                name: b.name().to_owned(),
+                address: b.address().to_owned(),
+                birth_date: b.birth_date().to_iso(),
+                sex: b.sex().code().to_string(),
+            }),
+            source: Some(checked.cert().source()),
+            error: error.map(|e| ErrorJson {
+                code: e.code(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// The contract's `verify signature --json` object.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignatureReport {
+    /// Signature, chain and status all good.
+    pub valid: bool,
+    /// `good`, `revoked`, `suspended`, `unknown`, or `not_checked` (real
+    /// JPKI roots).
+    pub status: &'static str,
+    /// `card` or `phone` (absent if the signer could not be validated).
+    pub kind: Option<&'static str>,
+    /// The signer certificate's serial (hex).
+    pub serial: Option<String>,
+    /// The signer's basic four.
+    pub holder: Option<HolderJson>,
+    /// Which root vouched (`shomei` or `jpki`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<RootSource>,
+    /// Why not valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorJson>,
+}
+
+impl SignatureReport {
+    fn invalid(e: VerifyError) -> Self {
+        Self {
+            valid: false,
+            status: match e {
+                VerifyError::Revoked { .. } => "revoked",
+                VerifyError::Suspended => "suspended",
+                _ => "unknown",
+            },
+            kind: None,
+            serial: None,
+            holder: None,
+            source: None,
+            error: Some(ErrorJson {
+                code: e.code(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn invalid_service(e: ServiceError) -> Self {
+        let mut r = Self::invalid(VerifyError::StatusNotChecked);
+        r.error = Some(ErrorJson {
+            code: e.code(),
+            message: e.to_string(),
+        });
+        r
+    }
+}
+
+/// The basic four as JSON (ISO birth date, JPKI sex code).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HolderJson {
+    /// 氏名.
+    pub name: String,
+    /// 住所.
+    pub address: String,
+    /// ISO 8601 date.
+    pub birth_date: String,
+    /// `1`, `2` or `3`.
+    pub sex: String,
+}
+
+/// A failure with its stable code.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ErrorJson {
+    /// Stable code.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+async fn get_bytes(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, ServiceError> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(ServiceError::Upstream(format!(
+            "{url}: HTTP {}",
+            resp.status()
+        )));
+    }
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// SHA-256.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `N` random bytes from the OS.
+pub fn random<const N: usize>() -> Result<[u8; N], ServiceError> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| ServiceError::Internal("randomness failed".into()))?;
+    Ok(out)
+}
+
+/// Base64url without padding.
+pub fn b64url(data: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
