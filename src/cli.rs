@@ -30,6 +30,12 @@ pub enum Command {
     /// The holder's phone: JPKI on its secure element, put there from the card.
     #[command(subcommand)]
     Phone(crate::phone_cmd::PhoneCmd),
+    /// The relying party's OpenID Connect provider ("log in with My Number").
+    #[command(subcommand)]
+    Verifier(crate::verifier_cmd::VerifierCmd),
+    /// Verify what holders sign.
+    #[command(subcommand)]
+    Verify(crate::verifier_cmd::VerifyCmd),
     /// Run the whole story step by step on an embedded authority.
     Sandbox(SandboxArgs),
     /// Measure issuance, OCSP, CRLs and revocation freshness, each beside a

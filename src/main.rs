@@ -5,9 +5,11 @@ mod authority_cmd;
 mod bench;
 mod card_cmd;
 mod cli;
+mod login;
 mod output;
 mod phone_cmd;
 mod sandbox;
+mod verifier_cmd;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,8 @@ fn main() -> ExitCode {
             Command::Authority(c) => authority_cmd::run(c, json).await,
             Command::Card(c) => card_cmd::run(c, json).await,
             Command::Phone(c) => phone_cmd::run(c, json).await,
+            Command::Verifier(c) => verifier_cmd::run_verifier(c, json).await,
+            Command::Verify(c) => verifier_cmd::run_verify(c, json).await,
             Command::Sandbox(c) => sandbox::run(c, json).await,
             Command::Bench(c) => bench::run(c, json).await,
         }

@@ -18,7 +18,6 @@ use crate::card_cmd;
 use crate::cli::KindArg;
 use crate::output::{Failure, emit};
 
-
 #[derive(Subcommand, Debug)]
 pub enum PhoneCmd {
     /// Put the card's holder on a phone in one step: reads the card and
@@ -46,6 +45,10 @@ pub enum PhoneCmd {
         #[command(flatten)]
         unlock: AuthUnlockArgs,
     },
+    /// Answer a relying party's login page ("log in with My Number") with
+    /// the phone's authentication key; with --password, also release the
+    /// basic four by the signing key when the relying party asks for them.
+    Login(LoginArgs),
     /// Enrol, change or remove the biometric that may stand in for the
     /// authentication PIN (never for the signing password).
     #[command(subcommand)]
@@ -60,6 +63,30 @@ pub enum PhoneCmd {
         #[arg(long)]
         trust: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[arg(long)]
+    pub phone: PathBuf,
+    /// The login URL the relying party's page shows.
+    #[arg(long)]
+    pub url: String,
+    /// The phone's authentication PIN.
+    #[arg(long)]
+    pub pin: Option<String>,
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// Unlock with a biometric instead of the PIN: a sample file, or
+    /// nothing for the finger enrolled (the simulator's sensor sees it).
+    #[arg(long, num_args = 0..=1, conflicts_with_all = ["pin", "pin_file"])]
+    pub biometric: Option<Option<PathBuf>>,
+    /// The phone's signing password: needed when the relying party asks
+    /// for name, address, birth date or sex.
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +193,7 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
         PhoneCmd::Provision(a) => provision(a, json),
         PhoneCmd::Status { phone } => status(&phone, json),
         PhoneCmd::Sign(a) => sign(a, json),
+        PhoneCmd::Login(a) => login(a, json),
         PhoneCmd::Sync { phone } => {
             let mut p = open(&phone)?;
             let mut http = Http::new()?;
@@ -264,12 +292,22 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
                 BiometricCmd::Remove { phone } => (phone, None, "removed"),
             };
             let mut p = open(phone)?;
-            match (&c, template) {
-                (BiometricCmd::Enrol { .. }, Some(t)) => p.enrol_biometric(&t),
-                (BiometricCmd::Change { .. }, Some(t)) => p.change_biometric(&t),
+            match (&c, &template) {
+                (BiometricCmd::Enrol { .. }, Some(t)) => p.enrol_biometric(t),
+                (BiometricCmd::Change { .. }, Some(t)) => p.change_biometric(t),
                 _ => p.remove_biometric(),
             }
             .map_err(phone_error)?;
+            // The simulated sensor now "sees" the enrolled finger, so a bare
+            // `--biometric` unlock uses it.
+            let sensor = phone.join(SENSOR_SAMPLE);
+            match &template {
+                Some(t) => std::fs::write(&sensor, t)
+                    .with_context(|| format!("cannot write {}", sensor.display()))?,
+                None => {
+                    let _ = std::fs::remove_file(&sensor);
+                }
+            }
             let st = p.biometric_status();
             emit(
                 json,
@@ -519,6 +557,76 @@ fn sign(a: SignArgs, json: bool) -> anyhow::Result<()> {
             "wrote detached CMS signature {} ({} bytes)",
             a.out.display(),
             p7s.len()
+        ),
+    );
+    Ok(())
+}
+
+/// The simulated biometric sensor's current sample, in the phone folder.
+const SENSOR_SAMPLE: &str = "sensor.sample";
+
+/// `phone login`: answers a relying party's login challenge.
+fn login(a: LoginArgs, json: bool) -> anyhow::Result<()> {
+    let http = crate::login::client()?;
+    let (offer, challenge) = crate::login::fetch_offer(&http, &a.url)?;
+    let (pin, sample) = match &a.biometric {
+        Some(Some(f)) => (String::new(), Some(read_file(f, "biometric sample")?)),
+        Some(None) => (
+            String::new(),
+            Some(read_file(
+                &a.phone.join(SENSOR_SAMPLE),
+                "biometric sensor (enrol one first)",
+            )?),
+        ),
+        None => (
+            card_cmd::secret(
+                a.pin.clone(),
+                a.pin_file.as_deref(),
+                "authentication PIN (or --biometric)",
+            )?,
+            None,
+        ),
+    };
+    let password = match (&a.password, &a.password_file) {
+        (None, None) => None,
+        (p, f) => Some(card_cmd::secret(
+            p.clone(),
+            f.as_deref(),
+            "phone signing password",
+        )?),
+    };
+    if offer.needs_signing_key && password.is_none() {
+        return Err(Failure::input(format!(
+            "{} asks for {}: releasing them needs the signing password (--password)",
+            offer.client_id,
+            offer
+                .scopes
+                .iter()
+                .filter(|s| *s != "openid")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut p = open(&a.phone)?;
+    let auth = p
+        .answer_challenge(auth_unlock(&pin, &sample)?, &challenge)
+        .map_err(phone_error)?;
+    let sign = match (&password, offer.needs_signing_key) {
+        (Some(pw), true) => Some(p.consent_challenge(pw, &challenge).map_err(phone_error)?),
+        _ => None,
+    };
+    drop(p);
+    let method = if sample.is_some() { "biometric" } else { "pin" };
+    let v = crate::login::post_answer(&http, &a.url, auth, sign, method)?;
+    emit(
+        json,
+        &json!({"state": v["state"], "client_id": offer.client_id, "scopes": offer.scopes, "medium": v["medium"]}),
+        &format!(
+            "logged in to {} with the phone ({}); released: {}",
+            offer.client_id,
+            method,
+            offer.scopes.join(" ")
         ),
     );
     Ok(())

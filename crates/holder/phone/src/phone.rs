@@ -426,6 +426,65 @@ impl Phone {
         }
     }
 
+    // ---- login challenges --------------------------------------------------
+
+    /// Answers a login challenge with the authentication key: returns the
+    /// authentication certificate (DER) and the RSA SHA-256 signature over
+    /// `challenge`. Unlocked by the PIN (through the applet, as a card is
+    /// driven: VERIFY, READ BINARY, `80 2A 00 80`) or by a biometric.
+    pub fn answer_challenge(
+        &mut self,
+        how: AuthUnlock<'_>,
+        challenge: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), PhoneError> {
+        self.require_provisioned()?;
+        match how {
+            AuthUnlock::Pin(pin) => {
+                let mut client = self.client()?;
+                client
+                    .verify(PinKind::Auth, pin)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                let cert = client
+                    .read_certificate(CertKind::Auth)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                let signer = CardSigner::new(client, KeyKind::Auth)
+                    .map_err(|e| applet_error(PinKind::Auth, e))?;
+                let sig = shomei_core::Signer::sign(&signer, challenge)
+                    .map_err(|e| PhoneError::Pki(e.to_string()))?;
+                Ok((cert, sig))
+            }
+            AuthUnlock::Biometric(_) => {
+                let signer = self.auth_signer(how)?;
+                let sig = shomei_core::Signer::sign(&signer, challenge)
+                    .map_err(|e| PhoneError::Pki(e.to_string()))?;
+                Ok((self.state.certificates.auth.clone(), sig))
+            }
+        }
+    }
+
+    /// Signs a login challenge with the signing key (consent to release
+    /// the basic four; needs the signing password, never a biometric):
+    /// the signing certificate (DER) and the signature.
+    pub fn consent_challenge(
+        &mut self,
+        sign_password: &str,
+        challenge: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), PhoneError> {
+        self.require_provisioned()?;
+        let mut client = self.client()?;
+        client
+            .verify(PinKind::Sign, sign_password)
+            .map_err(|e| applet_error(PinKind::Sign, e))?;
+        let cert = client
+            .read_certificate(CertKind::Sign)
+            .map_err(|e| applet_error(PinKind::Sign, e))?;
+        let signer =
+            CardSigner::new(client, KeyKind::Sign).map_err(|e| applet_error(PinKind::Sign, e))?;
+        let sig = shomei_core::Signer::sign(&signer, challenge)
+            .map_err(|e| PhoneError::Pki(e.to_string()))?;
+        Ok((cert, sig))
+    }
+
     // ---- provisioning ------------------------------------------------------
 
     /// Puts the card holder's certificates on this phone, in one step:

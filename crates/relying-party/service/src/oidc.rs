@@ -967,15 +967,13 @@ mod tests {
             T0,
         );
         let loc = p.continue_login(&id, T0).unwrap();
-        let code = loc
-            .split("code=")
+        loc.split("code=")
             .nth(1)
             .unwrap()
             .split('&')
             .next()
             .unwrap()
-            .to_owned();
-        code
+            .to_owned()
     }
 
     fn token_form(code: &str, verifier: &str) -> HashMap<String, String> {

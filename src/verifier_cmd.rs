@@ -1,0 +1,225 @@
+//! `shomei verifier serve` and `shomei verify signature`: the relying party.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use shomei_rp_service::oidc::Client;
+use shomei_rp_service::{Config, OnlineVerifier, ServiceError, StatusMode, system_clock};
+
+use crate::output::{Failure, emit};
+
+/// The client registered when none is given: a public (PKCE) client whose
+/// redirect URI is any loopback port's `/callback` (RFC 8252 §7.3).
+pub const DEMO_CLIENT: &str = "demo=http://127.0.0.1/callback";
+
+#[derive(Subcommand, Debug)]
+pub enum VerifierCmd {
+    /// Serve the OpenID Connect provider ("log in with My Number") and the
+    /// signature verification endpoint.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The authority's base URL (trust anchors, OCSP, CRLs, linkage).
+    #[arg(long)]
+    pub authority: String,
+    #[arg(long, default_value = "127.0.0.1:8800")]
+    pub listen: SocketAddr,
+    /// Public issuer URL (default: http://LISTEN).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// A client: ID=REDIRECT_URI[,…] (public, PKCE) or
+    /// ID:SECRET=REDIRECT_URI[,…]; repeatable. Default: `demo`, any
+    /// loopback port's /callback.
+    #[arg(long = "client")]
+    pub clients: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The relying-party token (`authority register-rp`) for the
+    /// authority's linkage service: stable subjects across renewals and
+    /// between card and phone.
+    #[arg(long, env = "SHOMEI_RP_TOKEN_FILE")]
+    pub rp_token_file: Option<PathBuf>,
+    /// The ID-token key (PKCS#8 P-256); default: a new key each start.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+/// Options shared by the verifier's commands.
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Where statuses come from.
+    #[arg(long, value_enum, default_value = "ocsp")]
+    pub status: StatusArg,
+    /// Also trust the real JPKI roots (J-LIS); their certificates verify
+    /// offline with the status reported as not checked.
+    #[arg(long)]
+    pub jpki_roots: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatusArg {
+    /// OCSP with a fresh nonce (falls back to the CRL shard).
+    Ocsp,
+    /// The CRL shard (cached until its nextUpdate).
+    Crl,
+}
+
+impl From<StatusArg> for StatusMode {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Ocsp => Self::Ocsp,
+            StatusArg::Crl => Self::Crl,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VerifyCmd {
+    /// Verify a detached CMS signature (a signed application) and read the
+    /// signer's basic four.
+    Signature(SignatureArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SignatureArgs {
+    #[arg(long)]
+    pub authority: String,
+    /// The signed document.
+    #[arg(long = "in")]
+    pub input: PathBuf,
+    /// The detached CMS SignedData (DER).
+    #[arg(long)]
+    pub sig: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
+    let VerifierCmd::Serve(a) = cmd;
+    let specs = if a.clients.is_empty() {
+        vec![DEMO_CLIENT.to_owned()]
+    } else {
+        a.clients.clone()
+    };
+    let clients = specs
+        .iter()
+        .map(|s| Client::parse(s).map_err(|e| Failure::input(format!("--client {s}: {e}"))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let linkage_token = match &a.rp_token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let signer: Arc<dyn shomei_core::Signer> = match &a.key {
+        Some(f) => Arc::new(
+            shomei_pki::EcdsaP256Signer::from_pkcs8(
+                &std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
+            )
+            .map_err(|e| Failure::input(format!("--key {}: {e}", f.display())))?,
+        ),
+        None => Arc::new(shomei_pki::EcdsaP256Signer::generate()?),
+    };
+    let has_linkage = linkage_token.is_some();
+    let config = Config {
+        authority: a.authority.clone(),
+        listen: a.listen,
+        issuer: a.issuer.clone(),
+        clients,
+        mode: a.common.status.into(),
+        linkage_token,
+        jpki: a.common.jpki_roots,
+    };
+    let running = shomei_rp_service::start(config, signer, system_clock())
+        .await
+        .map_err(service_failure)?;
+    let client_ids: Vec<&str> = specs
+        .iter()
+        .filter_map(|s| s.split(['=', ':']).next())
+        .collect();
+    emit(
+        json,
+        &json!({
+            "issuer": running.issuer,
+            "discovery": format!("{}/.well-known/openid-configuration", running.issuer),
+            "clients": client_ids,
+            "linkage": has_linkage,
+        }),
+        &format!(
+            "OpenID Connect provider at {}\n  discovery: {}/.well-known/openid-configuration\n  clients: {}\n  subjects: {}\nCtrl-C stops it.",
+            running.issuer,
+            running.issuer,
+            client_ids.join(", "),
+            if has_linkage {
+                "stable per holder (authority linkage)"
+            } else {
+                "per certificate (no --rp-token-file: not stable across renewals)"
+            }
+        ),
+    );
+    running.wait().await;
+    Ok(())
+}
+
+pub async fn run_verify(cmd: VerifyCmd, json: bool) -> anyhow::Result<()> {
+    let VerifyCmd::Signature(a) = cmd;
+    let content = std::fs::read(&a.input)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", a.input.display())))?;
+    let p7s = std::fs::read(&a.sig)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", a.sig.display())))?;
+    let v = OnlineVerifier::connect(
+        &a.authority,
+        a.common.status.into(),
+        None,
+        a.common.jpki_roots,
+        system_clock(),
+    )
+    .await
+    .map_err(service_failure)?;
+    let report = v.verify_signature(&p7s, &content).await;
+    let value = serde_json::to_value(&report)?;
+    let human = match (&report.holder, &report.error) {
+        (Some(h), None) => format!(
+            "valid signature by the {} certificate {} (status {})\n  name: {}\n  address: {}\n  birth date: {}\n  sex: {}",
+            report.kind.unwrap_or("?"),
+            report.serial.as_deref().unwrap_or("?"),
+            report.status,
+            h.name,
+            h.address,
+            h.birth_date,
+            h.sex
+        ),
+        _ => String::new(),
+    };
+    if let Some(err) = &report.error {
+        // The result still goes to stdout for scripts; the failure is the
+        // one stderr line and the exit code (2: not a signature at all).
+        if json {
+            println!("{value}");
+        }
+        let msg = format!("the signature is not valid: {} ({})", err.message, err.code);
+        return Err(if err.code == "malformed" {
+            Failure::input(msg)
+        } else {
+            anyhow::anyhow!(msg)
+        });
+    }
+    emit(json, &value, &human);
+    Ok(())
+}
+
+fn service_failure(e: ServiceError) -> anyhow::Error {
+    match e {
+        ServiceError::BadRequest { .. } => Failure::input(e.to_string()),
+        other => anyhow::anyhow!(other.to_string()),
+    }
+}
