@@ -93,20 +93,22 @@ fn world_with(init_flags: &[&str]) -> World {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    json_of(&shomei(&[
-        "authority",
-        "init",
-        "--data",
-        dir.to_str().unwrap(),
-        "--base-url",
-        &url,
-        "--crl-shards",
-        "2",
-        "--json",
-    ]
-    .into_iter()
-    .chain(init_flags.iter().copied())
-    .collect::<Vec<_>>()));
+    json_of(&shomei(
+        &[
+            "authority",
+            "init",
+            "--data",
+            dir.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--crl-shards",
+            "2",
+            "--json",
+        ]
+        .into_iter()
+        .chain(init_flags.iter().copied())
+        .collect::<Vec<_>>(),
+    ));
     #[allow(clippy::zombie_processes)] // World::drop kills and waits
     let child = Command::new(env!("CARGO_BIN_EXE_shomei"))
         .args([
