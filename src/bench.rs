@@ -82,6 +82,24 @@ pub async fn run(cmd: BenchCmd, json: bool) -> anyhow::Result<()> {
             }
             provision(count, json).await
         }
+        BenchCmd::Login { seconds, revoked } => {
+            if seconds <= 0.0 || !seconds.is_finite() {
+                return Err(Failure::input("--seconds must be positive"));
+            }
+            tokio::task::block_in_place(|| crate::bench_rp::login(seconds, revoked, json))
+        }
+        BenchCmd::VerifyDoc { seconds, size } => {
+            if seconds <= 0.0 || !seconds.is_finite() || size == 0 {
+                return Err(Failure::input("--seconds and --size must be positive"));
+            }
+            tokio::task::block_in_place(|| crate::bench_rp::verify_doc(seconds, size, json))
+        }
+        BenchCmd::Oidc { count } => {
+            if count == 0 {
+                return Err(Failure::input("--count must be at least 1"));
+            }
+            crate::bench_rp::oidc(count, json).await
+        }
         BenchCmd::SeSign { iterations } => {
             if iterations == 0 {
                 return Err(Failure::input("--iterations must be at least 1"));
@@ -97,7 +115,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn machine() -> serde_json::Value {
+pub(crate) fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -113,7 +131,7 @@ fn machine() -> serde_json::Value {
     json!({"nproc": cores(), "cpu": cpu, "loadavg_at_end": load})
 }
 
-fn bar(json: bool, len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(json: bool, len: u64, what: &str) -> ProgressBar {
     if json {
         return ProgressBar::hidden();
     }
@@ -128,7 +146,7 @@ fn bar(json: bool, len: u64, what: &str) -> ProgressBar {
 }
 
 /// Percentile (0..=100) of sorted microseconds, in milliseconds.
-fn pct_ms(sorted_us: &[u64], p: f64) -> f64 {
+pub(crate) fn pct_ms(sorted_us: &[u64], p: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
@@ -331,11 +349,11 @@ fn par_map<T: Send>(
 }
 
 /// An authority started in-process exactly as the sandbox does.
-struct Fixture {
+pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    base: String,
-    token: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) base: String,
+    pub(crate) token: String,
     running: RunningAuthority,
 }
 
@@ -346,7 +364,7 @@ impl Fixture {
 
     /// As [`Fixture::start`], running `prepare` on the authority folder
     /// after it is created and before the authority loads it.
-    async fn start_with(
+    pub(crate) async fn start_with(
         database: Option<&str>,
         prepare: impl FnOnce(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<Self> {
@@ -391,7 +409,7 @@ impl Fixture {
         &self.running.state
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let state = self.running.state.clone();
         self.running.stop().await;
         // Let the CRL publisher finish shards a revocation marked dirty
@@ -401,7 +419,7 @@ impl Fixture {
     }
 }
 
-fn holder(i: usize) -> anyhow::Result<BasicFour> {
+pub(crate) fn holder(i: usize) -> anyhow::Result<BasicFour> {
     Ok(BasicFour::new(
         &format!("試験 太郎{i}"),
         "東京都千代田区千代田1-1",
@@ -1962,10 +1980,10 @@ async fn freshness_measure(
 
 // ------------------------------------------------------------------ provision
 
-const CARD_PASSWORD: &str = "BENCH2026";
-const CARD_PIN: &str = "4321";
-const PHONE_PASSWORD: &str = "PHONE2026";
-const PHONE_PIN: &str = "2468";
+pub(crate) const CARD_PASSWORD: &str = "BENCH2026";
+pub(crate) const CARD_PIN: &str = "4321";
+pub(crate) const PHONE_PASSWORD: &str = "PHONE2026";
+pub(crate) const PHONE_PIN: &str = "2468";
 
 async fn provision(count: usize, json: bool) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()

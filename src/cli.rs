@@ -259,4 +259,31 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2000)]
         iterations: u32,
     },
+    /// Login verifications/s from a warm cache (cached chain, CRL shard
+    /// lookup, challenge signature) vs raw RSA-2048 verifications/s, 1 core.
+    Login {
+        /// Measuring time in seconds (split between ours and the baseline).
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+        /// Entries in the cached CRL shard.
+        #[arg(long, default_value_t = 100_000)]
+        revoked: u64,
+    },
+    /// Verifications/s of a signed document (default 1 MiB) vs SHA-256 of
+    /// it plus one RSA verification, and vs raw RSA verification.
+    VerifyDoc {
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+        /// Document size in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        size: usize,
+    },
+    /// Full OIDC login round trips on loopback (authorize, phone answers
+    /// the challenge, OCSP-checked verification, token): p50 and p99 vs one
+    /// loopback HTTP round trip.
+    Oidc {
+        /// Logins.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
 }

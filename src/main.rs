@@ -3,12 +3,14 @@
 
 mod authority_cmd;
 mod bench;
+mod bench_rp;
 mod card_cmd;
 mod cli;
 mod login;
 mod output;
 mod phone_cmd;
 mod sandbox;
+mod sandbox_rp;
 mod verifier_cmd;
 
 use std::process::ExitCode;

@@ -15,14 +15,14 @@ use crate::card_cmd;
 use crate::cli::SandboxArgs;
 use crate::phone_cmd;
 
-struct Story {
+pub(crate) struct Story {
     json: bool,
     step: usize,
     log: Vec<serde_json::Value>,
 }
 
 impl Story {
-    fn step(&mut self, title: &str, lines: &[String]) {
+    pub(crate) fn step(&mut self, title: &str, lines: &[String]) {
         self.step += 1;
         if !self.json {
             println!("\n[{}] {title}", self.step);
@@ -236,11 +236,13 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
     if args.serve {
         if !json {
             println!(
-                "\nservices left running (Ctrl-C to stop):\n    authority {base}\n    OpenAPI   {base}/openapi.json"
+                "\nservices left running (Ctrl-C to stop):\n    authority {base}\n    OpenAPI   {base}/openapi.json\n    relying party (OpenID Connect) {}/.well-known/openid-configuration",
+                phones.rp.running.issuer
             );
         }
         running.wait().await;
     } else {
+        phones.rp.running.stop().await;
         running.stop().await;
         if !json {
             println!("\ndone. Files are in {}", dir.display());
@@ -253,6 +255,8 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
 struct Phones {
     /// The new phone's signing certificate (DER).
     new_sign_cert: Vec<u8>,
+    /// The demo relying party (its OpenID Connect provider).
+    rp: crate::sandbox_rp::RelyingParty,
 }
 
 /// Put the card on a phone, use it, lose it, recover on a new phone from
@@ -348,6 +352,18 @@ async fn phone_story(
     }
 
     let token = std::fs::read_to_string(dir.join("authority").join("operator.token"))?;
+    let rp = crate::sandbox_rp::chapter(
+        story,
+        base,
+        token.trim(),
+        &old_path,
+        "HANAKOPHONE1",
+        "2468",
+        (&std::fs::read(&doc)?, &p7s),
+    )
+    .await?;
+    crate::sandbox_rp::history(story, base, token.trim(), &old.holder_id).await?;
+
     let http = reqwest::Client::new();
     for serial in [&old.sign_serial, &old.auth_serial] {
         let resp = http
@@ -421,6 +437,7 @@ async fn phone_story(
     }
     Ok(Phones {
         new_sign_cert: new_cert,
+        rp,
     })
 }
 

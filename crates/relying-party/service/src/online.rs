@@ -100,6 +100,41 @@ impl OnlineVerifier {
         })
     }
 
+    /// A verifier over a given trust store, without fetching anything
+    /// first (tests and benchmarks; statuses still use the URLs in the
+    /// certificates).
+    pub fn with_store(
+        authority: &str,
+        store: TrustStore,
+        mode: StatusMode,
+        clock: Clock,
+    ) -> Result<Self, ServiceError> {
+        Ok(Self {
+            authority: authority.trim_end_matches('/').to_owned(),
+            store,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| ServiceError::Upstream(format!("HTTP client: {e}")))?,
+            mode,
+            linkage_token: None,
+            crls: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
+            clock,
+        })
+    }
+
+    /// Puts a verified CRL shard in the cache under its distribution point
+    /// URL (as a fetch would).
+    pub fn insert_crl(&self, crl: VerifiedCrl) -> Result<(), ServiceError> {
+        let url = crl
+            .idp_uri()
+            .ok_or_else(|| ServiceError::bad("crl_scope", "the CRL names no distribution point"))?
+            .to_owned();
+        lock(&self.crls).insert(url, Arc::new(crl));
+        Ok(())
+    }
+
     /// The authority's base URL.
     pub fn authority(&self) -> &str {
         &self.authority
