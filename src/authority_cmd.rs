@@ -1,5 +1,6 @@
 //! `shomei authority …`
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -87,5 +88,88 @@ pub async fn run(cmd: AuthorityCmd, json: bool) -> anyhow::Result<()> {
             running.wait().await;
             Ok(())
         }
+        AuthorityCmd::RegisterRp {
+            authority,
+            operator_token_file,
+            name,
+            out,
+        } => register_rp(&authority, &operator_token_file, &name, &out, json).await,
     }
+}
+
+/// `authority register-rp`: POST /v1/relying-parties, token to `out` (0600).
+async fn register_rp(
+    authority: &str,
+    operator_token_file: &Path,
+    name: &str,
+    out: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    shomei_authority_server::linkage::check_name(name)
+        .map_err(|e| Failure::input(format!("--name: {e}")))?;
+    if out.exists() {
+        return Err(Failure::input(format!(
+            "{} already exists: choose another --out",
+            out.display()
+        )));
+    }
+    let token = std::fs::read_to_string(operator_token_file).map_err(|e| {
+        Failure::input(format!(
+            "cannot read {}: {e}",
+            operator_token_file.display()
+        ))
+    })?;
+    let base = authority.trim_end_matches('/');
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/relying-parties"))
+        .bearer_auth(token.trim())
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the authority at {base}"))?;
+    let status = resp.status();
+    let v: serde_json::Value = resp
+        .json()
+        .await
+        .context("the authority answered with something other than JSON")?;
+    if !status.is_success() {
+        let msg = format!(
+            "the authority refused ({}): {}",
+            v["code"].as_str().unwrap_or("unknown"),
+            v["detail"].as_str().unwrap_or("no detail")
+        );
+        return Err(if status.is_client_error() {
+            Failure::input(msg)
+        } else {
+            anyhow::anyhow!(msg)
+        });
+    }
+    let (Some(id), Some(rp_token)) = (v["id"].as_str(), v["token"].as_str()) else {
+        anyhow::bail!("the authority's answer lacks id or token");
+    };
+    write_secret(out, rp_token)
+        .with_context(|| format!("registered {id}, but cannot write {}", out.display()))?;
+    emit(
+        json,
+        &json!({"id": id, "name": name, "token_file": out}),
+        &format!(
+            "relying party {name} registered as {id}\n  token: {} (keep it secret; it is not shown again)",
+            out.display()
+        ),
+    );
+    Ok(())
+}
+
+/// Writes `text` to a new file readable by its owner only.
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
 }

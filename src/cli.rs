@@ -75,6 +75,21 @@ pub enum AuthorityCmd {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Register a relying party for linkage lookups (GET /v1/linkage/{serial});
+    /// its bearer token is written to --out (mode 0600), shown nowhere else.
+    RegisterRp {
+        /// The authority's URL.
+        #[arg(long)]
+        authority: String,
+        #[arg(long)]
+        operator_token_file: PathBuf,
+        /// Unique name: 1-64 of letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        name: String,
+        /// Where to write the relying party's token (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

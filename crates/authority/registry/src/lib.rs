@@ -13,6 +13,9 @@
 //!   and queues its wipe in the same transaction as the new certificates
 //!   ([`Registry::provision_device`]). A phone is found by the SHA-256 of its
 //!   device token; the token itself is never stored.
+//! * Relying parties ([`RelyingPartyRecord`]) are found by the SHA-256 of
+//!   their bearer token, like phones; a certificate is replaced at most once
+//!   ([`Registry::successor`] follows the `replaces` links forward).
 //! * Events have growing ids: [`Registry::events_since`] pages a holder's
 //!   events by cursor (phone sync, event streams).
 //! * The crate never reads the clock: every timestamp is a parameter.
@@ -46,7 +49,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use error::RegistryError;
 pub use model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, RevokedEntry, StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, RelyingPartyRecord, RevokedEntry,
+    StatusRow, WipeReason,
 };
 
 /// The authority's registry.
@@ -254,6 +258,26 @@ pub trait Registry: Send + Sync {
     /// Records events on their own (e.g. "certificate used"), in one
     /// transaction, batched into multi-row inserts.
     async fn add_events(&self, events: &[Event]) -> Result<(), RegistryError>;
+
+    /// Registers a relying party with the SHA-256 of its bearer token (32
+    /// bytes), with `events`, atomically. A name, id or token hash already
+    /// taken is refused with [`RegistryError::Duplicate`], changing nothing.
+    async fn add_relying_party(
+        &self,
+        rp: &RelyingPartyRecord,
+        token_hash: &[u8],
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// The relying party whose bearer token hashes to `token_hash` (SHA-256), if any.
+    async fn relying_party_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<RelyingPartyRecord>, RegistryError>;
+
+    /// The certificate that replaced `serial` (whose `replaces` is `serial`),
+    /// if any. A certificate is replaced at most once (the schema enforces it).
+    async fn successor(&self, serial: &Serial) -> Result<Option<CertRecord>, RegistryError>;
 
     /// Counters of the group-commit writer behind [`Registry::enrol`].
     fn group_commit_stats(&self) -> GroupCommitStats;

@@ -29,6 +29,11 @@ const SQLITE: &[Migration] = &[
         "phones",
         include_str!("../migrations/sqlite/0002_phones.sql"),
     ),
+    (
+        3,
+        "relying_parties",
+        include_str!("../migrations/sqlite/0003_relying_parties.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -41,6 +46,11 @@ const POSTGRES: &[Migration] = &[
         2,
         "phones",
         include_str!("../migrations/postgres/0002_phones.sql"),
+    ),
+    (
+        3,
+        "relying_parties",
+        include_str!("../migrations/postgres/0003_relying_parties.sql"),
     ),
 ];
 

@@ -225,6 +225,20 @@ impl CertRecord {
     }
 }
 
+/// A relying party registered with the authority (may make linkage lookups).
+///
+/// Its bearer token is never stored: the registry keeps only its SHA-256
+/// ([`crate::Registry::add_relying_party`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelyingPartyRecord {
+    /// The authority's identifier (unique; keys the holder pseudonyms it sees).
+    pub id: String,
+    /// Unique display name (1–64 bytes), e.g. `"example-bank"`.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
 /// Who did something recorded in the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
@@ -234,6 +248,8 @@ pub enum Actor {
     Holder(String),
     /// The authority acting on its own (expiry sweeps, CRL publication…).
     System,
+    /// A registered relying party, by its name (e.g. a linkage lookup).
+    RelyingParty(String),
 }
 
 impl Actor {
@@ -242,12 +258,13 @@ impl Actor {
             Self::Operator(_) => "operator",
             Self::Holder(_) => "holder",
             Self::System => "system",
+            Self::RelyingParty(_) => "relying_party",
         }
     }
 
     pub(crate) fn id(&self) -> Option<&str> {
         match self {
-            Self::Operator(id) | Self::Holder(id) => Some(id),
+            Self::Operator(id) | Self::Holder(id) | Self::RelyingParty(id) => Some(id),
             Self::System => None,
         }
     }

@@ -12,7 +12,8 @@ use crate::db::{Arg, Conn, Db, Row};
 use crate::group::GroupCommit;
 use crate::model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, RevokedEntry, StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, RelyingPartyRecord, RevokedEntry,
+    StatusRow, WipeReason,
 };
 use crate::{Registry, RegistryError};
 
@@ -434,6 +435,7 @@ fn event_from_row(r: &Row) -> Result<Event> {
         ("operator", Some(id)) => Actor::Operator(id),
         ("holder", Some(id)) => Actor::Holder(id),
         ("system", None) => Actor::System,
+        ("relying_party", Some(name)) => Actor::RelyingParty(name),
         _ => return Err(RegistryError::Corrupt("events.actor_kind/actor_id".into())),
     };
     let detail = serde_json::from_str(&r.text("detail")?)
@@ -469,6 +471,14 @@ fn device_from_row(r: &Row) -> Result<DeviceRecord> {
         status_changed_at: r.opt_ts("status_changed_at")?,
         wipe_requested_at: r.opt_ts("wipe_requested_at")?,
         wiped_at: r.opt_ts("wiped_at")?,
+    })
+}
+
+fn relying_party_from_row(r: &Row) -> Result<RelyingPartyRecord> {
+    Ok(RelyingPartyRecord {
+        id: r.text("id")?,
+        name: r.text("name")?,
+        created_at: r.ts("created_at")?,
     })
 }
 
@@ -1086,6 +1096,58 @@ impl Registry for SqlRegistry {
             return Ok(());
         }
         in_write_tx!(self, OP, |c| async { insert_events(c, OP, events).await })
+    }
+
+    async fn add_relying_party(
+        &self,
+        rp: &RelyingPartyRecord,
+        token_hash: &[u8],
+        events: &[Event],
+    ) -> Result<()> {
+        const OP: &str = "add_relying_party";
+        if token_hash.len() != 32 {
+            return Err(RegistryError::Invalid(
+                "a relying-party token hash is 32 bytes (SHA-256)".into(),
+            ));
+        }
+        in_write_tx!(self, OP, |c| async {
+            c.execute(
+                OP,
+                "INSERT INTO relying_parties (id, name, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    Arg::text(rp.id.as_str()),
+                    Arg::text(rp.name.as_str()),
+                    Arg::Bytes(token_hash.to_vec()),
+                    Arg::ts(rp.created_at)?,
+                ],
+            )
+            .await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn relying_party_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<RelyingPartyRecord>> {
+        self.read_one(
+            "relying_party_by_token_hash",
+            "SELECT id, name, created_at FROM relying_parties WHERE token_hash = $1",
+            &[Arg::Bytes(token_hash.to_vec())],
+            relying_party_from_row,
+        )
+        .await
+    }
+
+    async fn successor(&self, serial: &Serial) -> Result<Option<CertRecord>> {
+        self.read_one(
+            "successor",
+            &format!("SELECT {CERT_COLS} FROM certificates WHERE replaces_serial = $1"),
+            &[Arg::text(serial.to_hex())],
+            cert_from_row,
+        )
+        .await
     }
 
     fn group_commit_stats(&self) -> GroupCommitStats {

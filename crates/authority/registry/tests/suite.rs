@@ -281,7 +281,7 @@ mod cases {
     };
     use shomei_registry::{
         Actor, CardRecord, DeviceProvisioning, DeviceStatus, Event, HolderContact, Registry,
-        RegistryError, RevokedEntry, WipeReason,
+        RegistryError, RelyingPartyRecord, RevokedEntry, WipeReason,
     };
     use time::Duration;
 
@@ -1546,6 +1546,7 @@ mod cases {
             include_str!("../migrations/sqlite/0001_init.sql")
         };
         let reset = [
+            "DROP TABLE IF EXISTS relying_parties",
             "DROP TABLE IF EXISTS holder_contacts",
             "DROP TABLE IF EXISTS crl_numbers",
             "DROP TABLE IF EXISTS events",
@@ -1563,6 +1564,10 @@ mod cases {
             "INSERT INTO devices VALUES ('cur', 'h', 'android', 'active', '2026-11-23T09:00:00.000000Z', NULL)",
             "INSERT INTO certificates (serial, class, holder_id, device_id, status, not_before, not_after, shard, der, issued_at) \
              VALUES ('4001', 'phone-auth', 'h', 'cur', 'active', '2026-11-23T09:00:00.000000Z', '2030-11-23T09:00:00.000000Z', 0, X'3000', '2026-11-23T09:00:00.000000Z')",
+            "INSERT INTO events (at, actor_kind, actor_id, action, holder_id, serial, detail) \
+             VALUES ('2026-11-23T09:00:00.000000Z', 'operator', 'op', 'issued', 'h', '4001', '{}')",
+            "INSERT INTO events (at, actor_kind, actor_id, action, holder_id, serial, detail) \
+             VALUES ('2026-11-23T09:00:01.000000Z', 'system', NULL, 'used', 'h', '4001', '{}')",
         ];
         // Raw sqlx futures are not provably `Send` here: run them on a thread of their own.
         let raw_url = url.clone();
@@ -1626,6 +1631,20 @@ mod cases {
             .unwrap()
             .unwrap();
         assert_eq!(cert.device_id.as_deref(), Some("cur"));
+        // The events (rebuilt on SQLite for schema v3) keep their ids, and new
+        // ones continue after them; relying parties may now act.
+        let old_events = reg.events_since("h", 0, 10).await.unwrap();
+        assert_eq!(
+            old_events
+                .iter()
+                .map(|(id, e)| (*id, e.action.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(1, "issued"), (2, "used")]
+        );
+        let mut used = event("used", Some("h"), Some(cert.serial.clone()));
+        used.actor = Actor::RelyingParty("bank".into());
+        reg.add_events(std::slice::from_ref(&used)).await.unwrap();
+        assert_eq!(reg.events_since("h", 2, 10).await.unwrap(), vec![(3, used)]);
         // The new rules hold on the upgraded table (and foreign keys are on again).
         assert!(matches!(
             reg.add_device(&device("cur2", "h"), &[]).await,
@@ -1640,6 +1659,134 @@ mod cases {
         let reg = shomei_registry::open(&url).await.unwrap();
         assert_eq!(reg.holder_devices("h").await.unwrap(), devices);
         reg.close().await;
+    }
+
+    pub async fn relying_parties_are_found_by_token_hash_and_unique(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let bank = RelyingPartyRecord {
+            id: "rp_1".into(),
+            name: "example-bank".into(),
+            created_at: T1,
+        };
+        let hash = [7u8; 32];
+        let mut registered = event("relying_party_registered", None, None);
+        registered.detail = serde_json::json!({"relying_party": "rp_1"});
+        reg.add_relying_party(&bank, &hash, std::slice::from_ref(&registered))
+            .await
+            .unwrap();
+        assert_eq!(
+            reg.relying_party_by_token_hash(&hash).await.unwrap(),
+            Some(bank.clone())
+        );
+        assert_eq!(
+            reg.relying_party_by_token_hash(&[8u8; 32]).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            reg.relying_party_by_token_hash(b"short").await.unwrap(),
+            None
+        );
+        // Same name, other id and token: refused, nothing stored (not even the event).
+        let twin = RelyingPartyRecord {
+            id: "rp_2".into(),
+            ..bank.clone()
+        };
+        let err = reg
+            .add_relying_party(&twin, &[9u8; 32], std::slice::from_ref(&registered))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        assert_eq!(
+            reg.relying_party_by_token_hash(&[9u8; 32]).await.unwrap(),
+            None
+        );
+        // Same token hash under another name: refused too.
+        let other = RelyingPartyRecord {
+            id: "rp_3".into(),
+            name: "shop".into(),
+            created_at: T1,
+        };
+        let err = reg.add_relying_party(&other, &hash, &[]).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        // A hash that is not SHA-256 sized, an empty or overlong name: invalid.
+        assert!(matches!(
+            reg.add_relying_party(&other, &[1u8; 31], &[]).await,
+            Err(RegistryError::Invalid(_))
+        ));
+        for name in [String::new(), "x".repeat(65)] {
+            let bad = RelyingPartyRecord {
+                name,
+                ..other.clone()
+            };
+            assert!(matches!(
+                reg.add_relying_party(&bad, &[2u8; 32], &[]).await,
+                Err(RegistryError::Invalid(_))
+            ));
+        }
+        assert_eq!(
+            reg.relying_party_by_token_hash(&[2u8; 32]).await.unwrap(),
+            None
+        );
+        // A relying party as the actor of an event round-trips.
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        let used = Event {
+            at: T1,
+            actor: Actor::RelyingParty("example-bank".into()),
+            action: "used".into(),
+            holder_id: Some("h".into()),
+            serial: Some(e.certificates[0].serial.clone()),
+            detail: serde_json::json!({"via": "linkage"}),
+        };
+        reg.add_events(std::slice::from_ref(&used)).await.unwrap();
+        assert_eq!(
+            reg.events_for_holder("h").await.unwrap().last(),
+            Some(&used)
+        );
+    }
+
+    pub async fn successors_follow_replaces_links_once(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("s", 1);
+        reg.enrol(&e).await.unwrap();
+        let first = e.certificates[0].serial.clone();
+        assert_eq!(reg.successor(&first).await.unwrap(), None);
+        // Renewal links the new certificate to the old one.
+        let mut second = cert(50, CertClass::CardSign, "s");
+        second.replaces = Some(first.clone());
+        let plan = Plan::for_renewal(&credentials(reg, "s").await, &first, T1).unwrap();
+        reg.replace(&plan, std::slice::from_ref(&second), T1, &[])
+            .await
+            .unwrap();
+        let mut third = cert(51, CertClass::CardSign, "s");
+        third.replaces = Some(second.serial.clone());
+        let plan = Plan::for_renewal(&credentials(reg, "s").await, &second.serial, T1).unwrap();
+        reg.replace(&plan, std::slice::from_ref(&third), T1, &[])
+            .await
+            .unwrap();
+        let next = reg.successor(&first).await.unwrap().unwrap();
+        assert_eq!(next.serial, second.serial);
+        let next = reg.successor(&next.serial).await.unwrap().unwrap();
+        assert_eq!(next.serial, third.serial);
+        assert_eq!(reg.successor(&third.serial).await.unwrap(), None);
+        // The pair is not a successor.
+        assert_eq!(
+            reg.successor(&e.certificates[1].serial).await.unwrap(),
+            None
+        );
+        // A second certificate replacing the same one is refused (chains stay linear).
+        let mut fork = cert(52, CertClass::CardSign, "s");
+        fork.replaces = Some(first.clone());
+        let err = reg
+            .add_certificates(&[fork.clone()], &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        assert_eq!(reg.certificate(&fork.serial).await.unwrap(), None);
+        assert_eq!(
+            reg.successor(&first).await.unwrap().map(|c| c.serial),
+            Some(second.serial.clone())
+        );
     }
 
     pub async fn personal_data_never_in_error_messages(ctx: Ctx) {
@@ -1729,6 +1876,8 @@ suite!(
     contacts_are_set_replaced_and_redacted,
     events_since_pages_by_id_and_add_events_batches,
     upgrade_from_schema_v1_keeps_phones,
+    relying_parties_are_found_by_token_hash_and_unique,
+    successors_follow_replaces_links_once,
 );
 
 /// SQLite specifics: file paths with and without the `sqlite:` prefix,

@@ -52,6 +52,8 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/holders/{id}/contact", put(crate::phone::set_contact))
         .route("/v1/phones", post(crate::phone::provision))
+        .route("/v1/relying-parties", post(crate::linkage::register))
+        .route("/v1/linkage/{serial}", get(crate::linkage::lookup))
         .route("/v1/devices/{id}", get(crate::phone::device))
         .route("/v1/devices/{id}/sync", get(crate::phone::sync))
         .route("/v1/devices/{id}/wipe", post(crate::phone::wipe))
@@ -681,9 +683,19 @@ async fn renew(
         .await?
         .ok_or(ServerError::NotFound("holder"))?;
     let now = s.clock.now();
-    let all = s.registry.holder_certificates(&old.holder_id).await?;
-    let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
-    let plan = Plan::for_renewal(&creds, &serial, now)?;
+    let reissue = is_reissue_after_basic_four_change(&old, now);
+    let plan = if reissue {
+        // Already revoked (affiliationChanged) with what derived from it:
+        // nothing to revoke, only a successor to link, once.
+        if s.registry.successor(&serial).await?.is_some() {
+            return Err(already_replaced());
+        }
+        Plan::default()
+    } else {
+        let all = s.registry.holder_certificates(&old.holder_id).await?;
+        let creds: Vec<_> = all.iter().map(CertRecord::credential).collect();
+        Plan::for_renewal(&creds, &serial, now)?
+    };
     let state = s.clone();
     let class = old.class;
     let basic_four = holder.basic_four.clone();
@@ -718,7 +730,11 @@ async fn renew(
         action: "renewed".into(),
         holder_id: Some(old.holder_id.clone()),
         serial: Some(issued.serial.clone()),
-        detail: json!({"replaces": serial.to_hex(), "class": class.as_str()}),
+        detail: if reissue {
+            json!({"replaces": serial.to_hex(), "class": class.as_str(), "after": "basic_four_changed"})
+        } else {
+            json!({"replaces": serial.to_hex(), "class": class.as_str()})
+        },
     }];
     events.extend(plan.changes.iter().map(|c| Event {
         at: now,
@@ -730,7 +746,14 @@ async fn renew(
     }));
     s.registry
         .replace(&plan, std::slice::from_ref(&record), now, &events)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Someone renewed or re-issued it concurrently (one successor per certificate).
+            shomei_registry::RegistryError::Duplicate { what } if what.contains("replaces") => {
+                already_replaced()
+            }
+            e => e.into(),
+        })?;
     s.status.insert_active(issued.serial.clone(), class);
     publish_changes(&s, &plan, now).await;
     s.notifier.committed(&events);
@@ -744,6 +767,24 @@ async fn renew(
         })),
     )
         .into_response())
+}
+
+/// A signing certificate revoked because the basic four changed (and not
+/// yet past its validity) may be renewed once more: the new certificate,
+/// issued for the new basic four, records it as the one it replaces (the
+/// old-to-new linkage relying parties follow).
+fn is_reissue_after_basic_four_change(old: &CertRecord, now: shomei_core::Timestamp) -> bool {
+    old.class == CertClass::CardSign
+        && old.status == shomei_core::CertStatus::Revoked
+        && old.reason == Some(RevocationReason::AffiliationChanged)
+        && old.not_after >= now
+}
+
+fn already_replaced() -> ServerError {
+    ServerError::Conflict(
+        "already_replaced",
+        "this certificate was already renewed or re-issued".into(),
+    )
 }
 
 fn action_name(a: Action) -> &'static str {
@@ -898,7 +939,7 @@ async fn holder_events(
 pub(crate) fn event_json(e: &Event) -> serde_json::Value {
     json!({
         "at": rfc3339(e.at),
-        "actor": match &e.actor { Actor::Operator(o) => format!("operator:{o}"), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned() },
+        "actor": match &e.actor { Actor::Operator(o) => format!("operator:{o}"), Actor::Holder(h) => format!("holder:{h}"), Actor::System => "system".to_owned(), Actor::RelyingParty(n) => format!("relying_party:{n}") },
         "action": e.action,
         "serial": e.serial.as_ref().map(Serial::to_hex),
         "detail": e.detail,

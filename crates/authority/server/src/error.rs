@@ -29,6 +29,8 @@ pub enum ServerError {
     Unauthorized,
     /// Missing or unknown device token.
     UnauthorizedDevice,
+    /// Missing or unknown relying-party (or operator) token.
+    UnauthorizedRelyingParty,
     /// A holder proof was refused (why, safe to show).
     Forbidden(&'static str, String),
     /// Well-formed but refused on its content (code, why safe to show): 422.
@@ -65,6 +67,9 @@ impl fmt::Display for ServerError {
             Self::BadInput(m) => write!(f, "{m}"),
             Self::Unauthorized => f.write_str(
                 "missing or wrong operator token (Authorization: Bearer <operator.token>), and no holder proof",
+            ),
+            Self::UnauthorizedRelyingParty => f.write_str(
+                "missing or unknown relying-party token (Authorization: Bearer <token from POST /v1/relying-parties>)",
             ),
             Self::UnauthorizedDevice => f.write_str(
                 "missing or unknown device token (Authorization: Bearer <device_token from POST /v1/phones>)",
@@ -120,7 +125,9 @@ impl ServerError {
             }
             Self::BadInput(_) => (S::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
-            Self::UnauthorizedDevice => (S::UNAUTHORIZED, "unauthorized"),
+            Self::UnauthorizedDevice | Self::UnauthorizedRelyingParty => {
+                (S::UNAUTHORIZED, "unauthorized")
+            }
             Self::Forbidden(code, _) => (S::FORBIDDEN, code),
             Self::Unprocessable(code, _) => (S::UNPROCESSABLE_ENTITY, code),
             Self::Conflict(code, _) => (S::CONFLICT, code),

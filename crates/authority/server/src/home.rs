@@ -6,6 +6,9 @@
 //! DIR/authority.json        configuration (name, base URL, CRL shards)
 //! DIR/operator.token        operator bearer token (0600)
 //! DIR/keys/*.p8             private keys (0600, directory 0700)
+//! DIR/keys/linkage.key      32 random bytes (0600): the HMAC key of the holder
+//!                           pseudonyms shown to relying parties (created on
+//!                           first load if an older folder lacks it)
 //! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
 //! DIR/ca/iaca.{der,pem}, DIR/ca/ds.der   mobile-ID IACA and document signer
 //! DIR/registry.sqlite       the registry (embedded default)
@@ -96,6 +99,58 @@ pub struct Home {
     pub document_signer: (Vec<u8>, Arc<dyn Signer>),
     /// Secure-element manufacturer roots (DER) trusted for phone key attestation.
     pub manufacturer_roots: Vec<Vec<u8>>,
+    /// The linkage secret: keys the per-relying-party holder pseudonyms.
+    pub linkage_key: LinkageKey,
+}
+
+/// File under `DIR/keys/` holding the linkage secret.
+pub const LINKAGE_KEY_FILE: &str = "linkage.key";
+
+/// The linkage secret (32 bytes). `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkageKey(pub [u8; 32]);
+
+impl core::fmt::Debug for LinkageKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("LinkageKey(<redacted>)")
+    }
+}
+
+impl LinkageKey {
+    fn generate(rng: &mut dyn RandomSource) -> Result<Self, ServerError> {
+        let mut k = [0u8; 32];
+        rng.fill(&mut k)
+            .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+        Ok(Self(k))
+    }
+
+    /// Reads `DIR/keys/linkage.key`, creating it (0600) if the folder
+    /// predates it. The new key is written to a temporary file and linked
+    /// into place, so a reader never sees half a key and two processes
+    /// racing to create it agree on one.
+    pub fn load_or_create(dir: &Path) -> Result<Self, ServerError> {
+        let path = dir.join("keys").join(LINKAGE_KEY_FILE);
+        if !path.exists() {
+            let mut rng = SystemRandom::new();
+            let fresh = Self::generate(&mut rng)?;
+            let tmp = dir
+                .join("keys")
+                .join(format!(".{LINKAGE_KEY_FILE}.{}", random_hex(&mut rng, 6)?));
+            write_private(&tmp, &fresh.0)?;
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Ok(fresh),
+                // Someone else created it meanwhile: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ServerError::Io(format!("create linkage key: {e}"))),
+            }
+        }
+        let raw = read(&path)?;
+        <[u8; 32]>::try_from(raw.as_slice())
+            .map(Self)
+            .map_err(|_| ServerError::Corrupt(format!("keys/{LINKAGE_KEY_FILE} is not 32 bytes")))
+    }
 }
 
 impl Home {
@@ -166,7 +221,10 @@ impl Home {
             shomei_pki::csr::certificate_spki(der).map_err(|e| {
                 ServerError::BadInput(format!("manufacturer root {name}: not a certificate ({e})"))
             })?;
-            write_public(&dir.join(MANUFACTURERS_DIR).join(format!("{name}.der")), der)?;
+            write_public(
+                &dir.join(MANUFACTURERS_DIR).join(format!("{name}.der")),
+                der,
+            )?;
         }
         for root in [Root::Sign, Root::Auth] {
             let key = RsaSigner::generate().map_err(ServerError::Pki)?;
@@ -228,6 +286,10 @@ impl Home {
             .map_err(ServerError::Pki)?;
         write_public(&dir.join("ca").join("ds.der"), &ds)?;
         write_private(&dir.join("operator.token"), random_hex(rng, 32)?.as_bytes())?;
+        write_private(
+            &dir.join("keys").join(LINKAGE_KEY_FILE),
+            &LinkageKey::generate(rng)?.0,
+        )?;
         let config = HomeConfig {
             version: 1,
             name: opts.name.clone(),
@@ -280,6 +342,7 @@ impl Home {
         let ds_key = EcdsaP256Signer::from_pkcs8(&read(&dir.join("keys").join("ds.p8"))?)
             .map_err(ServerError::Pki)?;
         let ds_cert = read(&dir.join("ca").join("ds.der"))?;
+        let linkage_key = LinkageKey::load_or_create(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -290,6 +353,7 @@ impl Home {
             iaca: Arc::new(iaca),
             document_signer: (ds_cert, Arc::new(ds_key) as Arc<dyn Signer>),
             manufacturer_roots: load_manufacturer_roots(&dir.join(MANUFACTURERS_DIR))?,
+            linkage_key,
         })
     }
 
@@ -421,6 +485,38 @@ mod tests {
             crl_shards: 4,
             manufacturer_roots: vec![],
         }
+    }
+
+    #[test]
+    fn linkage_key_is_made_at_init_kept_and_made_for_older_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("auth");
+        Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap();
+        let path = dir.join("keys").join(LINKAGE_KEY_FILE);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        let first = fs::read(&path).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_ne!(first, vec![0u8; 32]);
+        let home = Home::open(&dir).unwrap();
+        assert_eq!(home.linkage_key.0.to_vec(), first);
+        assert_eq!(format!("{:?}", home.linkage_key), "LinkageKey(<redacted>)");
+        assert_eq!(Home::open(&dir).unwrap().linkage_key, home.linkage_key);
+        // A folder from before linkage gets a new key on first load, kept after.
+        fs::remove_file(&path).unwrap();
+        let made = Home::open(&dir).unwrap().linkage_key;
+        assert_ne!(made.0.to_vec(), first);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(Home::open(&dir).unwrap().linkage_key, made);
+        let stray: Vec<_> = fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+        // A damaged key is refused, not replaced.
+        fs::write(&path, b"short").unwrap();
+        assert!(matches!(Home::open(&dir), Err(ServerError::Corrupt(_))));
     }
 
     #[test]

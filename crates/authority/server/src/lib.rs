@@ -10,6 +10,7 @@
 pub mod api;
 mod error;
 pub mod home;
+pub mod linkage;
 pub mod notify;
 pub mod openapi;
 mod phone;
@@ -80,8 +81,10 @@ pub struct AppState {
     pub manufacturers_dir: std::path::PathBuf,
     /// Fans committed events out to event streams and e-mail.
     pub notifier: Arc<notify::Notifier>,
-    /// Notes phone-certificate uses seen by OCSP.
+    /// Notes phone-certificate uses seen by OCSP and linkage lookups.
     pub usage: notify::UsageRecorder,
+    /// Holder pseudonyms for relying parties (keyed by `DIR/keys/linkage.key`).
+    pub pseudonyms: linkage::Pseudonyms,
     /// Becomes `true` when the server is stopping: long-lived responses
     /// (event streams) end, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -184,6 +187,7 @@ pub async fn load_with(
         manufacturers_dir: dir.join(home::MANUFACTURERS_DIR),
         notifier,
         usage,
+        pseudonyms: linkage::Pseudonyms::new(&home.linkage_key),
         shutdown: tokio::sync::watch::Sender::new(false),
     }))
 }

@@ -16,10 +16,11 @@
 //!   happened, when and to which certificate class — never the basic four,
 //!   the My Number or the address itself.
 //!
-//! "Certificate used" events come from the OCSP responder: [`UsageRecorder`]
-//! notes phone-class serials (at most one per serial per
-//! [`USAGE_DEBOUNCE`]), and a background task writes them in batches with
-//! `Registry::add_events`, off the OCSP hot path.
+//! "Certificate used" events come from the OCSP responder and from linkage
+//! lookups by relying parties: [`UsageRecorder`] notes phone-class serials
+//! (at most one per serial and source per [`USAGE_DEBOUNCE`]; a source is
+//! OCSP, or the relying party that looked), and a background task writes
+//! them in batches with `Registry::add_events`, off the request path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -222,7 +223,12 @@ fn describe(e: &Event) -> String {
         "suspended" => "a certificate was suspended".into(),
         "resumed" => "a suspended certificate was resumed".into(),
         "expired" => "a certificate expired".into(),
-        "used" => "a phone certificate was used (a status check was made for it)".into(),
+        "used" => match &e.actor {
+            Actor::RelyingParty(name) => {
+                format!("a phone certificate was used: relying party {name} looked it up")
+            }
+            _ => "a phone certificate was used (a status check was made for it)".into(),
+        },
         "phone_provisioned" => "your certificates were put on a new phone".into(),
         "wipe_requested" => format!("a remote wipe of a phone was requested{reason}"),
         "retired" => "a phone retired its certificates before sale or disposal".into(),
@@ -335,10 +341,22 @@ const USAGE_QUEUE: usize = 10_000;
 /// Serials remembered for debouncing before old entries are pruned.
 const USAGE_REMEMBERED: usize = 100_000;
 
-/// Notes uses of phone certificates seen by the OCSP responder.
+/// One noted use, waiting for the writer.
+struct Use {
+    serial: Serial,
+    at: Timestamp,
+    actor: Actor,
+    via: &'static str,
+}
+
+/// Debounce key: the serial and who used it (`None`: an OCSP query).
+type UseKey = (Serial, Option<String>);
+
+/// Notes uses of phone certificates seen by the OCSP responder and by
+/// linkage lookups.
 pub struct UsageRecorder {
-    last: Mutex<HashMap<Serial, Timestamp>>,
-    tx: mpsc::Sender<(Serial, Timestamp)>,
+    last: Mutex<HashMap<UseKey, Timestamp>>,
+    tx: mpsc::Sender<Use>,
 }
 
 impl UsageRecorder {
@@ -360,24 +378,59 @@ impl UsageRecorder {
             if !status.class_of(serial).is_some_and(CertClass::is_phone) {
                 continue;
             }
-            let fresh = match self.last.lock() {
-                Ok(mut last) => {
-                    if last.len() >= USAGE_REMEMBERED {
-                        last.retain(|_, at| now - *at < USAGE_DEBOUNCE);
-                    }
-                    match last.get(serial) {
-                        Some(at) if now - *at < USAGE_DEBOUNCE => false,
-                        _ => {
-                            last.insert(serial.clone(), now);
-                            true
-                        }
+            self.push(
+                Use {
+                    serial: serial.clone(),
+                    at: now,
+                    actor: Actor::System,
+                    via: "ocsp",
+                },
+                None,
+            );
+        }
+    }
+
+    /// Notes that `actor` (a relying party, or the operator) looked up the
+    /// phone certificate `serial` at `now` (a linkage lookup): at most once
+    /// per serial and actor per [`USAGE_DEBOUNCE`]. Never waits.
+    pub fn note_lookup(&self, serial: &Serial, actor: Actor, now: Timestamp) {
+        let who = match &actor {
+            Actor::RelyingParty(n) => format!("relying_party:{n}"),
+            Actor::Operator(o) => format!("operator:{o}"),
+            Actor::Holder(h) => format!("holder:{h}"),
+            Actor::System => "system".to_owned(),
+        };
+        self.push(
+            Use {
+                serial: serial.clone(),
+                at: now,
+                actor,
+                via: "linkage",
+            },
+            Some(who),
+        );
+    }
+
+    fn push(&self, u: Use, who: Option<String>) {
+        let now = u.at;
+        let key = (u.serial.clone(), who);
+        let fresh = match self.last.lock() {
+            Ok(mut last) => {
+                if last.len() >= USAGE_REMEMBERED {
+                    last.retain(|_, at| now - *at < USAGE_DEBOUNCE);
+                }
+                match last.get(&key) {
+                    Some(at) if now - *at < USAGE_DEBOUNCE => false,
+                    _ => {
+                        last.insert(key, now);
+                        true
                     }
                 }
-                Err(_) => false,
-            };
-            if fresh && self.tx.try_send((serial.clone(), now)).is_err() {
-                tracing::warn!("certificate-use queue full: a use was not recorded");
             }
+            Err(_) => false,
+        };
+        if fresh && self.tx.try_send(u).is_err() {
+            tracing::warn!("certificate-use queue full: a use was not recorded");
         }
     }
 }
@@ -385,7 +438,7 @@ impl UsageRecorder {
 async fn usage_task(
     registry: Arc<dyn Registry>,
     notifier: Arc<Notifier>,
-    mut rx: mpsc::Receiver<(Serial, Timestamp)>,
+    mut rx: mpsc::Receiver<Use>,
 ) {
     let mut holders: HashMap<Serial, String> = HashMap::new();
     while let Some(first) = rx.recv().await {
@@ -398,15 +451,15 @@ async fn usage_task(
             }
         }
         let mut events = Vec::with_capacity(batch.len());
-        for (serial, at) in batch {
-            let holder = match holders.get(&serial) {
+        for u in batch {
+            let holder = match holders.get(&u.serial) {
                 Some(h) => h.clone(),
-                None => match registry.certificate(&serial).await {
+                None => match registry.certificate(&u.serial).await {
                     Ok(Some(c)) => {
                         if holders.len() >= USAGE_REMEMBERED {
                             holders.clear();
                         }
-                        holders.insert(serial.clone(), c.holder_id.clone());
+                        holders.insert(u.serial.clone(), c.holder_id.clone());
                         c.holder_id
                     }
                     Ok(None) => continue,
@@ -417,12 +470,12 @@ async fn usage_task(
                 },
             };
             events.push(Event {
-                at,
-                actor: Actor::System,
+                at: u.at,
+                actor: u.actor,
                 action: "used".into(),
                 holder_id: Some(holder),
-                serial: Some(serial),
-                detail: serde_json::json!({"via": "ocsp"}),
+                serial: Some(u.serial),
+                detail: serde_json::json!({"via": u.via}),
             });
         }
         if events.is_empty() {

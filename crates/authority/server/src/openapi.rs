@@ -30,6 +30,8 @@ pub const PATHS: &[&str] = &[
     "/v1/devices/{id}/wipe",
     "/v1/devices/{id}/wiped",
     "/v1/devices/{id}/retire",
+    "/v1/relying-parties",
+    "/v1/linkage/{serial}",
 ];
 
 /// The document.
@@ -37,6 +39,8 @@ pub fn document() -> Value {
     let problem = json!({"description": "Problem (RFC 9457) with a stable `code`", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
     let op = json!([{"operator": []}]);
     let device = json!([{"device": []}]);
+    let serial_or_null =
+        json!({"type": ["string", "null"], "description": "serial, upper-case hex"});
     let id_param =
         json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let proof_schema = json!({"type": "object", "required": ["certificate", "challenge", "signature"], "properties": {
@@ -49,11 +53,12 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "operator": {"type": "http", "scheme": "bearer", "description": "contents of DIR/operator.token"},
-                "device": {"type": "http", "scheme": "bearer", "description": "device_token from POST /v1/phones (sdt_…); the registry keeps only its SHA-256"}},
+                "device": {"type": "http", "scheme": "bearer", "description": "device_token from POST /v1/phones (sdt_…); the registry keeps only its SHA-256"},
+                "relying_party": {"type": "http", "scheme": "bearer", "description": "token from POST /v1/relying-parties (srp_…); the registry keeps only its SHA-256"}},
             "schemas": {
                 "Problem": {"type": "object", "required": ["code", "status", "detail"], "properties": {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                    "code": {"type": "string", "description": "stable machine-readable code, e.g. unauthorized, malformed_der, bad_signature, minor_cannot_sign, certificate_final, already_suspended, not_suspended, hold_is_not_revocation, unknown_reason, not_found, bad_request; phones: unknown_challenge, card_not_ours, card_not_registered, not_a_card_signing_certificate, card_suspended, card_revoked, card_expired, card_auth_missing, bad_card_signature, untrusted_manufacturer, attestation_key_mismatch, attestation_challenge_mismatch, bad_attestation, weak_key_policy, device_mismatch, same_key_twice, bad_key, concurrent_change, wrong_device, device_not_active, bad_device_proof, device_wiped, no_wipe_requested, device_state_changed, not_your_holder"},
+                    "code": {"type": "string", "description": "stable machine-readable code, e.g. unauthorized, malformed_der, bad_signature, minor_cannot_sign, certificate_final, already_suspended, not_suspended, hold_is_not_revocation, unknown_reason, not_found, bad_request; phones: unknown_challenge, card_not_ours, card_not_registered, not_a_card_signing_certificate, card_suspended, card_revoked, card_expired, card_auth_missing, bad_card_signature, untrusted_manufacturer, attestation_key_mismatch, attestation_challenge_mismatch, bad_attestation, weak_key_policy, device_mismatch, same_key_twice, bad_key, concurrent_change, wrong_device, device_not_active, bad_device_proof, device_wiped, no_wipe_requested, device_state_changed, not_your_holder; relying parties: relying_party_exists, already_replaced"},
                     "detail": {"type": "string"}}},
                 "Holder": {"type": "object", "required": ["name", "address", "birth_date", "sex"], "properties": {
                     "name": {"type": "string", "description": "surname and given name; joined by U+3000"},
@@ -96,7 +101,7 @@ pub fn document() -> Value {
             "/v1/challenges": {"post": {"summary": "a single-use challenge (32 random bytes, 5 minutes) for a holder proof",
                 "responses": {"201": {"description": "challenge", "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "challenge": {"type": "string", "description": "base64"}, "expires_at": {"type": "string", "format": "date-time"}}}}}}}}},
-            "/v1/certificates/{serial}/renew": {"post": {"summary": "renew: new certificate of the same class for the key in `csr`; the old one (and what derives from it) is revoked as superseded, atomically", "security": op,
+            "/v1/certificates/{serial}/renew": {"post": {"summary": "renew: new certificate of the same class for the key in `csr`; the old one (and what derives from it) is revoked as superseded, atomically. A card signing certificate revoked as affiliationChanged (the basic four changed) may be renewed once: the new one, for the new basic four, records it in `replaces` (409 already_replaced after that)", "security": op,
                 "parameters": [{"name": "serial", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["csr"], "properties": {"csr": {"type": "string", "description": "base64 DER PKCS#10"}}}}}},
                 "responses": {"201": {"description": "renewed: serial, certificate, replaces, revoked[]"}, "400": problem, "401": problem, "404": problem, "409": problem}}},
@@ -158,6 +163,26 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "{device_id, status, wipe, revoked[]}"}, "401": problem, "403": problem, "404": problem, "409": problem}}},
             "/v1/devices/{id}/wiped": {"post": {"summary": "the phone confirms it erased its credentials (status becomes wiped; idempotent)", "security": device, "parameters": id_param,
                 "responses": {"200": {"description": "device"}, "401": problem, "403": problem, "409": problem}}},
+            "/v1/relying-parties": {"post": {"summary": "register a relying party (operator). Its bearer token is returned once (srp_ + base64url of 32 random bytes); the authority keeps only its SHA-256.", "security": op,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "unique"}}}}}},
+                "responses": {"201": {"description": "registered", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "name", "token"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "token": {"type": "string", "description": "bearer token for GET /v1/linkage; shown once"}}}}}},
+                    "400": problem, "401": problem, "409": {"description": "relying_party_exists: the name is taken", "content": problem["content"]}}}},
+            "/v1/linkage/{serial}": {"get": {"summary": "linkage (証明書紐付け情報 / 新旧紐付け): what a relying party may know about a certificate it was shown: status, the newest certificate that replaced it (following renewals and re-issues after a basic-four change), the holder's current good certificates on the same medium (card or phone), and a pseudonym of the holder that is the same for all the holder's certificates (card and phone, across renewal and address change) for this relying party and different for every other one: base64url-no-pad(HMAC-SHA256(authority linkage key, relying-party id 0x00 holder id)). A lookup about a phone certificate is recorded as a `used` event of the holder (actor: the relying party). Relying-party token, or the operator token.",
+                "security": [{"relying_party": []}, {"operator": []}],
+                "parameters": [{"name": "serial", "in": "path", "required": true, "schema": {"type": "string"}, "description": "hex as `openssl x509 -serial` prints it (any case)"}],
+                "responses": {"200": {"description": "linkage", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["serial", "class", "medium", "status", "revocation_reason", "successor", "current", "holder"], "properties": {
+                    "serial": {"type": "string"},
+                    "class": {"enum": ["card_sign", "card_auth", "phone_sign", "phone_auth"]},
+                    "medium": {"enum": ["card", "phone"]},
+                    "status": {"enum": ["good", "revoked", "suspended", "expired"]},
+                    "revocation_reason": {"type": ["string", "null"], "description": "RFC 5280 name (superseded, affiliationChanged, keyCompromise…) when revoked"},
+                    "successor": serial_or_null,
+                    "current": {"type": "object", "required": ["sign", "auth"], "properties": {"sign": serial_or_null, "auth": serial_or_null}},
+                    "holder": {"type": "string", "description": "pseudonym of the holder for this relying party (43 characters)"}}}}}},
+                    "400": problem, "401": problem, "404": problem}}},
             "/v1/devices/{id}/retire": {"post": {"summary": "the phone ends its own certificates before sale or repair (cessationOfOperation) and is marked wipe_pending; it then wipes and calls /wiped. Device token plus possession of the phone authentication key: RSA PKCS#1 v1.5 SHA-256 over `shomei/holder-proof/v1` 0x00 `retire` 0x00 `device:` DEVICE-ID 0x00 challenge.",
                 "security": device, "parameters": id_param,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["challenge", "signature"], "properties": {
