@@ -13,8 +13,12 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 cd "$W"
 S=$FUZZ/seeds
-rm -rf "$S"
-mkdir -p "$S"/{csr,ocsp_request,ocsp_response,cms,crl,apdu,basic_four_json} "$FUZZ/fixtures"
+# jpki_cert's shomei-card-*.der seeds and fixtures/shomei_*_root.der come
+# from a Shōmei authority (`shomei card read-cert`, DIR/ca/*.der) and are
+# kept; the rest is regenerated.
+rm -rf "$S"/{csr,ocsp_request,ocsp_response,cms,crl,apdu,basic_four_json,verified_crl}
+rm -f "$S"/jpki_cert/seedcert-*.der
+mkdir -p "$S"/{csr,ocsp_request,ocsp_response,cms,crl,apdu,basic_four_json,verified_crl,jpki_cert} "$FUZZ/fixtures"
 q() { # quiet unless it fails
   local out
   out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; echo "gen-seeds: failed: $*" >&2; return 1; }
@@ -158,3 +162,14 @@ PY
 # The empty "APDU" in wrong-pins-change-reset is written as length 0: a power cycle.
 
 find "$S" "$FUZZ/fixtures" -type f -printf "%s\n" | awk '{n++; s+=$1} END {printf "wrote %d seed/fixture files, %d bytes\n", n, s}'
+
+# ---------------------------------------------------------------- verifier
+cp "$S"/crl/* "$S"/verified_crl/
+for f in "$S"/cms/*.p7s; do
+  n=$(basename "$f" .p7s)
+  openssl pkcs7 -inform DER -in "$f" -print_certs 2>/dev/null |
+    awk -v d="$W" -v n="$n" 'BEGIN{c=0;fn=""} /BEGIN CERT/{c++; fn=d "/seedcert-" n "-" c ".pem"} fn!=""{print > fn} /END CERT/{fn=""}'
+done
+for p in "$W"/seedcert-*.pem; do
+  if [ -e "$p" ]; then openssl x509 -in "$p" -outform DER -out "$S/jpki_cert/$(basename "$p" .pem).der"; fi
+done

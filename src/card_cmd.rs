@@ -96,6 +96,23 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CardCmd::Login {
+            card,
+            url,
+            pin,
+            pin_file,
+            password,
+            password_file,
+        } => {
+            let pin = secret(pin, pin_file.as_deref(), "authentication PIN")?;
+            let password = match (password, password_file) {
+                (None, None) => None,
+                (p, f) => Some(secret(p, f.as_deref(), "signing password")?),
+            };
+            tokio::task::spawn_blocking(move || login(&card, &url, &pin, password.as_deref(), json))
+                .await
+                .map_err(|e| anyhow::anyhow!("login task failed: {e}"))?
+        }
         CardCmd::Sign {
             card,
             kind,
@@ -293,6 +310,49 @@ pub fn sign_with_card(
         &signer,
         now,
     )?)
+}
+
+/// `card login`: the card answers a login challenge (blocking).
+fn login(
+    card: &Path,
+    url: &str,
+    pin: &str,
+    password: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let http = crate::login::client()?;
+    let (offer, challenge) = crate::login::fetch_offer(&http, url)?;
+    if offer.needs_signing_key && password.is_none() {
+        return Err(Failure::input(format!(
+            "{} asks for the basic four: releasing them needs the card's signing password (--password)",
+            offer.client_id
+        )));
+    }
+    let answer = |pin_kind: PinKind, secret: &str, cert: CertKind, key: KeyKind| {
+        let mut client = open(card)?;
+        verify(&mut client, pin_kind, secret)?;
+        let cert_der = client.read_certificate(cert).map_err(card_error)?;
+        let signer = CardSigner::new(client, key).map_err(card_error)?;
+        let sig = shomei_core::Signer::sign(&signer, &challenge)
+            .map_err(|e| anyhow::anyhow!("card: {e}"))?;
+        anyhow::Ok((cert_der, sig))
+    };
+    let auth = answer(PinKind::Auth, pin, CertKind::Auth, KeyKind::Auth)?;
+    let sign = match (password, offer.needs_signing_key) {
+        (Some(pw), true) => Some(answer(PinKind::Sign, pw, CertKind::Sign, KeyKind::Sign)?),
+        _ => None,
+    };
+    let v = crate::login::post_answer(&http, url, auth, sign, "pin")?;
+    emit(
+        json,
+        &json!({"state": v["state"], "client_id": offer.client_id, "scopes": offer.scopes, "medium": v["medium"]}),
+        &format!(
+            "logged in to {} with the card; released: {}",
+            offer.client_id,
+            offer.scopes.join(" ")
+        ),
+    );
+    Ok(())
 }
 
 /// Opens a card file.

@@ -161,6 +161,24 @@ pub enum CardCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Answer a relying party's login page with the card's authentication
+    /// key (and, for name/address/birth date/sex, its signing key).
+    Login {
+        #[arg(long)]
+        card: PathBuf,
+        /// The login URL the relying party's page shows.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// The card's signing password (for basic-four scopes).
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Tries left per PIN and certificate serials.
     Status {
         #[arg(long)]

@@ -74,9 +74,8 @@ pub async fn chapter(
 
     // 2. Log in with the phone: authorization code flow with PKCE.
     let verifier = "sandbox-pkce-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
-    let challenge = shomei_rp_service::online::b64url(&shomei_rp_service::online::sha256(
-        verifier.as_bytes(),
-    ));
+    let challenge =
+        shomei_rp_service::online::b64url(&shomei_rp_service::online::sha256(verifier.as_bytes()));
     let enc = shomei_rp_service::oidc::urlencode;
     let auth: Value = http
         .get(format!(
@@ -89,7 +88,10 @@ pub async fn chapter(
         .await?
         .json()
         .await?;
-    let login_url = auth["login_url"].as_str().context("no login_url")?.to_owned();
+    let login_url = auth["login_url"]
+        .as_str()
+        .context("no login_url")?
+        .to_owned();
     let offer: Value = http.get(&login_url).send().await?.json().await?;
     let ch = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(offer["challenge"].as_str().context("no challenge")?)?;
@@ -175,13 +177,12 @@ pub async fn chapter(
     }
 
     // 3. The signed application, verified by the relying party.
-    let report = running
-        .state
-        .verifier
-        .verify_signature(doc.1, doc.0)
-        .await;
+    let report = running.state.verifier.verify_signature(doc.1, doc.0).await;
     if !report.valid {
-        bail!("the phone-signed application did not verify: {:?}", report.error);
+        bail!(
+            "the phone-signed application did not verify: {:?}",
+            report.error
+        );
     }
     let holder = report.holder.as_ref().context("no basic four")?;
     story.step(
