@@ -32,6 +32,11 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   log "installing Python aiosmtpd from PyPI"
   python3 -m pip install -q aiosmtpd
 fi
+# A real OpenID Connect client for the relying-party tests (tests/oidc_client.py).
+if ! python3 -c 'import authlib, requests' 2>/dev/null; then
+  log "installing Python authlib and requests from PyPI"
+  python3 -m pip install -q authlib requests
+fi
 
 # PC/SC stack for the OpenSC cross-check (pcscd, vpcd, OpenSC, pcsc-tools).
 "$ROOT/scripts/opensc-check.sh" --install-only

@@ -1,0 +1,1258 @@
+//! The relying party as outside tools meet it: `shomei verifier serve` (an
+//! OpenID Connect provider) driven by a real OIDC client (authlib, in
+//! `tests/oidc_client.py`) and by hand, with the phone answering through
+//! `shomei phone login`; `shomei verify signature` on signatures made by
+//! the card, the phone and openssl, and ours checked by openssl.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use serde_json::{Value, json};
+
+const CARD_PW: &str = "SUZUKI01";
+const CARD_PIN: &str = "4321";
+const PHONE_PW: &str = "PHONE2026";
+const PHONE_PIN: &str = "2468";
+const NAME: &str = "鈴木 一郎";
+/// As the authority keeps it: the parts joined by a full-width space (JPKI).
+const NAME_KEPT: &str = "鈴木\u{3000}一郎";
+const ADDRESS: &str = "北海道札幌市中央区1-1";
+const BIRTH: &str = "1980-02-03";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shomei")
+}
+
+fn shomei(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    one_json_line(out)
+}
+
+fn one_json_line(out: &Output) -> Value {
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "--json prints exactly one line: {text:?} (stderr: {})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
+/// A failure: its exit code and its one stderr line.
+fn failure(out: &Output) -> (i32, String) {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
+    (out.status.code().unwrap(), e)
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills (and reaps) a child server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An authority (`authority init` + `serve`) with one card holder.
+struct World {
+    /// First, so that it is stopped before its folder goes.
+    _authority: Server,
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+    url: String,
+    token: String,
+    card: PathBuf,
+    /// `card issue --json`: holder_id, sign_serial, auth_serial.
+    issued: Value,
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("auth");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    json_of(&shomei(&[
+        "authority",
+        "init",
+        "--data",
+        dir.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--crl-shards",
+        "2",
+        "--json",
+    ]));
+    #[allow(clippy::zombie_processes)] // Server::drop kills and waits
+    let child = Command::new(bin())
+        .args([
+            "authority",
+            "serve",
+            "--data",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let authority = Server(child);
+    let token = std::fs::read_to_string(dir.join("operator.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let card = tmp.path().join("ichiro.card");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "authority did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let issued = json_of(&shomei(&[
+        "card",
+        "issue",
+        "--authority",
+        &url,
+        "--operator-token-file",
+        dir.join("operator.token").to_str().unwrap(),
+        "--name",
+        NAME,
+        "--address",
+        ADDRESS,
+        "--birth",
+        BIRTH,
+        "--sex",
+        "1",
+        "--sign-password",
+        CARD_PW,
+        "--auth-pin",
+        CARD_PIN,
+        "--out",
+        card.to_str().unwrap(),
+        "--json",
+    ]));
+    World {
+        _authority: authority,
+        tmp,
+        dir,
+        url,
+        token,
+        card,
+        issued,
+    }
+}
+
+/// `verifier serve`, with the JSON line it printed.
+struct Verifier {
+    issuer: String,
+    started: Value,
+    _stdout: BufReader<ChildStdout>,
+    _server: Server,
+}
+
+impl World {
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Provisions a phone from the card: (phone dir, `phone provision --json`).
+    fn provision(&self, name: &str) -> (PathBuf, Value) {
+        let phone = self.path(name);
+        let v = json_of(&shomei(&[
+            "phone",
+            "provision",
+            "--authority",
+            &self.url,
+            "--card",
+            self.card.to_str().unwrap(),
+            "--card-password",
+            CARD_PW,
+            "--phone",
+            phone.to_str().unwrap(),
+            "--sign-password",
+            PHONE_PW,
+            "--auth-pin",
+            PHONE_PIN,
+            "--json",
+        ]));
+        (phone, v)
+    }
+
+    /// Starts `verifier serve` on a free loopback port.
+    fn verifier(&self, extra: &[&str]) -> Verifier {
+        let mut args = vec![
+            "verifier",
+            "serve",
+            "--authority",
+            &self.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        #[allow(clippy::zombie_processes)] // Server::drop kills and waits
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let server = Server(child);
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "verifier serve ended before serving");
+        let started: Value = serde_json::from_str(line.trim()).unwrap();
+        let issuer = started["issuer"].as_str().unwrap().to_owned();
+        Verifier {
+            issuer,
+            started,
+            _stdout: stdout,
+            _server: server,
+        }
+    }
+
+    /// An operator POST (bearer token).
+    fn operator(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = http()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    }
+
+    fn verify(&self, doc: &Path, sig: &Path, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "verify",
+            "signature",
+            "--authority",
+            &self.url,
+            "--in",
+            doc.to_str().unwrap(),
+            "--sig",
+            sig.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        shomei(&args)
+    }
+
+    /// `card sign` (kind sign with the password, auth with the PIN).
+    fn card_sign(&self, kind: &str, doc: &Path, out: &Path) {
+        let (flag, secret) = if kind == "sign" {
+            ("--password", CARD_PW)
+        } else {
+            ("--pin", CARD_PIN)
+        };
+        json_of(&shomei(&[
+            "card",
+            "sign",
+            "--card",
+            self.card.to_str().unwrap(),
+            "--kind",
+            kind,
+            flag,
+            secret,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]));
+    }
+
+    fn phone_sign(&self, phone: &Path, doc: &Path, out: &Path) {
+        json_of(&shomei(&[
+            "phone",
+            "sign",
+            "--phone",
+            phone.to_str().unwrap(),
+            "--password",
+            PHONE_PW,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]));
+    }
+
+    fn card_sign_serial(&self) -> String {
+        self.issued["sign_serial"].as_str().unwrap().to_owned()
+    }
+
+    /// The holder's audit events (operator).
+    fn events(&self) -> Vec<Value> {
+        let holder = self.issued["holder_id"].as_str().unwrap();
+        let resp = http()
+            .get(format!("{}/v1/holders/{holder}/events", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let v: Value = resp.json().unwrap();
+        v["events"].as_array().unwrap().clone()
+    }
+}
+
+fn same_serial(a: &Value, b: &str) -> bool {
+    a.as_str().is_some_and(|a| a.eq_ignore_ascii_case(b))
+}
+
+fn the_holder() -> Value {
+    json!({"name": NAME_KEPT, "address": ADDRESS, "birth_date": BIRTH, "sex": "1"})
+}
+
+// ---------------------------------------------------------------- OIDC by hand
+
+/// A PKCE verifier and its S256 challenge.
+fn pkce(seed: &str) -> (String, String) {
+    let verifier = format!("{seed}-{}", "v".repeat(50));
+    let challenge =
+        shomei_rp_service::online::b64url(&shomei_rp_service::online::sha256(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+fn authorize(v: &Verifier, params: &[(&str, &str)]) -> reqwest::blocking::Response {
+    http()
+        .get(format!("{}/authorize", v.issuer))
+        .header("accept", "application/json")
+        .query(params)
+        .send()
+        .unwrap()
+}
+
+fn good_params<'a>(challenge: &'a str, state: &'a str, nonce: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("client_id", "demo"),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", state),
+        ("nonce", nonce),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+/// The query of a redirect's Location, which must go to `redirect_uri`.
+fn redirect_query(resp: &reqwest::blocking::Response, redirect_uri: &str) -> Vec<(String, String)> {
+    assert!(
+        resp.status().is_redirection(),
+        "a redirect, not {}",
+        resp.status()
+    );
+    let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+    let (base, query) = loc.split_once('?').unwrap();
+    assert_eq!(base, redirect_uri, "{loc}");
+    url_pairs(query)
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_owned(), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else if b[i] == b'+' {
+            out.push(b' ');
+            i += 1;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// An authorization error: a redirect back to the client with `error`,
+/// the client's `state` and the issuer, and no login started.
+fn assert_redirected_error(resp: reqwest::blocking::Response, v: &Verifier, error: &str) {
+    let q = redirect_query(&resp, REDIRECT);
+    assert_eq!(param(&q, "error"), Some(error), "{q:?}");
+    assert_eq!(param(&q, "state"), Some("st-1"), "{q:?}");
+    assert_eq!(param(&q, "iss"), Some(v.issuer.as_str()), "{q:?}");
+    assert_eq!(param(&q, "code"), None, "{q:?}");
+    let body = resp.text().unwrap();
+    assert!(!body.contains("login_url"), "no login was started: {body}");
+}
+
+fn phone_login(phone: &Path, url: &str, password: Option<&str>) -> Output {
+    let mut args = vec![
+        "phone",
+        "login",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        PHONE_PIN,
+        "--url",
+        url,
+        "--json",
+    ];
+    if let Some(p) = password {
+        args.extend(["--password", p]);
+    }
+    shomei(&args)
+}
+
+/// The Location's `code` after `continue_url`, checking state and iss.
+fn continue_to_code(v: &Verifier, login: &Value, state: &str) -> String {
+    let resp = http()
+        .get(login["continue_url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    let q = redirect_query(&resp, REDIRECT);
+    assert_eq!(param(&q, "state"), Some(state), "{q:?}");
+    assert_eq!(param(&q, "iss"), Some(v.issuer.as_str()), "{q:?}");
+    assert_eq!(param(&q, "error"), None, "{q:?}");
+    param(&q, "code").unwrap().to_owned()
+}
+
+fn token(v: &Verifier, code: &str, verifier: Option<&str>) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", "demo"),
+        ("redirect_uri", REDIRECT),
+        ("code", code),
+    ];
+    if let Some(cv) = verifier {
+        form.push(("code_verifier", cv));
+    }
+    let resp = http()
+        .post(format!("{}/token", v.issuer))
+        .form(&form)
+        .send()
+        .unwrap();
+    (resp.status().as_u16(), resp.json().unwrap())
+}
+
+fn userinfo_status(v: &Verifier, access_token: &str) -> u16 {
+    http()
+        .get(format!("{}/userinfo", v.issuer))
+        .bearer_auth(access_token)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn jwt_payload(jwt: &str) -> Value {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "{jwt}");
+    serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------- scenarios
+
+#[test]
+fn oidc_login_with_phone_through_a_real_oidc_client() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    let v = w.verifier(&[
+        "--client",
+        "demo=http://127.0.0.1/callback",
+        "--client",
+        "kuyakusho:s3cret-Secret=http://127.0.0.1/rp/cb",
+    ]);
+    assert_eq!(v.started["clients"], json!(["demo", "kuyakusho"]));
+    assert_eq!(
+        v.started["discovery"],
+        format!("{}/.well-known/openid-configuration", v.issuer)
+    );
+    let run = |client: &[&str], redirect: &str, scope: &str, password: Option<&str>| {
+        let mut cmd = Command::new("python3");
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc_client.py"))
+            .args(["--issuer", &v.issuer])
+            .args(client)
+            .args(["--redirect-uri", redirect, "--scope", scope])
+            .args(["--shomei", bin(), "--phone", phone.to_str().unwrap()])
+            .args(["--pin", PHONE_PIN]);
+        if let Some(pw) = password {
+            cmd.args(["--password", pw]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "oidc_client.py failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        one_json_line(&out)
+    };
+
+    // A confidential client (client_secret_basic) asks for the basic four.
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/rp/cb");
+    let r = run(
+        &[
+            "--client-id",
+            "kuyakusho",
+            "--client-secret",
+            "s3cret-Secret",
+        ],
+        &redirect,
+        "openid name address birthdate gender",
+        Some(PHONE_PW),
+    );
+    let c = &r["claims"];
+    assert_eq!(r["alg"], "ES256");
+    assert_eq!(r["token_type"], "Bearer");
+    assert_eq!(r["scope"], "openid name address birthdate gender");
+    assert_eq!(r["phone"]["state"], "done");
+    assert_eq!(r["phone"]["medium"], "phone");
+    assert_eq!(c["iss"], v.issuer.as_str());
+    assert_eq!(c["aud"], "kuyakusho");
+    assert_eq!(c["nonce"], r["nonce_sent"]);
+    assert_eq!(c["shomei_medium"], "phone");
+    assert_eq!(c["name"], NAME_KEPT);
+    assert_eq!(c["address"], json!({"formatted": ADDRESS}));
+    assert_eq!(c["birthdate"], BIRTH);
+    assert_eq!(c["gender"], "male");
+    assert_eq!(c["amr"], json!(["hwk", "pin", "mfa"]));
+    let (iat, exp, auth_time) = (
+        c["iat"].as_i64().unwrap(),
+        c["exp"].as_i64().unwrap(),
+        c["auth_time"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, r["expires_in"].as_i64().unwrap());
+    assert!(auth_time <= iat && iat - auth_time < 60, "{c}");
+    let sub = c["sub"].as_str().unwrap();
+    assert!(sub.len() >= 40, "a pairwise hash: {sub}");
+    assert!(!sub.contains(p["auth_serial"].as_str().unwrap()));
+    // UserInfo says the same as the ID token.
+    let u = &r["userinfo"];
+    assert_eq!(u["sub"], sub);
+    assert_eq!(u["name"], NAME_KEPT);
+    assert_eq!(u["birthdate"], BIRTH);
+    assert_eq!(u["gender"], "male");
+    assert_eq!(u["shomei_medium"], "phone");
+    // The client's own checks refuse what they must.
+    assert_eq!(r["wrong_nonce_rejected"], true);
+    assert_eq!(r["wrong_aud_rejected"], true);
+    assert_eq!(r["tampered_rejected"], true);
+    // The replayed code: invalid_grant, and the access token is revoked.
+    assert_eq!(r["replay_error"], "invalid_grant");
+    assert_eq!(r["userinfo_after_replay"], 401);
+
+    // A public client (PKCE only) asking for `openid` alone: no password,
+    // no personal data, and another pairwise subject for the same holder.
+    let port = free_port();
+    let r2 = run(
+        &["--client-id", "demo"],
+        &format!("http://127.0.0.1:{port}/callback"),
+        "openid",
+        None,
+    );
+    let c2 = &r2["claims"];
+    assert_eq!(c2["aud"], "demo");
+    assert_eq!(c2["shomei_medium"], "phone");
+    for k in ["name", "address", "birthdate", "gender"] {
+        assert!(c2.get(k).is_none(), "{k} not released for openid: {c2}");
+        assert!(r2["userinfo"].get(k).is_none(), "{k}: {}", r2["userinfo"]);
+    }
+    assert_ne!(c2["sub"], sub, "subjects are pairwise");
+    assert_eq!(r2["userinfo"]["sub"], c2["sub"]);
+    assert_eq!(r2["replay_error"], "invalid_grant");
+}
+
+#[test]
+fn oidc_bad_requests_create_no_session() {
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    let v = w.verifier(&[]);
+    assert_eq!(v.started["clients"], json!(["demo"]));
+    let (cv, cc) = pkce("bad");
+
+    // Missing PKCE, plain PKCE, missing nonce / state: back to the client.
+    let without = |key: &str| {
+        good_params(&cc, "st-1", "n-1")
+            .into_iter()
+            .filter(|(k, _)| *k != key)
+            .collect::<Vec<_>>()
+    };
+    assert_redirected_error(
+        authorize(&v, &without("code_challenge")),
+        &v,
+        "invalid_request",
+    );
+    assert_redirected_error(
+        authorize(&v, &without("code_challenge_method")),
+        &v,
+        "invalid_request",
+    );
+    let mut plain = without("code_challenge_method");
+    plain.push(("code_challenge_method", "plain"));
+    assert_redirected_error(authorize(&v, &plain), &v, "invalid_request");
+    let mut plain_verbatim: Vec<_> = without("code_challenge_method")
+        .into_iter()
+        .filter(|(k, _)| *k != "code_challenge")
+        .collect();
+    plain_verbatim.extend([
+        ("code_challenge", cv.as_str()),
+        ("code_challenge_method", "plain"),
+    ]);
+    assert_redirected_error(authorize(&v, &plain_verbatim), &v, "invalid_request");
+    assert_redirected_error(authorize(&v, &without("nonce")), &v, "invalid_request");
+    let mut no_openid = without("scope");
+    no_openid.push(("scope", "name"));
+    assert_redirected_error(authorize(&v, &no_openid), &v, "invalid_scope");
+    let mut implicit = without("response_type");
+    implicit.push(("response_type", "token"));
+    assert_redirected_error(authorize(&v, &implicit), &v, "unsupported_response_type");
+    let resp = authorize(&v, &without("state"));
+    let q = redirect_query(&resp, REDIRECT);
+    assert_eq!(param(&q, "error"), Some("invalid_request"));
+    assert_eq!(param(&q, "code"), None);
+
+    // A bad redirect URI or client: 400 here, never a redirect.
+    for (key, value, error) in [
+        (
+            "redirect_uri",
+            "http://evil.example/callback",
+            "invalid_request",
+        ),
+        (
+            "redirect_uri",
+            "http://127.0.0.1:9/elsewhere",
+            "invalid_request",
+        ),
+        ("client_id", "nobody", "invalid_client"),
+    ] {
+        let mut ps = without(key);
+        ps.push((key, value));
+        let resp = authorize(&v, &ps);
+        assert_eq!(resp.status().as_u16(), 400, "{key}={value}");
+        assert!(resp.headers().get("location").is_none());
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["error"], error, "{body}");
+        assert!(body.get("login_url").is_none());
+    }
+
+    // A good request starts a login; before the phone answers there is no code.
+    let resp = authorize(&v, &good_params(&cc, "st-1", "n-1"));
+    assert_eq!(resp.status().as_u16(), 200);
+    let login: Value = resp.json().unwrap();
+    assert_eq!(login["expires_in"], 60);
+    assert_eq!(login["scopes"], json!(["openid"]));
+    let early = http()
+        .get(login["continue_url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(early.status().as_u16(), 409, "pending: no code yet");
+    assert!(early.headers().get("location").is_none());
+
+    let ok = json_of(&phone_login(
+        &phone,
+        login["login_url"].as_str().unwrap(),
+        None,
+    ));
+    assert_eq!(ok["state"], "done");
+    assert_eq!(ok["medium"], "phone");
+    // The challenge is single use: a second answer on the same URL fails.
+    let (code, err) = failure(&phone_login(
+        &phone,
+        login["login_url"].as_str().unwrap(),
+        None,
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("login_used"), "{err}");
+
+    let code = continue_to_code(&v, &login, "st-1");
+    // Continuing twice gives no second code.
+    let again = http()
+        .get(login["continue_url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    assert!(again.headers().get("location").is_none());
+
+    // Without or with a wrong code_verifier: invalid_grant (the code stays).
+    let (s, e) = token(&v, &code, None);
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    let (wrong, _) = pkce("other");
+    let (s, e) = token(&v, &code, Some(&wrong));
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    let (s, t) = token(&v, &code, Some(&cv));
+    assert_eq!(s, 200, "{t}");
+    let claims = jwt_payload(t["id_token"].as_str().unwrap());
+    // The client compares the nonce it sent with the ID token's.
+    assert_eq!(claims["nonce"], "n-1");
+    assert_ne!(claims["nonce"], "n-2");
+    assert_eq!(claims["aud"], "demo");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&v, access), 200);
+    // A reused code: invalid_grant, and its access token is revoked.
+    let (s, e) = token(&v, &code, Some(&cv));
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    assert_eq!(userinfo_status(&v, access), 401);
+    assert_eq!(userinfo_status(&v, "not-a-token"), 401);
+
+    // A basic-four scope without the signing password: refused by the
+    // phone before anything is sent, so the challenge can still be answered.
+    let resp = authorize(
+        &v,
+        &without("scope")
+            .into_iter()
+            .chain([("scope", "openid name")])
+            .collect::<Vec<_>>(),
+    );
+    let login2: Value = resp.json().unwrap();
+    let (code, err) = failure(&phone_login(
+        &phone,
+        login2["login_url"].as_str().unwrap(),
+        None,
+    ));
+    assert_eq!(code, 2);
+    assert!(err.contains("--password"), "{err}");
+    let status: Value = http()
+        .get(login2["status_url"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(status["state"], "pending");
+    // An unknown login id is no session either.
+    let resp = http()
+        .get(format!("{}/login/nope/continue", v.issuer))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+}
+
+#[test]
+fn signed_application_verifies_and_names_the_signer() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    let doc = w.path("tennyu.txt");
+    std::fs::write(&doc, "転入届: 北海道札幌市中央区1-1\n").unwrap();
+
+    // Signed with the card.
+    let card_sig = w.path("card.p7s");
+    w.card_sign("sign", &doc, &card_sig);
+    let r = json_of(&w.verify(&doc, &card_sig, &[]));
+    assert_eq!(r["valid"], true, "{r}");
+    assert_eq!(r["status"], "good");
+    assert_eq!(r["kind"], "card");
+    assert!(same_serial(&r["serial"], &w.card_sign_serial()), "{r}");
+    assert_eq!(r["holder"], the_holder());
+    assert!(r.get("error").is_none(), "{r}");
+
+    // Signed with the phone: same holder, kind phone, the phone's serial.
+    let phone_sig = w.path("phone.p7s");
+    w.phone_sign(&phone, &doc, &phone_sig);
+    let r = json_of(&w.verify(&doc, &phone_sig, &[]));
+    assert_eq!(r["valid"], true, "{r}");
+    assert_eq!(r["status"], "good");
+    assert_eq!(r["kind"], "phone");
+    assert!(
+        same_serial(&r["serial"], p["sign_serial"].as_str().unwrap()),
+        "{r}"
+    );
+    assert_eq!(r["holder"], the_holder());
+    // With the status from the CRL shard instead of OCSP: the same.
+    let r = json_of(&w.verify(&doc, &phone_sig, &["--status", "crl"]));
+    assert_eq!(
+        (r["valid"].as_bool(), r["status"].as_str()),
+        (Some(true), Some("good"))
+    );
+
+    // The verifier service's endpoint gives the same report.
+    let v = w.verifier(&[]);
+    let resp = http()
+        .post(format!("{}/v1/verify/signature", v.issuer))
+        .json(&json!({
+            "content": B64.encode(std::fs::read(&doc).unwrap()),
+            "signature": B64.encode(std::fs::read(&card_sig).unwrap()),
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let r: Value = resp.json().unwrap();
+    assert_eq!(r["valid"], true, "{r}");
+    assert_eq!(r["kind"], "card");
+    assert_eq!(r["holder"], the_holder());
+    let resp = http()
+        .post(format!("{}/v1/verify/signature", v.issuer))
+        .json(&json!({
+            "content": B64.encode(b"something else"),
+            "signature": B64.encode(std::fs::read(&card_sig).unwrap()),
+        }))
+        .send()
+        .unwrap();
+    let r: Value = resp.json().unwrap();
+    assert_eq!(r["valid"], false, "{r}");
+    assert_eq!(r["error"]["code"], "content_mismatch");
+}
+
+/// Changes one digit of the signingTime (a signed attribute) in place.
+fn tamper_signing_time(p7s: &mut [u8]) {
+    // id-signingTime 1.2.840.113549.1.9.5, then SET { UTCTime (13 bytes) }.
+    let oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05,
+    ];
+    let at = p7s
+        .windows(oid.len())
+        .position(|w| w == oid)
+        .expect("a signingTime attribute");
+    let t = at + oid.len();
+    assert_eq!(
+        &p7s[t..t + 4],
+        &[0x31u8, 0x0f, 0x17, 0x0d],
+        "SET {{ UTCTime }}"
+    );
+    // YYMMDDHHMMSSZ: the last digit of the seconds.
+    let sec = t + 4 + 11;
+    p7s[sec] = if p7s[sec] == b'0' { b'1' } else { b'0' };
+}
+
+#[test]
+fn verify_signature_names_each_failure() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    let doc = w.path("app.txt");
+    std::fs::write(&doc, "申請書 v1").unwrap();
+    let card_sig = w.path("card.p7s");
+    w.card_sign("sign", &doc, &card_sig);
+    let phone_sig = w.path("phone.p7s");
+    w.phone_sign(&phone, &doc, &phone_sig);
+    let invalid = |doc: &Path, sig: &Path, extra: &[&str], exit: i32| {
+        let out = w.verify(doc, sig, extra);
+        let (code, err) = failure(&out);
+        assert_eq!(code, exit, "{err}");
+        let r = one_json_line(&out);
+        assert_eq!(r["valid"], false, "{r}");
+        assert!(
+            err.contains(r["error"]["code"].as_str().unwrap()),
+            "{err} / {r}"
+        );
+        r
+    };
+
+    // Other content: exit 1, content_mismatch.
+    let other = w.path("other.txt");
+    std::fs::write(&other, "申請書 v2").unwrap();
+    let r = invalid(&other, &card_sig, &[], 1);
+    assert_eq!(r["error"]["code"], "content_mismatch");
+
+    // A signed attribute changed: the signature no longer verifies.
+    let mut bytes = std::fs::read(&card_sig).unwrap();
+    tamper_signing_time(&mut bytes);
+    let tampered = w.path("tampered.p7s");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let r = invalid(&doc, &tampered, &[], 1);
+    assert_eq!(r["error"]["code"], "bad_signature");
+
+    // The authentication key is not for signing applications.
+    let auth_sig = w.path("auth.p7s");
+    w.card_sign("auth", &doc, &auth_sig);
+    let r = invalid(&doc, &auth_sig, &[], 1);
+    assert_eq!(r["error"]["code"], "wrong_purpose");
+
+    // Not a signature at all: exit 2, malformed.
+    let garbage = w.path("garbage.p7s");
+    std::fs::write(&garbage, b"\x30\x03\x02\x01\x00 not CMS").unwrap();
+    let r = invalid(&doc, &garbage, &[], 2);
+    assert_eq!(r["error"]["code"], "malformed");
+
+    // The phone signing certificate suspended: named, the signer still shown.
+    let phone_serial = p["sign_serial"].as_str().unwrap();
+    let (s, body) = w.operator(
+        &format!("/v1/certificates/{phone_serial}/suspend"),
+        json!({"reason": "certificateHold"}),
+    );
+    assert_eq!(s, 200, "{body}");
+    let r = invalid(&doc, &phone_sig, &[], 1);
+    assert_eq!(r["status"], "suspended");
+    assert_eq!(r["error"]["code"], "suspended");
+    assert_eq!(r["kind"], "phone");
+    assert_eq!(r["holder"], the_holder());
+    // The card's signature is unaffected; resumed, the phone's is good again.
+    assert_eq!(json_of(&w.verify(&doc, &card_sig, &[]))["valid"], true);
+    let (s, body) = w.operator(
+        &format!("/v1/certificates/{phone_serial}/resume"),
+        json!({}),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json_of(&w.verify(&doc, &phone_sig, &[]))["status"], "good");
+
+    // The card signing certificate revoked: revoked by OCSP and by CRL, and
+    // the phone certificate derived from it with it.
+    let card_serial = w.card_sign_serial();
+    let (s, body) = w.operator(
+        &format!("/v1/certificates/{card_serial}/revoke"),
+        json!({"reason": "keyCompromise"}),
+    );
+    assert_eq!(s, 200, "{body}");
+    for mode in ["ocsp", "crl"] {
+        let r = invalid(&doc, &card_sig, &["--status", mode], 1);
+        assert_eq!(r["status"], "revoked", "{mode}: {r}");
+        assert_eq!(r["error"]["code"], "revoked", "{mode}: {r}");
+        assert!(same_serial(&r["serial"], &card_serial), "{r}");
+        assert_eq!(r["kind"], "card");
+    }
+    let r = invalid(&doc, &phone_sig, &[], 1);
+    assert_eq!(r["status"], "revoked", "{r}");
+}
+
+#[test]
+fn openssl_made_signature_verifies_with_ours() {
+    let w = world();
+    let key = |name: &str| {
+        let path = w.path(name);
+        let (ok, out) = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        path
+    };
+    let csr = |key: &Path, name: &str| {
+        let path = w.path(name);
+        let (ok, out) = openssl(&[
+            "req",
+            "-new",
+            "-key",
+            key.to_str().unwrap(),
+            "-subj",
+            "/CN=x",
+            "-outform",
+            "DER",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        B64.encode(std::fs::read(path).unwrap())
+    };
+    let (sign_key, auth_key) = (key("sign.key"), key("auth.key"));
+    let holder = json!({
+        "name": "山田 花子",
+        "address": "大阪府大阪市北区梅田1-2-3",
+        "birth_date": "1975-12-31",
+        "sex": "2",
+    });
+    let (s, card) = w.operator(
+        "/v1/cards",
+        json!({
+            "holder": holder,
+            "sign_csr": csr(&sign_key, "sign.csr"),
+            "auth_csr": csr(&auth_key, "auth.csr"),
+        }),
+    );
+    assert_eq!(s, 201, "{card}");
+    let cert_der = w.path("sign.der");
+    std::fs::write(
+        &cert_der,
+        B64.decode(card["sign_cert"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let cert_pem = w.path("sign.pem");
+    let (ok, out) = openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        cert_der.to_str().unwrap(),
+        "-out",
+        cert_pem.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, serial) = openssl(&[
+        "x509",
+        "-in",
+        cert_pem.to_str().unwrap(),
+        "-noout",
+        "-serial",
+    ]);
+    assert!(ok, "{serial}");
+    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+
+    let doc = w.path("doc.bin");
+    std::fs::write(&doc, b"binary \x00\x01\xff application\r\n").unwrap();
+    let p7s = w.path("doc.p7s");
+    let (ok, out) = openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        doc.to_str().unwrap(),
+        "-signer",
+        cert_pem.to_str().unwrap(),
+        "-inkey",
+        sign_key.to_str().unwrap(),
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-out",
+        p7s.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let r = json_of(&w.verify(&doc, &p7s, &[]));
+    assert_eq!(r["valid"], true, "{r}");
+    assert_eq!(r["status"], "good");
+    assert_eq!(r["kind"], "card");
+    assert!(same_serial(&r["serial"], &serial), "{r} vs {serial}");
+    let mut kept = holder.clone();
+    kept["name"] = json!("山田\u{3000}花子");
+    assert_eq!(r["holder"], kept);
+    // …and over other content, openssl's signature is refused as such.
+    let other = w.path("other.bin");
+    std::fs::write(&other, b"binary \x00\x01\xff application\n").unwrap();
+    let out = w.verify(&other, &p7s, &[]);
+    assert_eq!(failure(&out).0, 1);
+    assert_eq!(one_json_line(&out)["error"]["code"], "content_mismatch");
+}
+
+#[test]
+fn our_signature_verifies_with_openssl() {
+    let w = world();
+    let pem = http()
+        .get(format!("{}/ca/sign.pem", w.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert_eq!(
+        pem,
+        std::fs::read_to_string(w.dir.join("ca/sign.pem")).unwrap(),
+        "the trust anchor served is the authority's"
+    );
+    let sign_pem = w.path("sign-root.pem");
+    std::fs::write(&sign_pem, pem).unwrap();
+    let doc = w.path("doc.txt");
+    std::fs::write(&doc, "確定申告 2026\n").unwrap();
+    let verify = |sig: &Path, content: &Path| {
+        openssl(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            sig.to_str().unwrap(),
+            "-content",
+            content.to_str().unwrap(),
+            "-CAfile",
+            sign_pem.to_str().unwrap(),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ])
+    };
+    let sig = w.path("doc.p7s");
+    w.card_sign("sign", &doc, &sig);
+    let (ok, out) = verify(&sig, &doc);
+    assert!(ok && out.contains("Verification successful"), "{out}");
+    // openssl refuses what ours refuses: other content, and the
+    // authentication key (its root is not the signing root).
+    let other = w.path("other.txt");
+    std::fs::write(&other, "確定申告 2027\n").unwrap();
+    let (ok, out) = verify(&sig, &other);
+    assert!(!ok, "{out}");
+    let auth_sig = w.path("auth.p7s");
+    w.card_sign("auth", &doc, &auth_sig);
+    let (ok, out) = verify(&auth_sig, &doc);
+    assert!(!ok, "{out}");
+    // And the signer openssl names is the card's signing certificate.
+    let certs = w.path("signer.pem");
+    let (ok, out) = openssl(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        sig.to_str().unwrap(),
+        "-content",
+        doc.to_str().unwrap(),
+        "-CAfile",
+        sign_pem.to_str().unwrap(),
+        "-purpose",
+        "any",
+        "-signer",
+        certs.to_str().unwrap(),
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, serial) = openssl(&["x509", "-in", certs.to_str().unwrap(), "-noout", "-serial"]);
+    assert!(ok, "{serial}");
+    assert!(
+        serial
+            .trim()
+            .trim_start_matches("serial=")
+            .eq_ignore_ascii_case(&w.card_sign_serial()),
+        "{serial}"
+    );
+}
+
+#[test]
+fn login_shows_in_holder_history() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    let auth_serial = p["auth_serial"].as_str().unwrap().to_owned();
+    let used = |events: &[Value], via: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["action"] == "used"
+                    && same_serial(&e["serial"], &auth_serial)
+                    && e["detail"]["via"] == via
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        used(&w.events(), "ocsp").is_empty(),
+        "no use before the login"
+    );
+
+    // A relying party with a linkage token, so its lookup is seen too.
+    let (s, rp) = w.operator("/v1/relying-parties", json!({"name": "kuyakusho"}));
+    assert_eq!(s, 201, "{rp}");
+    let token_file = w.path("rp.token");
+    std::fs::write(&token_file, rp["token"].as_str().unwrap()).unwrap();
+    let v = w.verifier(&["--rp-token-file", token_file.to_str().unwrap()]);
+    assert_eq!(v.started["linkage"], true);
+
+    let (cv, cc) = pkce("history");
+    let login: Value = authorize(&v, &good_params(&cc, "st-h", "n-h"))
+        .json()
+        .unwrap();
+    json_of(&phone_login(
+        &phone,
+        login["login_url"].as_str().unwrap(),
+        None,
+    ));
+    let code = continue_to_code(&v, &login, "st-h");
+    let (s, t) = token(&v, &code, Some(&cv));
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        jwt_payload(t["id_token"].as_str().unwrap())["shomei_medium"],
+        "phone"
+    );
+
+    // Uses are recorded off the OCSP path (batched): poll a little.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (ocsp, linkage) = loop {
+        let events = w.events();
+        let (o, l) = (used(&events, "ocsp"), used(&events, "linkage"));
+        if (!o.is_empty() && !l.is_empty()) || Instant::now() > deadline {
+            break (o, l);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ocsp.len(), 1, "one OCSP use: {ocsp:?}");
+    assert_eq!(linkage.len(), 1, "one linkage use: {linkage:?}");
+    assert!(
+        linkage[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("relying_party:"),
+        "{linkage:?}"
+    );
+    // No personal data in the history.
+    let all = serde_json::to_string(&w.events()).unwrap();
+    for secret in [NAME, NAME_KEPT, ADDRESS, BIRTH] {
+        assert!(!all.contains(secret), "{secret} in the history: {all}");
+    }
+}
