@@ -50,9 +50,14 @@ impl Client {
     /// `ID:SECRET=URI[,URI…]` (confidential).
     pub fn parse(spec: &str) -> Result<Self, ServiceError> {
         let bad = |d: &str| ServiceError::bad("bad_client", d.to_owned());
-        let (who, uris) = spec
-            .split_once('=')
+        // Split before the first redirect URI, so a secret may hold `=`
+        // (padded base64).
+        let at = ["=https://", "=http://"]
+            .iter()
+            .filter_map(|m| spec.find(m))
+            .min()
             .ok_or_else(|| bad("a client is ID=REDIRECT_URI[,…] or ID:SECRET=REDIRECT_URI[,…]"))?;
+        let (who, uris) = (&spec[..at], &spec[at + 1..]);
         let (id, secret) = match who.split_once(':') {
             Some((id, s)) if !s.is_empty() => (id, Some(s)),
             Some(_) => return Err(bad("empty client secret")),
@@ -837,6 +842,17 @@ mod tests {
         match r.unwrap_err() {
             AuthorizeError::Fatal { error, .. } | AuthorizeError::Redirect { error, .. } => error,
         }
+    }
+
+    #[test]
+    fn client_secrets_may_hold_equals_signs() {
+        let c = Client::parse("office:c2VjcmV0==https://office.example/cb").unwrap();
+        assert_eq!(c.id, "office");
+        assert!(c.secret_matches(Some("c2VjcmV0=")));
+        assert!(!c.secret_matches(Some("c2VjcmV0")));
+        assert_eq!(c.redirect_uris, ["https://office.example/cb"]);
+        assert!(Client::parse("nouri").is_err());
+        assert!(Client::parse("x=ftp://a").is_err());
     }
 
     #[test]
