@@ -1256,3 +1256,121 @@ fn login_shows_in_holder_history() {
         assert!(!all.contains(secret), "{secret} in the history: {all}");
     }
 }
+
+/// One full login with `answer` answering the login URL; the ID token's claims.
+fn login_with(v: &Verifier, seed: &str, answer: impl FnOnce(&str) -> Output) -> Value {
+    let (cv, cc) = pkce(seed);
+    let state = format!("st-{seed}");
+    let nonce = format!("n-{seed}");
+    let login: Value = authorize(v, &good_params(&cc, &state, &nonce))
+        .json()
+        .unwrap();
+    let out = json_of(&answer(login["login_url"].as_str().unwrap()));
+    assert_eq!(out["state"], "done", "{out}");
+    let code = continue_to_code(v, &login, &state);
+    let (s, t) = token(v, &code, Some(&cv));
+    assert_eq!(s, 200, "{t}");
+    let claims = jwt_payload(t["id_token"].as_str().unwrap());
+    assert_eq!(claims["nonce"], nonce.as_str());
+    claims
+}
+
+#[test]
+fn same_subject_on_card_and_phone_and_after_a_new_phone() {
+    let w = world();
+    let (s, rp) = w.operator("/v1/relying-parties", json!({"name": "bank"}));
+    assert_eq!(s, 201, "{rp}");
+    let token_file = w.path("rp.token");
+    std::fs::write(&token_file, rp["token"].as_str().unwrap()).unwrap();
+    let v = w.verifier(&["--rp-token-file", token_file.to_str().unwrap()]);
+
+    // The card itself (`card login`).
+    let card = login_with(&v, "card", |url| {
+        shomei(&[
+            "card",
+            "login",
+            "--card",
+            w.card.to_str().unwrap(),
+            "--pin",
+            CARD_PIN,
+            "--url",
+            url,
+            "--json",
+        ])
+    });
+    assert_eq!(card["shomei_medium"], "card");
+    let sub = card["sub"].as_str().unwrap().to_owned();
+
+    // The phone, by PIN: the same person, so the same subject.
+    let (phone, _) = w.provision("phone1");
+    let template = w.path("finger.tpl");
+    std::fs::write(&template, b"left index finger minutiae").unwrap();
+    json_of(&shomei(&[
+        "phone",
+        "biometric",
+        "enrol",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--template-file",
+        template.to_str().unwrap(),
+        "--json",
+    ]));
+    let by_pin = login_with(&v, "pin", |url| phone_login(&phone, url, None));
+    assert_eq!(by_pin["shomei_medium"], "phone");
+    assert_eq!(
+        by_pin["sub"],
+        sub.as_str(),
+        "card and phone share the subject"
+    );
+    assert!(by_pin["amr"].as_array().unwrap().contains(&json!("pin")));
+
+    // The enrolled finger (bare `--biometric`), once the PIN was entered.
+    let by_finger = login_with(&v, "bio", |url| {
+        shomei(&[
+            "phone",
+            "login",
+            "--phone",
+            phone.to_str().unwrap(),
+            "--biometric",
+            "--url",
+            url,
+            "--json",
+        ])
+    });
+    assert_eq!(by_finger["sub"], sub.as_str());
+    let amr = by_finger["amr"].as_array().unwrap();
+    assert!(
+        amr.contains(&json!("user")) && !amr.contains(&json!("pin")),
+        "{amr:?}"
+    );
+
+    // A new phone ends the old one; the subject stays.
+    let (phone2, _) = w.provision("phone2");
+    let new_phone = login_with(&v, "new", |url| phone_login(&phone2, url, None));
+    assert_eq!(
+        new_phone["sub"],
+        sub.as_str(),
+        "stable across a phone change"
+    );
+
+    // The old phone's certificate is superseded: its login is refused and
+    // no code is issued.
+    let (_, cc) = pkce("old");
+    let login: Value = authorize(&v, &good_params(&cc, "st-old", "n-old"))
+        .json()
+        .unwrap();
+    let (code, msg) = failure(&phone_login(
+        &phone,
+        login["login_url"].as_str().unwrap(),
+        None,
+    ));
+    assert_ne!(code, 0);
+    assert!(msg.contains("revoked"), "{msg}");
+    let resp = http()
+        .get(login["continue_url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    let q = redirect_query(&resp, REDIRECT);
+    assert_eq!(param(&q, "error"), Some("access_denied"), "{q:?}");
+    assert_eq!(param(&q, "code"), None);
+}
