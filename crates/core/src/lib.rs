@@ -10,6 +10,7 @@
 
 pub mod holder;
 pub mod lifecycle;
+pub mod my_number;
 pub mod serial;
 pub mod signer;
 
@@ -18,6 +19,7 @@ pub use lifecycle::{
     Action, CertClass, CertStatus, Credential, LifecycleError, Plan, RevocationReason, Root,
     StatusChange,
 };
+pub use my_number::{MyNumber, MyNumberError};
 pub use serial::{Serial, SerialError};
 pub use signer::{RandomSource, SignError, SignatureAlgorithm, Signer};
 

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cardface;
 pub mod cms;
 pub mod crl;
 pub mod csr;

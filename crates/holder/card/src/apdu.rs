@@ -7,6 +7,37 @@
 /// DF name (AID) of the JPKI application.
 pub const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
 
+/// DF name of the 券面事項入力補助AP (text AP), jpki.md §1.7.
+pub const TEXT_AID: [u8; 10] = [0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08];
+/// DF name of the 券面AP (visual AP), jpki.md §1.7.
+pub const VISUAL_AID: [u8; 10] = [0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x02];
+/// DF name of the manufacture-number AP, jpki.md §1.7.
+pub const MANUFACTURE_AID: [u8; 10] = [0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x01, 0x00];
+
+/// File identifiers inside the text and visual APs (jpki.md §1.7).
+pub mod face_fid {
+    /// Text AP: the My Number.
+    pub const MY_NUMBER: u16 = 0x0001;
+    /// Text AP: the basic four (`FF 20` TLV); visual AP: the signed face.
+    pub const ATTRIBUTES: u16 = 0x0002;
+    /// Visual AP: the signed face.
+    pub const FACE: u16 = 0x0002;
+    /// Visual AP: basic information.
+    pub const VISUAL_BASIC: u16 = 0x0003;
+    /// Text AP: basic information.
+    pub const TEXT_BASIC: u16 = 0x0005;
+    /// Text AP: its own 4-digit PIN (3 tries).
+    pub const TEXT_PIN: u16 = 0x0011;
+    /// Visual AP: PIN B (照合番号B).
+    pub const VISUAL_PIN_B: u16 = 0x0012;
+    /// Visual AP: PIN A (the My Number).
+    pub const VISUAL_PIN_A: u16 = 0x0013;
+    /// Text AP: PIN A (the My Number).
+    pub const TEXT_PIN_A: u16 = 0x0014;
+    /// Text AP: PIN B (照合番号B).
+    pub const TEXT_PIN_B: u16 = 0x0015;
+}
+
 /// File identifiers inside the JPKI application (jpki.md §1.3).
 pub mod fid {
     /// Signing certificate (署名用電子証明書); readable after the sign password.
@@ -64,6 +95,10 @@ pub mod sw {
     pub const UNSUPPORTED: u16 = 0x6A81;
     /// File or application not found.
     pub const NOT_FOUND: u16 = 0x6A82;
+    /// Record not found.
+    pub const RECORD_NOT_FOUND: u16 = 0x6A83;
+    /// Wrong Le: `6C XX` with XX the exact length.
+    pub const WRONG_LE: u16 = 0x6C00;
     /// Not enough memory space in the file.
     pub const FILE_FULL: u16 = 0x6A84;
     /// Incorrect P1-P2.
@@ -100,6 +135,8 @@ pub mod ins {
     pub const ACTIVATE: u8 = 0x44;
     /// GET RESPONSE.
     pub const GET_RESPONSE: u8 = 0xC0;
+    /// READ RECORD (manufacture-number AP).
+    pub const READ_RECORD: u8 = 0xB2;
 }
 
 /// Highest READ/UPDATE BINARY offset: P1 bit 8 means SFI addressing, so 15 bits.

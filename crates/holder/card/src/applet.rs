@@ -48,6 +48,9 @@ pub enum AppletError {
     /// Not possible in this state, e.g. writing a certificate on a token that
     /// is never personalised by APDU (`69 86`).
     NotAllowed,
+    /// Conditions of use not satisfied, e.g. activating with face data that
+    /// does not parse (`69 85`).
+    Conditions,
     /// Durable state could not be committed; nothing was compared (`65 81`).
     MemoryFailure,
     /// Anything else (`6F 00`).
@@ -63,6 +66,7 @@ impl AppletError {
             Self::NotVerified => sw::SECURITY,
             Self::BadData => sw::BAD_DATA,
             Self::NotAllowed => sw::NOT_ALLOWED,
+            Self::Conditions => sw::CONDITIONS,
             Self::MemoryFailure => sw::MEMORY_FAILURE,
             Self::Failed => sw::UNKNOWN,
         }

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 #[cfg(test)]
 use crate::apdu::fid;
 use crate::applet::{self, AppletError, AppletFiles, AppletSecrets, MAX_FILE, Session};
+use crate::face::{self, FaceBackend, FaceEf, FacePin, OtherAp};
 use crate::{CardError, CertKind, ChipMemory, KeyKind, PinKind, Variant, keyfmt};
 
 /// Version of the serialised chip image.
@@ -45,6 +46,8 @@ pub struct Card {
     auth_key: ChipKey,
     sign_key: ChipKey,
     session: Session,
+    /// Set while one of the other APs (text, visual, manufacture) is selected.
+    face_session: face::Session,
 }
 
 impl fmt::Debug for Card {
@@ -77,6 +80,31 @@ struct Image {
     sign_key: Secret,
     auth_pin: PinRecord,
     sign_pin: PinRecord,
+    /// The card's other applications (absent in images made before them,
+    /// and on the phone variant: selecting them answers `6A 82`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    other_aps: Option<OtherAps>,
+}
+
+/// The text, visual and manufacture-number APs' durable state.
+#[derive(Clone, Serialize, Deserialize)]
+struct OtherAps {
+    /// 製造番号: 13 characters, made at manufacture.
+    manufacture_number: String,
+    text_pin: PinRecord,
+    /// Set at ACTIVATE from the written data.
+    pin_a: Option<PinRecord>,
+    pin_b: Option<PinRecord>,
+    #[serde(with = "hex_bytes")]
+    my_number: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    attributes: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    text_basic: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    face: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    visual_basic: Vec<u8>,
 }
 
 /// A retry counter and salted hash of a PIN.
@@ -137,6 +165,10 @@ impl Card {
                 .map_err(|()| CardError::Key("random source failed".into()))?,
             sign_pin: PinRecord::new(PinKind::Sign, sign_password.as_bytes())
                 .map_err(|()| CardError::Key("random source failed".into()))?,
+            other_aps: match variant {
+                Variant::Card => Some(OtherAps::manufacture(auth_pin)?),
+                Variant::Phone => None,
+            },
         };
         memory.commit(&image.to_bytes()?)?;
         Self::from_image(Box::new(memory), image)
@@ -158,6 +190,7 @@ impl Card {
             memory,
             image,
             session: Session::default(),
+            face_session: face::Session::default(),
         })
     }
 
@@ -176,11 +209,42 @@ impl Card {
         let mut session = core::mem::take(&mut self.session);
         applet::reset(&mut self.state(), &mut session);
         self.session = session;
+        self.face_session = face::Session::default();
     }
 
     /// Processes one command APDU; returns response data followed by SW1 SW2.
     /// Never panics.
     pub fn process_apdu(&mut self, command: &[u8]) -> Vec<u8> {
+        // SELECT of a DF by name chooses the application that answers.
+        if let Some(c) = crate::apdu::Command::parse(command)
+            .filter(|c| (c.cla, c.ins, c.p1) == (0x00, crate::apdu::ins::SELECT, 0x04))
+        {
+            if c.data == crate::apdu::JPKI_AID {
+                self.face_session = face::Session::default();
+            } else if let Some(ap) =
+                OtherAp::from_aid(c.data).filter(|_| self.image.other_aps.is_some())
+            {
+                let status = if c.le.is_some() {
+                    crate::apdu::sw::WRONG_LENGTH
+                } else if c.p2 != 0x0C {
+                    crate::apdu::sw::BAD_P1P2
+                } else {
+                    // Leaving the JPKI AP (or another AP) clears its security state.
+                    let mut session = core::mem::take(&mut self.session);
+                    applet::reset(&mut self.state(), &mut session);
+                    self.session = session;
+                    self.face_session = face::Session::selected(ap);
+                    crate::apdu::sw::OK
+                };
+                return status.to_be_bytes().to_vec();
+            }
+        }
+        if self.face_session.ap.is_some() {
+            let mut session = core::mem::take(&mut self.face_session);
+            let response = face::process(&mut self.state(), &mut session, command);
+            self.face_session = session;
+            return response;
+        }
         let mut session = core::mem::take(&mut self.session);
         let response = applet::process(&mut self.state(), &mut session, command);
         self.session = session;
@@ -250,24 +314,28 @@ impl ChipState<'_> {
     }
 }
 
-impl AppletSecrets for ChipState<'_> {
-    fn tries_left(&self, pin: PinKind) -> u8 {
-        self.image.pin(pin).tries_left
-    }
-
-    fn try_pin(&mut self, kind: PinKind, candidate: &[u8]) -> Result<(), AppletError> {
-        let tries = self.image.pin(kind).tries_left;
+impl ChipState<'_> {
+    /// The one PIN check of the chip: spends a try of the record `pick`
+    /// selects, durably, BEFORE comparing. If the commit fails, answer
+    /// "memory failure" without comparing, so the answer never depends on
+    /// the PIN unless the try is on record. The in-RAM counter stays
+    /// decremented: nothing ever refunds a try.
+    fn spend_and_compare(
+        &mut self,
+        max_tries: u8,
+        candidate: &[u8],
+        pick: impl Fn(&mut Image) -> Option<&mut PinRecord>,
+    ) -> Result<(), AppletError> {
+        let record = pick(self.image).ok_or(AppletError::NotAllowed)?;
+        let tries = record.tries_left;
         if tries == 0 {
             return Err(AppletError::Blocked);
         }
-        // Count the try and make it durable BEFORE comparing. If the commit
-        // fails, answer "memory failure" without comparing, so the answer
-        // never depends on the PIN unless the try is on record. The in-RAM
-        // counter stays decremented: nothing ever refunds a try.
         let left = tries - 1;
-        self.image.pin_mut(kind).tries_left = left;
+        record.tries_left = left;
         self.persist()?;
-        if !self.image.pin(kind).matches(candidate) {
+        let matches = pick(self.image).is_some_and(|r| r.matches(candidate));
+        if !matches {
             // The try that used the last attempt already answers "blocked".
             return Err(if left == 0 {
                 AppletError::Blocked
@@ -278,8 +346,22 @@ impl AppletSecrets for ChipState<'_> {
         // Success resets the counter; if that cannot be committed the PIN is
         // not marked verified and RAM keeps the (stricter) committed counter.
         let mut next = self.image.clone();
-        next.pin_mut(kind).tries_left = kind.max_tries();
+        if let Some(r) = pick(&mut next) {
+            r.tries_left = max_tries;
+        }
         self.replace(next)
+    }
+}
+
+impl AppletSecrets for ChipState<'_> {
+    fn tries_left(&self, pin: PinKind) -> u8 {
+        self.image.pin(pin).tries_left
+    }
+
+    fn try_pin(&mut self, kind: PinKind, candidate: &[u8]) -> Result<(), AppletError> {
+        self.spend_and_compare(kind.max_tries(), candidate, |image| {
+            Some(image.pin_mut(kind))
+        })
     }
 
     fn change_pin(&mut self, kind: PinKind, new_pin: &[u8]) -> Result<(), AppletError> {
@@ -328,7 +410,177 @@ impl AppletFiles for ChipState<'_> {
     fn activate(&mut self) -> Result<(), AppletError> {
         let mut next = self.image.clone();
         next.phase = Phase::Operational;
+        if let Some(aps) = next.other_aps.as_mut() {
+            aps.derive_pins()?;
+        }
         self.replace(next)
+    }
+}
+
+impl FaceBackend for ChipState<'_> {
+    fn phase(&self) -> Phase {
+        self.image.phase
+    }
+
+    fn face_tries_left(&self, pin: FacePin) -> Option<u8> {
+        self.image
+            .other_aps
+            .as_ref()
+            .and_then(|a| a.pin(pin))
+            .map(|r| r.tries_left)
+    }
+
+    fn face_try_pin(&mut self, pin: FacePin, candidate: &[u8]) -> Result<(), AppletError> {
+        self.spend_and_compare(pin.max_tries(), candidate, |image| {
+            image.other_aps.as_mut().and_then(|a| a.pin_mut(pin))
+        })
+    }
+
+    fn face_change_pin(&mut self, pin: FacePin, new_pin: &[u8]) -> Result<(), AppletError> {
+        let mut next = self.image.clone();
+        let record = next
+            .other_aps
+            .as_mut()
+            .and_then(|a| a.pin_mut(pin))
+            .ok_or(AppletError::NotAllowed)?;
+        *record =
+            PinRecord::with_tries(pin.max_tries(), new_pin).map_err(|()| AppletError::Failed)?;
+        self.replace(next)
+    }
+
+    fn face_file(&self, ef: FaceEf) -> &[u8] {
+        self.image.other_aps.as_ref().map_or(&[], |a| a.file(ef))
+    }
+
+    fn face_write(&mut self, ef: FaceEf, content: Vec<u8>) -> Result<(), AppletError> {
+        let mut next = self.image.clone();
+        *next
+            .other_aps
+            .as_mut()
+            .ok_or(AppletError::NotAllowed)?
+            .file_mut(ef) = content;
+        self.replace(next)
+    }
+
+    fn manufacture_number(&self) -> &str {
+        self.image
+            .other_aps
+            .as_ref()
+            .map_or("", |a| a.manufacture_number.as_str())
+    }
+}
+
+impl OtherAps {
+    /// Fresh APs: a random 製造番号, the text PIN equal to the auth PIN.
+    fn manufacture(text_pin: &str) -> Result<Self, CardError> {
+        let random = |n: usize| {
+            let mut b = vec![0u8; n];
+            aws_lc_rs::rand::fill(&mut b)
+                .map_err(|_| CardError::Key("random source failed".into()))?;
+            Ok::<_, CardError>(b)
+        };
+        // Two letters and eleven digits (the real format is not documented).
+        let letters = random(2)?;
+        let digits = random(11)?;
+        let manufacture_number = letters
+            .iter()
+            .map(|b| char::from(b'A' + b % 26))
+            .chain(digits.iter().map(|b| char::from(b'0' + b % 10)))
+            .collect();
+        Ok(Self {
+            manufacture_number,
+            text_pin: PinRecord::with_tries(FacePin::Text.max_tries(), text_pin.as_bytes())
+                .map_err(|()| CardError::Key("random source failed".into()))?,
+            pin_a: None,
+            pin_b: None,
+            my_number: Vec::new(),
+            attributes: Vec::new(),
+            text_basic: Vec::new(),
+            face: Vec::new(),
+            visual_basic: Vec::new(),
+        })
+    }
+
+    /// PIN A from the My Number EF, PIN B from the face (at ACTIVATE). A
+    /// card personalised without face data keeps them unset; written data
+    /// that does not parse refuses activation (`69 85`).
+    fn derive_pins(&mut self) -> Result<(), AppletError> {
+        use shomei_pki::cardface;
+        if !self.my_number.is_empty() {
+            let n =
+                cardface::parse_my_number(&self.my_number).map_err(|_| AppletError::Conditions)?;
+            self.pin_a = Some(
+                PinRecord::with_tries(FacePin::A.max_tries(), n.as_str().as_bytes())
+                    .map_err(|()| AppletError::Failed)?,
+            );
+        }
+        if !self.face.is_empty() {
+            let face = cardface::parse_face(&self.face).map_err(|_| AppletError::Conditions)?;
+            let pin_b = zeroize::Zeroizing::new(face.pin_b());
+            if !FacePin::B.is_well_formed(pin_b.as_bytes()) {
+                return Err(AppletError::Conditions);
+            }
+            self.pin_b = Some(
+                PinRecord::with_tries(FacePin::B.max_tries(), pin_b.as_bytes())
+                    .map_err(|()| AppletError::Failed)?,
+            );
+        }
+        Ok(())
+    }
+
+    fn pin(&self, pin: FacePin) -> Option<&PinRecord> {
+        match pin {
+            FacePin::Text => Some(&self.text_pin),
+            FacePin::A => self.pin_a.as_ref(),
+            FacePin::B => self.pin_b.as_ref(),
+        }
+    }
+
+    fn pin_mut(&mut self, pin: FacePin) -> Option<&mut PinRecord> {
+        match pin {
+            FacePin::Text => Some(&mut self.text_pin),
+            FacePin::A => self.pin_a.as_mut(),
+            FacePin::B => self.pin_b.as_mut(),
+        }
+    }
+
+    fn file(&self, ef: FaceEf) -> &[u8] {
+        match ef {
+            FaceEf::MyNumber => &self.my_number,
+            FaceEf::Attributes => &self.attributes,
+            FaceEf::TextBasic => &self.text_basic,
+            FaceEf::Face => &self.face,
+            FaceEf::VisualBasic => &self.visual_basic,
+        }
+    }
+
+    fn file_mut(&mut self, ef: FaceEf) -> &mut Vec<u8> {
+        match ef {
+            FaceEf::MyNumber => &mut self.my_number,
+            FaceEf::Attributes => &mut self.attributes,
+            FaceEf::TextBasic => &mut self.text_basic,
+            FaceEf::Face => &mut self.face,
+            FaceEf::VisualBasic => &mut self.visual_basic,
+        }
+    }
+
+    fn validate(&self) -> Result<(), &'static str> {
+        if self.manufacture_number.len() != 13 {
+            return Err("bad manufacture number");
+        }
+        for pin in [FacePin::Text, FacePin::A, FacePin::B] {
+            if let Some(r) = self.pin(pin)
+                && (r.tries_left > pin.max_tries()
+                    || r.salt.len() != SALT_LEN
+                    || r.hash.len() != aws_lc_rs::digest::SHA256_OUTPUT_LEN)
+            {
+                return Err("bad PIN record");
+            }
+        }
+        if FaceEf::ALL.iter().any(|ef| self.file(*ef).len() > MAX_FILE) {
+            return Err("face file too large");
+        }
+        Ok(())
     }
 }
 
@@ -355,6 +607,9 @@ impl Image {
         }
         if CertKind::ALL.iter().any(|k| self.cert(*k).len() > MAX_FILE) {
             return bad("certificate file too large");
+        }
+        if let Some(Err(m)) = self.other_aps.as_ref().map(OtherAps::validate) {
+            return bad(m);
         }
         Ok(())
     }
@@ -395,13 +650,18 @@ impl Image {
 impl PinRecord {
     /// A fresh salt and hash with a full counter; `Err` if randomness failed.
     fn new(kind: PinKind, pin: &[u8]) -> Result<Self, ()> {
+        Self::with_tries(kind.max_tries(), pin)
+    }
+
+    /// A fresh salt and hash with `tries` tries; `Err` if randomness failed.
+    fn with_tries(tries: u8, pin: &[u8]) -> Result<Self, ()> {
         let mut salt = vec![0u8; SALT_LEN];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| ())?;
         let hash = pin_hash(&salt, pin);
         Ok(Self {
             salt,
             hash,
-            tries_left: kind.max_tries(),
+            tries_left: tries,
         })
     }
 

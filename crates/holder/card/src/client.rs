@@ -7,6 +7,9 @@ use zeroize::Zeroizing;
 use crate::apdu::{self, JPKI_AID, MAX_OFFSET, ins, sw};
 use crate::{AppletBackend, Card, CardError, CertKind, JpkiApplet, KeyKind, PinKind, keyfmt};
 
+mod face;
+pub use face::{CardFace, FaceRead};
+
 /// A link to a card: sends one command APDU, returns the response APDU
 /// (data followed by SW1 SW2).
 pub trait Transport {

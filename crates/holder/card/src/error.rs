@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::PinKind;
+use crate::{FacePin, PinKind};
 
 /// Everything that can go wrong on either side of the APDU link.
 ///
@@ -30,6 +30,8 @@ pub enum CardError {
     /// The PIN or password can never be valid for this kind (checked before
     /// sending, so no try is burnt, and on the card for a new PIN).
     BadPinFormat(PinKind),
+    /// A text/visual AP PIN that can never be valid (checked before sending).
+    BadFacePinFormat(FacePin),
     /// Chip memory could not be read or written (or the card reported `65 81`).
     Memory(String),
     /// The link to the card failed.
@@ -63,6 +65,15 @@ impl fmt::Display for CardError {
             Self::BadPinFormat(PinKind::Sign) => {
                 f.write_str("signing password must be 6 to 16 characters of upper-case A-Z and 0-9")
             }
+            Self::BadFacePinFormat(FacePin::Text) => {
+                f.write_str("the text AP PIN (券面事項入力補助用暗証番号) must be exactly 4 digits")
+            }
+            Self::BadFacePinFormat(FacePin::A) => {
+                f.write_str("PIN A must be the 12-digit My Number")
+            }
+            Self::BadFacePinFormat(FacePin::B) => f.write_str(
+                "PIN B must be 14 digits: birth date YYMMDD, expiry year YYYY, security code",
+            ),
             Self::Memory(m) => write!(f, "chip memory failure: {m}"),
             Self::Transport(m) => write!(f, "card link failed: {m}"),
             Self::UnexpectedStatus(sw) => write!(f, "card answered unexpected status {sw:04X}"),

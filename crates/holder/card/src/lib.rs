@@ -100,6 +100,7 @@ mod applet;
 mod chip;
 mod client;
 mod error;
+mod face;
 mod keyfmt;
 mod memory;
 mod signer;
@@ -110,9 +111,11 @@ pub mod vpcd;
 pub use applet::{AppletBackend, AppletError, AppletFiles, AppletSecrets, JpkiApplet};
 pub use chip::{Card, Phase};
 pub use client::{
-    CardStatus, Certificates, InProcess, JpkiClient, SecureElement, TokenKind, Transport,
+    CardFace, CardStatus, Certificates, FaceRead, InProcess, JpkiClient, SecureElement, TokenKind,
+    Transport,
 };
 pub use error::CardError;
+pub use face::{FacePin, OtherAp};
 pub use memory::{ChipMemory, FileMemory, MemoryChip};
 pub use signer::CardSigner;
 

@@ -83,7 +83,8 @@ fn unknown_class_6e_00_and_instruction_6d_00() {
 fn select_jpki_succeeds_and_unknown_aid_is_6a_82() {
     let (mut c, _) = card(Variant::Card);
     assert_eq!(send(&mut c, SELECT_JPKI), "9000");
-    assert_eq!(send(&mut c, "00A4040C0AD3921000310001010408"), "6A82");
+    // D392100031000101 0401: an AP of real cards this chip does not have.
+    assert_eq!(send(&mut c, "00A4040C0AD3921000310001010401"), "6A82");
     // A failed SELECT keeps the current DF.
     assert_eq!(select(&mut c, fid::TOKEN), "9000");
 }
