@@ -12,7 +12,8 @@
 #       `card serve-vpcd` yet, runs `cargo test -p shomei-card --test opensc`,
 #       which does the same checks with the library's serve_vpcd.
 #   scripts/opensc-check.sh --install-only        installs the Debian packages
-#       (pcscd opensc vsmartcard-vpcd pcsc-tools, plus openssl and perl).
+#       (pcscd opensc vsmartcard-vpcd pcsc-tools libpcsclite-dev, plus openssl
+#       and perl; libpcsclite-dev builds shomei's own PC/SC client).
 #   scripts/opensc-check.sh --start-pcscd PORT DIR
 #       starts a private pcscd (its own socket DIR/pcscd.comm, handed over by
 #       systemd-style socket activation, and its own DIR/reader.conf with the
@@ -29,7 +30,7 @@
 
 set -euo pipefail
 
-PACKAGES=(pcscd opensc vsmartcard-vpcd pcsc-tools openssl perl)
+PACKAGES=(pcscd opensc vsmartcard-vpcd pcsc-tools libpcsclite-dev openssl perl)
 VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 PKCS11_MODULE=${PKCS11_MODULE:-/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -57,14 +57,17 @@ export SHOMEI_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 
 # ---------------------------------------------------------------- build + lint
 export CARGO_TERM_COLOR=never
+# One feature set for clippy and the tests, so they share one build: PC/SC
+# on (shomei's own client over pcscd; libpcsclite-dev was installed above).
+FEATURES=(--features shomei/pcsc)
 log "clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast "${FEATURES[@]}"
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}"
 fi
 
 # ---------------------------------------------------------------- fuzz smoke

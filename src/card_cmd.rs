@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use shomei_card::{
     Card, CardError, CardSigner, CertKind, Certificates, FileMemory, InProcess, JpkiClient,
-    KeyKind, PinKind, Variant,
+    KeyKind, PinKind, Transport, Variant,
 };
 use shomei_core::{BasicFour, BirthDate, Sex};
 
@@ -16,7 +16,12 @@ use crate::cli::{CardCmd, HolderActionArgs, KindArg};
 use crate::output::{Failure, emit};
 
 /// A card client over the in-process transport (PC/SC comes later).
-pub type Client = JpkiClient<InProcess>;
+/// A card client over any transport: the emulated card file, or a card on
+/// a PC/SC reader (`--card pcsc:[READER]`).
+pub type Client = JpkiClient<Box<dyn Transport + Send>>;
+
+/// `--card` values starting with this name a PC/SC reader instead of a file.
+pub const PCSC_PREFIX: &str = "pcsc:";
 
 pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
@@ -355,16 +360,45 @@ fn login(
     Ok(())
 }
 
-/// Opens a card file.
+/// Opens a card: an emulated card file, or with `pcsc:` (first reader
+/// holding a card with the JPKI AP) or `pcsc:READER NAME`, a card on a PC/SC
+/// reader. Either way the JPKI AP is selected.
 pub fn open(path: &Path) -> anyhow::Result<Client> {
+    if let Some(reader) = path.to_str().and_then(|p| p.strip_prefix(PCSC_PREFIX)) {
+        return open_pcsc((!reader.is_empty()).then_some(reader));
+    }
     if !path.exists() {
         return Err(Failure::input(format!("no card at {}", path.display())));
     }
     let card = Card::open(FileMemory::new(path))
         .map_err(|e| anyhow::anyhow!("cannot open card {}: {e}", path.display()))?;
-    let mut client = JpkiClient::new(InProcess::new(card));
+    let transport: Box<dyn Transport + Send> = Box::new(InProcess::new(card));
+    let mut client = JpkiClient::new(transport);
     client.select_jpki().map_err(card_error)?;
     Ok(client)
+}
+
+#[cfg(feature = "pcsc")]
+fn open_pcsc(reader: Option<&str>) -> anyhow::Result<Client> {
+    let t = shomei_card::pcsc::PcscTransport::connect(reader).map_err(|e| match e {
+        CardError::FileNotFound => Failure::input(format!(
+            "the card in {} has no JPKI application (not a My Number Card)",
+            reader.unwrap_or("the reader")
+        )),
+        other => anyhow::anyhow!("PC/SC: {other}"),
+    })?;
+    tracing::info!(reader = t.reader(), "card found by SELECT of the JPKI AP");
+    let transport: Box<dyn Transport + Send> = Box::new(t);
+    let mut client = JpkiClient::new(transport);
+    client.select_jpki().map_err(card_error)?;
+    Ok(client)
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn open_pcsc(_reader: Option<&str>) -> anyhow::Result<Client> {
+    Err(Failure::input(
+        "this shomei was built without PC/SC: build it with `cargo build --release --features pcsc` (needs libpcsclite-dev)",
+    ))
 }
 
 /// Verifies a PIN, mapping wrong/blocked/badly formed PINs to exit code 2.

@@ -103,6 +103,8 @@ mod error;
 mod face;
 mod keyfmt;
 mod memory;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 mod signer;
 #[cfg(test)]
 mod testutil;
