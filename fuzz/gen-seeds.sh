@@ -157,7 +157,31 @@ seq("wrong-pins-change-reset", [sel_ap, sel(0x0018), apdu("00200080", b"0000"), 
     apdu("00200080", b"WRONG1"), apdu("00200080", b"ABC123"), apdu("00240180", b"NEWPASS99"),
     sel(0x0001), read(0, 0), apdu("00200080", le=0)])
 seq("junk", [b"\x00", apdu("00A4040C", b"\xA0\x00"), apdu("0012"), apdu("9020"), apdu("00B08000", le=1),
-    apdu("00A4020C", b"\x00\x06"), apdu("00A4000C", b"\x3F\x00")])
+    apdu("00A4020C", b"\x00\x06"), apdu("00A4000C", b"\x3F\x00")])# The other APs (text, visual, manufacture-number): personalise a face,
+# activate (PIN A/B derived), read with each PIN, wrong shapes.
+TEXT = apdu("00A4040C", bytes.fromhex("D3921000310001010408"))
+VISUAL = apdu("00A4040C", bytes.fromhex("D3921000310001010402"))
+MFR = apdu("00A4040C", bytes.fromhex("D3921000310001010100"))
+def tlv(tag, v):
+    n = len(v)
+    ln = bytes([n]) if n < 0x80 else (b"\x81" + bytes([n]) if n < 0x100 else b"\x82" + n.to_bytes(2, "big"))
+    return tag.to_bytes(2, "big") + ln + v
+my_number = tlv(0xDF10, b"123456789018") + b"\xFF\xFF"
+attrs = tlv(0xFF20, tlv(0xDF21, b"h") + tlv(0xDF22, "鈴木".encode()) + tlv(0xDF23, b"x")
+    + tlv(0xDF24, b"19850615") + tlv(0xDF25, b"1"))
+face = tlv(0xFF40, b"".join(tlv(t, v) for t, v in [(0xDF41, b"h"), (0xDF42, b"19850615"), (0xDF43, b"1"),
+    (0xDF44, b"k"), (0xDF45, b"n"), (0xDF46, b"a"), (0xDF47, b"p"), (0xDF48, b"s"), (0xDF49, b"20350615"), (0xDF4A, b"1234")]))
+seq("other-aps-personalise-activate-read", [TEXT] + write_cert(0x0001, my_number) + write_cert(0x0002, attrs)
+    + [VISUAL] + write_cert(0x0002, face) + [sel_ap] + write_cert(0x000A, cert[:200]) + write_cert(0x000B, cert[:200])
+    + [apdu("00440000"), TEXT, sel(0x0011), apdu("00200080"), apdu("00200080", b"1234"), sel(0x0001), read(0, 17),
+       sel(0x0002), read(0, 0), apdu("00240180", b"2468"), sel(0x0015), apdu("00200080", b"85061520351234"),
+       VISUAL, sel(0x0013), apdu("00200080", b"123456789018"), sel(0x0002), read(0, 0), sel(0x0012),
+       apdu("00200080", b"00000000000000"), MFR, apdu("00B2010C", le=0), b"", MFR, apdu("00B2010C", le=0)])
+seq("other-aps-bad-shapes", [TEXT, read(0, 4), sel(0x0001), read(0, 4), read(0x7FFF, 1), apdu("00B08000", le=1),
+    sel(0x0011), apdu("00200080", b"0000"), apdu("00200080", b"1"), apdu("00200080", b"9999"), apdu("00200080", le=0),
+    apdu("00240180", b"12"), sel(0x0014), apdu("00200080"), VISUAL, sel(0x0001), sel(0x0003), read(0, 0),
+    apdu("00CA0000"), apdu("00C00000", le=0), MFR, apdu("00B2020C", le=0), apdu("00B20114", le=0),
+    apdu("00B20108", le=0), apdu("00B2010C", le=4), apdu("00B2010C"), sel(0x0001), apdu("00A4040C", b"\xD3\x92")])
 PY
 # The empty "APDU" in wrong-pins-change-reset is written as length 0: a power cycle.
 

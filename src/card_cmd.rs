@@ -37,6 +37,7 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             auth_pin,
             auth_pin_file,
             out,
+            face,
         } => {
             let token = std::fs::read_to_string(&operator_token_file)
                 .with_context(|| format!("cannot read {}", operator_token_file.display()))?;
@@ -47,18 +48,20 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
                 "signing password",
             )?;
             let auth_pin = secret(auth_pin, auth_pin_file.as_deref(), "authentication PIN")?;
-            let issued = issue(
+            let face = face.resolve()?;
+            let issued = issue_with(
                 &authority,
                 token.trim(),
                 &holder,
                 &sign_password,
                 &auth_pin,
                 &out,
+                &face,
             )
             .await?;
             emit(
                 json,
-                &json!({"card": out, "card_id": issued.card_id, "holder_id": issued.holder_id, "sign_serial": issued.sign_serial, "auth_serial": issued.auth_serial}),
+                &json!({"card": out, "card_id": issued.card_id, "holder_id": issued.holder_id, "sign_serial": issued.sign_serial, "auth_serial": issued.auth_serial, "card_face": issued.face}),
                 &format!(
                     "card issued: {}\n  card id {}\n  signing certificate {}\n  authentication certificate {}",
                     out.display(),
@@ -72,6 +75,7 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CardCmd::ReadFace(args) => crate::face_cmd::read_face(args, json).await,
         CardCmd::ReadCert {
             card,
             kind,
@@ -412,6 +416,7 @@ pub fn card_error(e: CardError) -> anyhow::Error {
         CardError::WrongPin { .. }
         | CardError::Blocked
         | CardError::BadPinFormat(_)
+        | CardError::BadFacePinFormat(_)
         | CardError::SecurityStatusNotSatisfied => Failure::input(e.to_string()),
         other => anyhow::anyhow!("card: {other}"),
     }
@@ -445,6 +450,9 @@ pub struct Issued {
     pub holder_id: String,
     pub sign_serial: Option<String>,
     pub auth_serial: String,
+    /// Card face facts printed on the card (expiry, security code, 製造番号);
+    /// never the My Number.
+    pub face: serde_json::Value,
 }
 
 /// Manufactures a card at `out`, has the authority enrol its holder from the
@@ -458,6 +466,29 @@ pub async fn issue(
     auth_pin: &str,
     out: &Path,
 ) -> anyhow::Result<Issued> {
+    let face = crate::face_cmd::FaceOptions::default();
+    issue_with(
+        authority,
+        token,
+        holder,
+        sign_password,
+        auth_pin,
+        out,
+        &face,
+    )
+    .await
+}
+
+/// As [`issue`], with the card face options of `card issue`.
+pub async fn issue_with(
+    authority: &str,
+    token: &str,
+    holder: &BasicFour,
+    sign_password: &str,
+    auth_pin: &str,
+    out: &Path,
+    face: &crate::face_cmd::FaceOptions,
+) -> anyhow::Result<Issued> {
     if out.exists() {
         return Err(Failure::input(format!(
             "{} already exists: choose another --out",
@@ -466,7 +497,16 @@ pub async fn issue(
     }
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let _ = std::fs::remove_file(&partial);
-    let result = issue_into(authority, token, holder, sign_password, auth_pin, &partial).await;
+    let result = issue_into(
+        authority,
+        token,
+        holder,
+        sign_password,
+        auth_pin,
+        &partial,
+        face,
+    )
+    .await;
     // The card was held exclusively through a sidecar lock file; it is free again now.
     if let (Some(dir), Some(name)) = (partial.parent(), partial.file_name()) {
         let _ = std::fs::remove_file(dir.join(format!(".{}.lock", name.to_string_lossy())));
@@ -491,6 +531,7 @@ async fn issue_into(
     sign_password: &str,
     auth_pin: &str,
     path: &Path,
+    face: &crate::face_cmd::FaceOptions,
 ) -> anyhow::Result<Issued> {
     let card = Card::manufacture(
         FileMemory::new(path),
@@ -526,6 +567,7 @@ async fn issue_into(
     if let Some(csr) = &sign_csr {
         body["sign_csr"] = json!(B64.encode(csr));
     }
+    face.add_to_request(&mut body);
     let resp = http
         .post(format!("{base}/v1/cards"))
         .bearer_auth(token)
@@ -570,6 +612,8 @@ async fn issue_into(
             auth_ca: &auth_ca,
         })
         .map_err(card_error)?;
+    // The other APs' data, before ACTIVATE (which sets PIN A and B from it).
+    let face_summary = crate::face_cmd::personalise(&mut client, &value, auth_pin, face)?;
     client.activate().map_err(card_error)?;
     let text = |k: &str| value[k].as_str().map(str::to_owned);
     let Some(card_id) = text("card_id") else {
@@ -580,6 +624,7 @@ async fn issue_into(
         holder_id: text("holder_id").unwrap_or_default(),
         sign_serial: text("sign_serial"),
         auth_serial: text("auth_serial").unwrap_or_default(),
+        face: face_summary,
     })
 }
 

@@ -128,7 +128,12 @@ pub enum CardCmd {
         auth_pin_file: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        face: crate::face_cmd::IssueFaceArgs,
     },
+    /// Read the card face: the text AP's basic four (and the My Number with
+    /// --show-my-number) and the visual AP's authority-signed face.
+    ReadFace(crate::face_cmd::ReadFaceArgs),
     /// Read a certificate from the card (the signing one needs the password).
     ReadCert {
         #[arg(long)]

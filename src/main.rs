@@ -6,6 +6,7 @@ mod bench;
 mod bench_rp;
 mod card_cmd;
 mod cli;
+mod face_cmd;
 mod login;
 mod output;
 mod phone_cmd;

@@ -469,3 +469,166 @@ fn holder_suspends_and_resumes_with_the_card() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_line(&out).contains("not_suspended"));
 }
+
+#[test]
+fn card_face_issue_read_face_round_trip_and_a_tampered_face_is_refused() {
+    let a = authority();
+    let card = a.dir.join("face.card");
+    let portrait = a.dir.join("portrait.jp2");
+    std::fs::write(&portrait, b"\x00\x00\x00\x0cjP  \r\n\x87\nnot a real photo").unwrap();
+    let token = a.dir.join("operator.token");
+    let issue = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "card",
+            "issue",
+            "--authority",
+            &a.url,
+            "--operator-token-file",
+            token.to_str().unwrap(),
+            "--name",
+            "鈴木一郎",
+            "--address",
+            "北海道札幌市中央区1-1",
+            "--birth",
+            "1985-06-15",
+            "--sex",
+            "1",
+            "--sign-password",
+            "SUZUKI01",
+            "--auth-pin",
+            "4321",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        shomei(&args)
+    };
+    // A My Number with a wrong check digit is refused before anything is
+    // made, and the error does not repeat it.
+    let bad = issue(&["--my-number", "123456789019"], &a.dir.join("bad.card"));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&bad.stderr).contains("123456789019"));
+    assert!(!a.dir.join("bad.card").exists());
+
+    let out = issue(
+        &[
+            "--my-number",
+            "123456789018",
+            "--pin-text",
+            "2468",
+            "--portrait",
+            portrait.to_str().unwrap(),
+        ],
+        &card,
+    );
+    let v = json_of(&out);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("123456789018"));
+    let face = &v["card_face"];
+    let code = face["security_code"].as_str().unwrap();
+    let expiry = face["expiry"].as_str().unwrap();
+    assert_eq!(code.len(), 4);
+    // Adult: the card lives until the 10th birthday after issuance.
+    assert!(expiry.ends_with("-06-15"), "{expiry}");
+    assert_eq!(face["manufacture_number"].as_str().unwrap().len(), 13);
+
+    let read = |extra: &[&str]| {
+        let mut args = vec![
+            "card",
+            "read-face",
+            "--card",
+            card.to_str().unwrap(),
+            "--authority",
+            &a.url,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        shomei(&args)
+    };
+    // The text PIN set at issuance opens everything.
+    let v = json_of(&read(&["--pin-text", "2468", "--show-my-number"]));
+    assert_eq!(v["name"], "鈴木一郎");
+    assert_eq!(v["address"], "北海道札幌市中央区1-1");
+    assert_eq!(v["birth"], "19850615");
+    assert_eq!(v["sex"], "1");
+    assert_eq!(v["my_number"], "123456789018");
+    assert_eq!(v["signature"], "valid");
+    assert_eq!(v["signer"], "authority");
+    assert_eq!(v["matches_text_ap"], true);
+    assert_eq!(v["face_name"], "鈴木一郎");
+    // PIN A; the My Number only when asked.
+    let v = json_of(&read(&["--pin-a", "123456789018"]));
+    assert!(v.get("my_number").is_none());
+    assert_eq!(v["signer"], "authority");
+    // PIN B: birth YYMMDD + expiry year + security code; no My Number.
+    let pin_b = format!("850615{}{code}", &expiry[..4]);
+    let v = json_of(&read(&["--pin-b", &pin_b, "--show-my-number"]));
+    assert_eq!(v["my_number"], serde_json::Value::Null);
+    assert_eq!(v["signature"], "valid");
+    // The auth PIN is no longer the text PIN: a wrong PIN exits 2.
+    let wrong = read(&["--pin-text", "4321"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr_line(&wrong));
+
+    // The published face key is a P-256 public key openssl reads.
+    let pem = reqwest::blocking::get(format!("{}/ca/card-face.pem", a.url))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    let key_file = a.dir.join("face.pem");
+    std::fs::write(&key_file, &pem).unwrap();
+    let ossl = Command::new("openssl")
+        .args([
+            "pkey",
+            "-pubin",
+            "-in",
+            key_file.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&ossl.stdout).contains("P-256"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(a.dir.join("keys/card-face.p8"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The My Number is on the card only: not in the registry.
+    for f in std::fs::read_dir(&a.dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.to_string_lossy().contains("registry.sqlite") {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(12).any(|w| w == b"123456789018"),
+                "{}",
+                p.display()
+            );
+        }
+    }
+
+    // Tamper with the face on the chip (sex 1 → 2): refused.
+    let image = std::fs::read_to_string(&card).unwrap();
+    assert_eq!(image.matches("DF430131").count(), 1);
+    std::fs::write(&card, image.replace("DF430131", "DF430132")).unwrap();
+    let t = read(&["--pin-a", "123456789018"]);
+    assert_eq!(t.status.code(), Some(1));
+    assert!(stderr_line(&t).contains("altered"));
+    // Another authority's key: the signature verifies but the signer is unknown.
+    std::fs::write(&card, &image).unwrap();
+    let other = authority();
+    let t = shomei(&[
+        "card",
+        "read-face",
+        "--card",
+        card.to_str().unwrap(),
+        "--authority",
+        &other.url,
+        "--pin-a",
+        "123456789018",
+    ]);
+    assert_eq!(t.status.code(), Some(1));
+    assert!(stderr_line(&t).contains("not by this authority"));
+}

@@ -34,6 +34,7 @@ pub fn router(state: Shared) -> Router {
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
         )
+        .route("/ca/card-face.pem", get(card_face_key))
         .route("/ca/{file}", get(trust_anchor))
         .route("/crl/iaca.crl", get(iaca_crl))
         .route("/crl/{class}/{file}", get(crl))
@@ -137,6 +138,19 @@ fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// The card-face public key (SubjectPublicKeyInfo) as PEM `PUBLIC KEY`.
+async fn card_face_key(State(s): State<Shared>) -> Response {
+    use shomei_core::Signer as _;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        )],
+        pem("PUBLIC KEY", s.card_face_key.public_key_spki()),
+    )
+        .into_response()
+}
+
 async fn trust_anchor(
     State(s): State<Shared>,
     Path(file): Path<String>,
@@ -148,6 +162,13 @@ async fn trust_anchor(
         "auth.der" => (&s.auth_root_der, false),
         "iaca.pem" => (&s.iaca.cert_der().to_vec(), true),
         "iaca.der" => (&s.iaca.cert_der().to_vec(), false),
+        "card-face.der" => {
+            use shomei_core::Signer as _;
+            return Ok(der_response(
+                "application/octet-stream",
+                s.card_face_key.public_key_spki().to_vec(),
+            ));
+        }
         _ => return Err(ServerError::NotFound("trust anchor")),
     };
     Ok(if as_pem {
@@ -259,6 +280,79 @@ struct EnrolBody {
     holder: BasicFour,
     sign_csr: Option<String>,
     auth_csr: Option<String>,
+    /// Written to the card only: never stored, logged or echoed.
+    my_number: Option<String>,
+    portrait: Option<String>,
+}
+
+/// The card face data of a new card (built before anything is committed,
+/// so bad input refuses the enrolment as a whole). The My Number goes into
+/// the answer for the card and nowhere else.
+fn card_face(
+    s: &AppState,
+    holder: &BasicFour,
+    my_number: Option<&str>,
+    portrait: Option<&str>,
+    now: shomei_core::Timestamp,
+) -> Result<serde_json::Value, ServerError> {
+    use shomei_pki::cardface;
+    let mut rng = SystemRandom::new();
+    let my_number = match my_number {
+        // The error names the rule broken, never the number.
+        Some(n) => shomei_core::MyNumber::parse(n)
+            .map_err(|e| ServerError::BadInput(format!("my_number: {e}")))?,
+        None => shomei_core::MyNumber::generate(&mut rng)
+            .map_err(|_| ServerError::Internal("randomness failed".into()))?,
+    };
+    let photo = match portrait {
+        Some(p) => B64
+            .decode(p.trim())
+            .map_err(|_| ServerError::BadInput("portrait must be base64".into()))?,
+        None => cardface::placeholder_photo().map_err(ServerError::Pki)?,
+    };
+    if photo.len() > cardface::MAX_PHOTO {
+        return Err(ServerError::BadInput(format!(
+            "portrait larger than {} bytes",
+            cardface::MAX_PHOTO
+        )));
+    }
+    let mut code = [0u8; 2];
+    shomei_core::RandomSource::fill(&mut rng, &mut code)
+        .map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    let security_code = format!("{:04}", u16::from_be_bytes(code) % 10_000);
+    // The card is valid until the 10th birthday after issuance (5th under 18).
+    let today = now.date();
+    let years = if holder.birth_date().age_on(today) >= 18 {
+        10
+    } else {
+        5
+    };
+    let expiry = holder.birth_date().nth_birthday_after(today, years);
+    let files = cardface::build(
+        &cardface::FaceInput {
+            holder,
+            my_number: &my_number,
+            expiry,
+            security_code: &security_code,
+            photo: &photo,
+            issuer: &s.name,
+        },
+        s.card_face_key.as_ref(),
+    )
+    .map_err(ServerError::Pki)?;
+    Ok(json!({
+        "text": {
+            "my_number": B64.encode(&files.text_my_number),
+            "attributes": B64.encode(&files.text_attributes),
+            "basic": B64.encode(&files.text_basic),
+        },
+        "visual": {
+            "face": B64.encode(&files.visual_face),
+            "basic": B64.encode(&files.visual_basic),
+        },
+        "expiry": format!("{:04}-{:02}-{:02}", expiry.year(), u8::from(expiry.month()), expiry.day()),
+        "security_code": security_code,
+    }))
 }
 
 pub(crate) fn b64_field(name: &str, v: &str) -> Result<Vec<u8>, ServerError> {
@@ -294,6 +388,13 @@ async fn enrol(
         .transpose()?;
     let now = s.clock.now();
     let holder = body.holder;
+    let face = card_face(
+        &s,
+        &holder,
+        body.my_number.as_deref(),
+        body.portrait.as_deref(),
+        now,
+    )?;
     let state = s.clone();
     let (issued, holder) = tokio::task::spawn_blocking(move || {
         let req = EnrolRequest {
@@ -370,6 +471,7 @@ async fn enrol(
         "holder_id": holder_id,
         "auth_cert": B64.encode(&issued.auth.der),
         "auth_serial": issued.auth.serial.to_hex(),
+        "card_face": face,
     });
     if let Some(sign) = &issued.sign {
         out["sign_cert"] = json!(B64.encode(&sign.der));

@@ -9,6 +9,8 @@
 //! DIR/keys/linkage.key      32 random bytes (0600): the HMAC key of the holder
 //!                           pseudonyms shown to relying parties (created on
 //!                           first load if an older folder lacks it)
+//! DIR/keys/card-face.p8     P-256 PKCS#8 (0600): signs the 券面AP face data
+//!                           (created on first load if an older folder lacks it)
 //! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
 //! DIR/ca/iaca.{der,pem}, DIR/ca/ds.der   mobile-ID IACA and document signer
 //! DIR/registry.sqlite       the registry (embedded default)
@@ -101,6 +103,34 @@ pub struct Home {
     pub manufacturer_roots: Vec<Vec<u8>>,
     /// The linkage secret: keys the per-relying-party holder pseudonyms.
     pub linkage_key: LinkageKey,
+    /// The card-face signing key (P-256).
+    pub card_face_key: Arc<EcdsaP256Signer>,
+}
+
+/// File under `DIR/keys/` holding the card-face signing key.
+pub const CARD_FACE_KEY_FILE: &str = "card-face.p8";
+
+/// Reads `DIR/keys/card-face.p8`, creating it (0600) if the folder predates
+/// it; like the linkage key, a new key is linked into place atomically.
+pub fn load_or_create_card_face_key(dir: &Path) -> Result<EcdsaP256Signer, ServerError> {
+    let path = dir.join("keys").join(CARD_FACE_KEY_FILE);
+    if !path.exists() {
+        let mut rng = SystemRandom::new();
+        let fresh = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
+        let tmp = dir.join("keys").join(format!(
+            ".{CARD_FACE_KEY_FILE}.{}",
+            random_hex(&mut rng, 6)?
+        ));
+        write_private(&tmp, &fresh.to_pkcs8().map_err(ServerError::Pki)?)?;
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(fresh),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ServerError::Io(format!("create card-face key: {e}"))),
+        }
+    }
+    EcdsaP256Signer::from_pkcs8(&read(&path)?).map_err(ServerError::Pki)
 }
 
 /// File under `DIR/keys/` holding the linkage secret.
@@ -290,6 +320,12 @@ impl Home {
             &dir.join("keys").join(LINKAGE_KEY_FILE),
             &LinkageKey::generate(rng)?.0,
         )?;
+        write_private(
+            &dir.join("keys").join(CARD_FACE_KEY_FILE),
+            &EcdsaP256Signer::generate()
+                .and_then(|k| k.to_pkcs8())
+                .map_err(ServerError::Pki)?,
+        )?;
         let config = HomeConfig {
             version: 1,
             name: opts.name.clone(),
@@ -343,6 +379,7 @@ impl Home {
             .map_err(ServerError::Pki)?;
         let ds_cert = read(&dir.join("ca").join("ds.der"))?;
         let linkage_key = LinkageKey::load_or_create(dir)?;
+        let card_face_key = Arc::new(load_or_create_card_face_key(dir)?);
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -354,6 +391,7 @@ impl Home {
             document_signer: (ds_cert, Arc::new(ds_key) as Arc<dyn Signer>),
             manufacturer_roots: load_manufacturer_roots(&dir.join(MANUFACTURERS_DIR))?,
             linkage_key,
+            card_face_key,
         })
     }
 
@@ -485,6 +523,28 @@ mod tests {
             crl_shards: 4,
             manufacturer_roots: vec![],
         }
+    }
+
+    #[test]
+    fn card_face_key_is_made_at_init_kept_and_made_for_older_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("auth");
+        Home::init(&dir, &opts(), datetime!(2026-11-21 0:00 UTC)).unwrap();
+        let path = dir.join("keys").join(CARD_FACE_KEY_FILE);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        let spki = |h: &Home| h.card_face_key.public_key_spki().to_vec();
+        let first = spki(&Home::open(&dir).unwrap());
+        assert_eq!(spki(&Home::open(&dir).unwrap()), first);
+        // A folder from before card faces gets a key on first load, kept after.
+        fs::remove_file(&path).unwrap();
+        let made = spki(&Home::open(&dir).unwrap());
+        assert_ne!(made, first);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(spki(&Home::open(&dir).unwrap()), made);
+        // A damaged key is refused, not replaced.
+        fs::write(&path, b"not a key").unwrap();
+        assert!(Home::open(&dir).is_err());
     }
 
     #[test]

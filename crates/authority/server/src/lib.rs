@@ -85,6 +85,10 @@ pub struct AppState {
     pub usage: notify::UsageRecorder,
     /// Holder pseudonyms for relying parties (keyed by `DIR/keys/linkage.key`).
     pub pseudonyms: linkage::Pseudonyms,
+    /// Signs the card face data written to every card (`DIR/keys/card-face.p8`).
+    pub card_face_key: Arc<shomei_pki::EcdsaP256Signer>,
+    /// The authority name (issuer of the card face).
+    pub name: String,
     /// Becomes `true` when the server is stopping: long-lived responses
     /// (event streams) end, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -188,6 +192,8 @@ pub async fn load_with(
         notifier,
         usage,
         pseudonyms: linkage::Pseudonyms::new(&home.linkage_key),
+        card_face_key: home.card_face_key.clone(),
+        name: home.config.name.clone(),
         shutdown: tokio::sync::watch::Sender::new(false),
     }))
 }

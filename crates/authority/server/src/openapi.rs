@@ -11,6 +11,7 @@ pub const PATHS: &[&str] = &[
     "/healthz",
     "/openapi.json",
     "/ca/{file}",
+    "/ca/card-face.pem",
     "/crl/iaca.crl",
     "/crl/{class}/{file}",
     "/ocsp/{root}",
@@ -89,14 +90,22 @@ pub fn document() -> Value {
             "/ocsp/{root}/{request}": {"get": {"summary": "OCSP GET: base64 of the DER request, URL-encoded (RFC 6960 A.1)",
                 "parameters": [{"name": "root", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "request", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "OCSPResponse", "content": {"application/ocsp-response": {}}}}}},
-            "/v1/cards": {"post": {"summary": "enrol a holder and issue the card's certificates", "security": op,
+            "/ca/card-face.pem": {"get": {"summary": "the authority's card-face public key (P-256 SubjectPublicKeyInfo, PEM `PUBLIC KEY`; `/ca/card-face.der` is the DER form): it signs the 券面AP face written on every card",
+                "responses": {"200": {"description": "PEM public key", "content": {"application/x-pem-file": {}}}}}},
+            "/v1/cards": {"post": {"summary": "enrol a holder and issue the card's certificates and card face data", "security": op,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["holder", "auth_csr"], "properties": {
                     "holder": {"$ref": "#/components/schemas/Holder"},
                     "sign_csr": {"type": "string", "description": "base64 DER PKCS#10 (RSA-2048, sha256WithRSA); omit for holders under 15"},
-                    "auth_csr": {"type": "string", "description": "base64 DER PKCS#10"}}}}}},
+                    "auth_csr": {"type": "string", "description": "base64 DER PKCS#10"},
+                    "my_number": {"type": "string", "pattern": "^[0-9]{12}$", "description": "the holder's My Number (12 digits, valid check digit); omitted: the authority draws a valid one. Written to the card only, never stored, logged or echoed"},
+                    "portrait": {"type": "string", "description": "base64 photo bytes for the 券面AP (real cards: greyscale JPEG 2000; at most 24 KiB); omitted: a placeholder PNG"}}}}}},
                 "responses": {"201": {"description": "issued", "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "card_id": {"type": "string"}, "holder_id": {"type": "string"}, "sign_cert": {"type": "string"}, "auth_cert": {"type": "string"},
-                    "sign_serial": {"type": "string"}, "auth_serial": {"type": "string"}}}}}},
+                    "sign_serial": {"type": "string"}, "auth_serial": {"type": "string"},
+                    "card_face": {"type": "object", "description": "what the card stores in its other APs (base64 EF contents), for personalisation", "properties": {
+                        "text": {"type": "object", "properties": {"my_number": {"type": "string", "description": "券面事項入力補助AP EF 0001"}, "attributes": {"type": "string", "description": "EF 0002"}, "basic": {"type": "string", "description": "EF 0005"}}},
+                        "visual": {"type": "object", "properties": {"face": {"type": "string", "description": "券面AP EF 0002, signed by the card-face key"}, "basic": {"type": "string", "description": "EF 0003"}}},
+                        "expiry": {"type": "string", "format": "date"}, "security_code": {"type": "string", "description": "4 digits printed on the face (part of PIN B)"}}}}}}}},
                     "400": problem, "401": problem, "422": problem}}},
             "/v1/challenges": {"post": {"summary": "a single-use challenge (32 random bytes, 5 minutes) for a holder proof",
                 "responses": {"201": {"description": "challenge", "content": {"application/json": {"schema": {"type": "object", "properties": {

@@ -562,3 +562,40 @@ fn random_apdus_in_the_other_aps_never_panic() {
     }
     assert!(ok > 5_000 && verified > 50, "{ok} {verified}");
 }
+
+#[test]
+fn fuzz_seed_reaches_the_other_aps_past_activation() {
+    // fuzz/seeds/apdu/other-aps-personalise-activate-read (made by
+    // fuzz/gen-seeds.sh): replayed as the fuzz target does.
+    let seed = include_bytes!("../../../../../fuzz/seeds/apdu/other-aps-personalise-activate-read");
+    let (mut c, _) = card(Variant::Card);
+    let mut rest = &seed[..];
+    let mut answers = Vec::new();
+    while let Some((&n, tail)) = rest.split_first() {
+        if n == 0 {
+            c.reset();
+            rest = tail;
+            continue;
+        }
+        let (apdu, tail) = tail.split_at(usize::from(n).min(tail.len()));
+        answers.push(hex::encode_upper(c.process_apdu(apdu)));
+        rest = tail;
+    }
+    // The My Number read after the text PIN, PIN B via the text AP, PIN A
+    // via the visual AP, the wrong PIN B counted, the 製造番号 twice.
+    let my_number = format!("DF100C{}FFFF9000", hex::encode_upper(MY_NUMBER));
+    assert!(answers.contains(&my_number), "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|a| a.as_str() == "63C9").count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.starts_with("010D") && a.ends_with("9000"))
+            .count(),
+        2
+    );
+    assert!(answers.iter().all(|a| !a.starts_with("6F")), "{answers:?}");
+}
