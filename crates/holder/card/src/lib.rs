@@ -24,7 +24,8 @@
 //!   same APDUs as a `JPKIAPGPSETOKEN` token.
 //! * **Client side** — [`JpkiClient`] speaks only APDUs through a
 //!   [`Transport`] ([`InProcess`] wraps a [`Card`] or any [`JpkiApplet`];
-//!   PC/SC is another transport). [`CardSigner`] puts a card key behind
+//!   `pcsc::PcscTransport`, with the `pcsc` feature, reaches a card on a
+//!   PC/SC reader). [`CardSigner`] puts a card key behind
 //!   [`shomei_core::Signer`].
 //!
 //! Keys are generated inside the chip by [`Card::manufacture`] and never
@@ -59,6 +60,21 @@
 //!
 //! Anything unparsable is `67 00`; unknown class `6E 00`; unknown
 //! instruction `6D 00`; a failed commit `65 81`.
+//!
+//! # The other applications (`face.rs`)
+//!
+//! SELECT of another AID switches application and clears the verified PINs
+//! of the one left; an unknown AID is `6A 82` and keeps the selection.
+//!
+//! | Application | AID | Files and access |
+//! |---|---|---|
+//! | 券面事項入力補助AP | `D3 92 10 00 31 00 01 01 04 08` | PIN `0011` (4 digits, 3 tries), PIN A `0014`, PIN B `0015`; `0001` My Number (text PIN or PIN A), `0002` basic four `FF 20 {DF 21..25}` (any of the three), `0005` basic info (free) |
+//! | 券面AP | `D3 92 10 00 31 00 01 01 04 02` | PIN A `0013` (the My Number), PIN B `0012` (照合番号B, 14 digits), 10 tries each, one counter shared with the text AP's PIN A/B; `0002` the authority-signed face (PIN A or B), `0003` basic info |
+//! | Manufacture number | `D3 92 10 00 31 00 01 01 01 00` | READ RECORD `00 B2 01 0C Le`: `01 0D` + 13-character 製造番号 |
+//!
+//! The same status words as the JPKI AP apply (count-before-compare
+//! VERIFY, `63 Cx`, `69 83`, `69 82`, `6B 00`); READ RECORD adds `6A 83`
+//! (record), `6A 82` (SFI), `6A 86` (P2) and `6C 0F` (Le too small).
 //!
 //! # Fuzzing
 //!
