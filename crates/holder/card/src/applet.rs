@@ -434,12 +434,14 @@ impl<B: AppletBackend + ?Sized> Machine<'_, B> {
             return Err(sw::NOT_ALLOWED);
         };
         let tries = self.b.tries_left(kind);
+        if c.data.is_empty() {
+            // Case 1 reads the counter without spending a try; a blocked
+            // PIN reads `63 C0` (OpenSC's jpki driver accepts only 63 Cx
+            // here and would refuse the whole token on `69 83`).
+            return Err(sw::COUNTER | u16::from(tries));
+        }
         if tries == 0 {
             return Err(sw::BLOCKED);
-        }
-        if c.data.is_empty() {
-            // Case 1 reads the counter without spending a try.
-            return Err(sw::COUNTER | u16::from(tries));
         }
         // An attempt invalidates the previous verification (ISO 7816-4).
         self.s.set_verified(kind, false);

@@ -317,11 +317,12 @@ fn verify<B: FaceBackend + ?Sized>(b: &mut B, s: &mut Session, c: &Command<'_>) 
     };
     // PIN A/B exist only once the card is activated.
     let tries = b.face_tries_left(pin).ok_or(sw::CONDITIONS)?;
+    if c.data.is_empty() {
+        // The counter read answers 63 Cx, 63 C0 once blocked (as the JPKI AP).
+        return Err(sw::COUNTER | u16::from(tries));
+    }
     if tries == 0 {
         return Err(sw::BLOCKED);
-    }
-    if c.data.is_empty() {
-        return Err(sw::COUNTER | u16::from(tries));
     }
     s.verified[pin.index()] = false;
     b.face_try_pin(pin, c.data)

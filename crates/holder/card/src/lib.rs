@@ -51,7 +51,7 @@
 //! |---|---|---|
 //! | SELECT AP / EF | `00 A4 04 0C Lc AID`, `00 A4 02 0C 02 FID` | `6A 82` unknown (EFs only inside the AP); `6A 86` P1/P2 other than 04/02, 0C; selecting the AP clears verified PINs |
 //! | READ BINARY | `00 B0 P1 P2 Le` | `6A 81` SFI (P1 bit 8); `6B 00` offset ≥ EF size (also an empty EF); short read: data + `62 82`; `69 82` PIN needed; `69 86` key/PIN EF or no current EF |
-//! | VERIFY | `00 20 00 80` / `… Lc PIN` | `63 Cx` tries left; `69 83` blocked (also on the try that blocks); `67 00` with Le; `65 81` if the counter could not be committed |
+//! | VERIFY | `00 20 00 80` / `… Lc PIN` | `63 Cx` tries left (the counter read answers `63 C0` when blocked, as OpenSC's jpki driver requires); `69 83` a PIN sent to a blocked counter (also on the try that blocks); `67 00` with Le; `65 81` if the counter could not be committed |
 //! | CHANGE REFERENCE DATA | `00 24 01 80 Lc new` | `69 82` not verified; `6A 80` bad format; `69 83` blocked |
 //! | GENERATE ASYMMETRIC KEY PAIR (read) | `00 47 81 00 00` | `7F49` template, `61 XX` then GET RESPONSE `00 C0 00 00 XX`; any other P1/P2 `6A 86` |
 //! | COMPUTE DIGITAL SIGNATURE | `80 2A 00 80 Lc DigestInfo 00` | `69 82` PIN not verified; `6A 80` not a SHA-256/384/512 DigestInfo |

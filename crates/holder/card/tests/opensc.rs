@@ -618,6 +618,54 @@ fn opensc_reads_and_uses_the_card_through_pcscd() {
         &issued.sign_spki,
     );
 
+    // Three wrong PINs block the authentication key as OpenSC expects:
+    // the counter reaches 0, the right PIN no longer opens it, and a
+    // PKCS#11 login is refused as locked.
+    for left in ["2", "1", "0"] {
+        let wrong = tools.run(
+            "pkcs15-tool",
+            &["--verify-pin", "--auth-id", "01", "--pin", "0000"],
+        );
+        assert!(
+            !wrong.ok || wrong.all.to_lowercase().contains("incorrect"),
+            "{}",
+            wrong.all
+        );
+        assert_eq!(tries_left(&tools, "User Authentication PIN"), left);
+    }
+    let blocked = tools.run(
+        "pkcs15-tool",
+        &["--verify-pin", "--auth-id", "01", "--pin", AUTH_PIN],
+    );
+    let text = blocked.all.to_lowercase();
+    assert!(
+        text.contains("blocked") || text.contains("locked"),
+        "the right PIN must not open a blocked key:\n{}",
+        blocked.all
+    );
+    assert_eq!(tries_left(&tools, "User Authentication PIN"), "0");
+    let slot = slot_of(&tools, "User Authentication PIN");
+    let login = tools.run(
+        "pkcs11-tool",
+        &[
+            "--module",
+            PKCS11_MODULE,
+            "--slot",
+            &slot,
+            "--login",
+            "--pin",
+            AUTH_PIN,
+            "--list-objects",
+        ],
+    );
+    assert!(
+        !login.ok && login.all.contains("CKR_PIN_LOCKED"),
+        "PKCS#11 login on a blocked PIN:\n{}",
+        login.all
+    );
+    // The signing password is a separate counter, untouched.
+    assert_eq!(tries_left(&tools, "Digital Signature PIN"), "5");
+
     served.stop().unwrap();
     let _ = std::io::stdout().flush();
     drop(pcscd);

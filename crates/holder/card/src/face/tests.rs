@@ -196,7 +196,7 @@ fn text_pin_is_counted_before_comparison_blocks_after_three_and_persists() {
     let mut c = Card::open(chip.clone()).unwrap();
     assert_eq!(send(&mut c, SELECT_TEXT), "9000");
     assert_eq!(verify(&mut c, 0x0011, AUTH_PIN), "6983");
-    assert_eq!(send(&mut c, "00200080"), "6983");
+    assert_eq!(send(&mut c, "00200080"), "63C0");
     // The JPKI auth PIN is a separate secret.
     assert_eq!(send(&mut c, SELECT_JPKI), "9000");
     assert_eq!(verify(&mut c, PinKind::Auth.fid(), AUTH_PIN), "9000");
