@@ -1,0 +1,13 @@
+//! ISO/IEC 18013-5 mobile ID (mdoc) for Shōmei, sans-IO: bytes and `now`
+//! in, bytes out; keys only through [`shomei_core::Signer`].
+//!
+//! * `session`: device engagement, session establishment, the session
+//!   transcript, SKDevice/SKReader (ECDH P-256 + HKDF-SHA256) and
+//!   AES-256-GCM session data with the §9.1.1 counters.
+//! * `issuer`: IssuerSignedItems, the Mobile Security Object and its
+//!   COSE_Sign1 by a document signer under the IACA, and their checks.
+//! * `status`: the IETF Token Status List the authority publishes.
+//!
+//! Conformance: the Annex D vectors in `tests/data/` pass byte for byte.
+
+#![forbid(unsafe_code)]
