@@ -11,3 +11,13 @@
 //! Conformance: the Annex D vectors in `tests/data/` pass byte for byte.
 
 #![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod device_auth;
+pub mod error;
+pub mod request;
+pub mod session;
+
+pub use error::MdocError;
+pub use request::parse_device_request;
+pub use session::{parse_device_engagement, parse_session_data, parse_session_establishment};
