@@ -184,7 +184,10 @@ pub fn base64url_decode(text: &str) -> Result<Vec<u8>, MdocError> {
         }
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         let keep = chunk.len() - 1;
-        if bytes.get(keep..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) {
+        if bytes
+            .get(keep..)
+            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+        {
             return Err(bad);
         }
         out.extend_from_slice(bytes.get(..keep).unwrap_or_default());
@@ -199,7 +202,10 @@ mod tests {
     #[test]
     fn decode_refuses_trailing_bytes_depth_and_size() {
         assert!(decode(&[0x01], 10, "x").is_ok());
-        assert_eq!(decode(&[0x01, 0x02], 10, "x"), Err(MdocError::MalformedCbor("x")));
+        assert_eq!(
+            decode(&[0x01, 0x02], 10, "x"),
+            Err(MdocError::MalformedCbor("x"))
+        );
         assert_eq!(decode(&[0x01], 0, "x"), Err(MdocError::LimitExceeded("x")));
         let deep = vec![0x81; 100];
         assert_eq!(decode(&deep, 1000, "x"), Err(MdocError::MalformedCbor("x")));
@@ -230,7 +236,9 @@ mod tests {
     #[test]
     fn base64url() {
         for n in 0..20u8 {
-            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(250)).collect();
+            let data: Vec<u8> = (0..n)
+                .map(|i| i.wrapping_mul(37).wrapping_add(250))
+                .collect();
             let text = base64url_encode(&data);
             assert!(!text.contains('='));
             assert_eq!(base64url_decode(&text).unwrap(), data);

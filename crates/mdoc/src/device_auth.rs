@@ -81,7 +81,12 @@ fn parse_cose4(v: &Value, tag: u64, what: &'static str) -> Result<CoseParts, Mdo
     Ok((protected, unprotected.clone(), payload, last))
 }
 
-fn encode_cose4(p: &[u8], u: &Value, payload: Option<&[u8]>, last: &[u8]) -> Result<Vec<u8>, MdocError> {
+fn encode_cose4(
+    p: &[u8],
+    u: &Value,
+    payload: Option<&[u8]>,
+    last: &[u8],
+) -> Result<Vec<u8>, MdocError> {
     cbor::encode(&to_value4(p, u, payload, last))
 }
 
@@ -101,7 +106,8 @@ fn protected_alg(protected: &[u8]) -> Result<i64, MdocError> {
     }
     let v = cbor::decode(protected, 4096, "protected header")?;
     let m = cbor::as_map(&v, "protected header")?;
-    let alg = cbor::get_int(m, 1)?.ok_or(MdocError::MalformedCbor("protected header without alg"))?;
+    let alg =
+        cbor::get_int(m, 1)?.ok_or(MdocError::MalformedCbor("protected header without alg"))?;
     cbor::as_int(alg, "alg")
 }
 
@@ -110,7 +116,11 @@ fn protected_with_alg(alg: i64) -> Result<Vec<u8>, MdocError> {
 }
 
 /// `[context, protected, external_aad = h'', payload]` serialised.
-fn to_be_authenticated(context: &str, protected: &[u8], payload: &[u8]) -> Result<Vec<u8>, MdocError> {
+fn to_be_authenticated(
+    context: &str,
+    protected: &[u8],
+    payload: &[u8],
+) -> Result<Vec<u8>, MdocError> {
     cbor::encode(&Value::Array(vec![
         Value::Text(context.to_owned()),
         Value::Bytes(protected.to_vec()),
@@ -126,17 +136,33 @@ impl CoseSign1 {
     }
 
     fn from_value(v: &Value) -> Result<Self, MdocError> {
-        let (protected, unprotected, payload, signature) = parse_cose4(v, TAG_COSE_SIGN1, "COSE_Sign1")?;
-        Ok(Self { protected, unprotected, payload, signature })
+        let (protected, unprotected, payload, signature) =
+            parse_cose4(v, TAG_COSE_SIGN1, "COSE_Sign1")?;
+        Ok(Self {
+            protected,
+            unprotected,
+            payload,
+            signature,
+        })
     }
 
     /// Encodes it untagged.
     pub fn encode(&self) -> Result<Vec<u8>, MdocError> {
-        encode_cose4(&self.protected, &self.unprotected, self.payload.as_deref(), &self.signature)
+        encode_cose4(
+            &self.protected,
+            &self.unprotected,
+            self.payload.as_deref(),
+            &self.signature,
+        )
     }
 
     fn to_value(&self) -> Value {
-        to_value4(&self.protected, &self.unprotected, self.payload.as_deref(), &self.signature)
+        to_value4(
+            &self.protected,
+            &self.unprotected,
+            self.payload.as_deref(),
+            &self.signature,
+        )
     }
 
     /// Signs `payload` (detached: not carried) with ES256 through `signer`.
@@ -152,7 +178,12 @@ impl CoseSign1 {
         let tbs = to_be_authenticated("Signature1", &protected, payload)?;
         let der = signer.sign(&tbs)?;
         let signature = ecdsa_der_to_raw(&der)?.to_vec();
-        Ok(Self { protected, unprotected, payload: None, signature })
+        Ok(Self {
+            protected,
+            unprotected,
+            payload: None,
+            signature,
+        })
     }
 
     /// Verifies an ES256 signature over `payload` (detached, or the
@@ -194,16 +225,31 @@ impl CoseMac0 {
 
     fn from_value(v: &Value) -> Result<Self, MdocError> {
         let (protected, unprotected, payload, tag) = parse_cose4(v, TAG_COSE_MAC0, "COSE_Mac0")?;
-        Ok(Self { protected, unprotected, payload, tag })
+        Ok(Self {
+            protected,
+            unprotected,
+            payload,
+            tag,
+        })
     }
 
     /// Encodes it untagged.
     pub fn encode(&self) -> Result<Vec<u8>, MdocError> {
-        encode_cose4(&self.protected, &self.unprotected, self.payload.as_deref(), &self.tag)
+        encode_cose4(
+            &self.protected,
+            &self.unprotected,
+            self.payload.as_deref(),
+            &self.tag,
+        )
     }
 
     fn to_value(&self) -> Value {
-        to_value4(&self.protected, &self.unprotected, self.payload.as_deref(), &self.tag)
+        to_value4(
+            &self.protected,
+            &self.unprotected,
+            self.payload.as_deref(),
+            &self.tag,
+        )
     }
 
     /// HMAC 256/256 over `payload`, detached.
@@ -222,7 +268,9 @@ impl CoseMac0 {
     /// Verifies the tag (constant time) over `payload` or the carried payload.
     pub fn verify(&self, key: &MacKey, payload: Option<&[u8]>) -> Result<(), MdocError> {
         if protected_alg(&self.protected)? != COSE_ALG_HMAC256 {
-            return Err(MdocError::Unsupported("COSE_Mac0 algorithm (HMAC 256/256 only)"));
+            return Err(MdocError::Unsupported(
+                "COSE_Mac0 algorithm (HMAC 256/256 only)",
+            ));
         }
         let payload = payload
             .or(self.payload.as_deref())
@@ -298,7 +346,10 @@ pub fn verify_reader_auth(
     reader_key: &EcPublicKey,
 ) -> Result<(), MdocError> {
     let sign1 = CoseSign1::parse(reader_auth)?;
-    sign1.verify(reader_key, Some(&reader_authentication_bytes(transcript, items_request)?))
+    sign1.verify(
+        reader_key,
+        Some(&reader_authentication_bytes(transcript, items_request)?),
+    )
 }
 
 /// DeviceAuth: a signature or a MAC.
@@ -330,7 +381,10 @@ impl DeviceSigned {
     ) -> Result<Self, MdocError> {
         let payload = device_authentication_bytes(transcript, doc_type, &name_spaces)?;
         let sig = CoseSign1::sign_detached(signer, Value::Map(Vec::new()), &payload)?;
-        Ok(Self { name_spaces, device_auth: DeviceAuth::Signature(sig) })
+        Ok(Self {
+            name_spaces,
+            device_auth: DeviceAuth::Signature(sig),
+        })
     }
 
     /// The mdoc MACs DeviceAuthentication with EMacKey from its static
@@ -345,7 +399,10 @@ impl DeviceSigned {
         let key = MacKey::derive(static_device_key, e_reader_key, transcript)?;
         let payload = device_authentication_bytes(transcript, doc_type, &name_spaces)?;
         let mac = CoseMac0::create_detached(&key, &payload)?;
-        Ok(Self { name_spaces, device_auth: DeviceAuth::Mac(mac) })
+        Ok(Self {
+            name_spaces,
+            device_auth: DeviceAuth::Mac(mac),
+        })
     }
 
     /// The reader verifies: `device_key` is the static key from the MSO's
@@ -362,7 +419,8 @@ impl DeviceSigned {
         match &self.device_auth {
             DeviceAuth::Signature(sig) => sig.verify(device_key, Some(&payload)),
             DeviceAuth::Mac(mac) => {
-                let own = e_reader_key.ok_or(MdocError::Invalid("DeviceMac needs the reader key"))?;
+                let own =
+                    e_reader_key.ok_or(MdocError::Invalid("DeviceMac needs the reader key"))?;
                 let key = MacKey::derive(own, device_key, transcript)?;
                 mac.verify(&key, Some(&payload))
             }
@@ -384,9 +442,16 @@ impl DeviceSigned {
         ) {
             (Some(s), None) => DeviceAuth::Signature(CoseSign1::from_value(s)?),
             (None, Some(m)) => DeviceAuth::Mac(CoseMac0::from_value(m)?),
-            _ => return Err(MdocError::MalformedCbor("DeviceAuth needs exactly one of signature, MAC")),
+            _ => {
+                return Err(MdocError::MalformedCbor(
+                    "DeviceAuth needs exactly one of signature, MAC",
+                ));
+            }
         };
-        Ok(Self { name_spaces, device_auth })
+        Ok(Self {
+            name_spaces,
+            device_auth,
+        })
     }
 
     /// The DeviceSigned map as a value.
@@ -396,7 +461,10 @@ impl DeviceSigned {
             DeviceAuth::Mac(m) => (Value::Text("deviceMac".into()), m.to_value()),
         };
         Value::Map(vec![
-            (Value::Text("nameSpaces".into()), cbor::tag24(&self.name_spaces)),
+            (
+                Value::Text("nameSpaces".into()),
+                cbor::tag24(&self.name_spaces),
+            ),
             (Value::Text("deviceAuth".into()), Value::Map(vec![auth])),
         ])
     }
@@ -440,7 +508,9 @@ pub fn ecdsa_der_to_raw(der: &[u8]) -> Result<[u8; 64], MdocError> {
     let mut rest = body;
     for half in 0..2 {
         let (int, tail) = match rest {
-            [0x02, len, tail @ ..] if usize::from(*len) <= tail.len() => tail.split_at(usize::from(*len)),
+            [0x02, len, tail @ ..] if usize::from(*len) <= tail.len() => {
+                tail.split_at(usize::from(*len))
+            }
             _ => return Err(bad),
         };
         // Strip the sign byte; refuse negative or empty integers.
@@ -455,7 +525,9 @@ pub fn ecdsa_der_to_raw(der: &[u8]) -> Result<[u8; 64], MdocError> {
             return Err(bad);
         }
         let end = 32 * (half + 1);
-        out.get_mut(end - int.len()..end).ok_or(bad.clone())?.copy_from_slice(int);
+        out.get_mut(end - int.len()..end)
+            .ok_or(bad.clone())?
+            .copy_from_slice(int);
         rest = tail;
     }
     if !rest.is_empty() {
@@ -470,9 +542,13 @@ mod tests {
     use crate::session::{EphemeralKey, Handover, SessionTranscript};
 
     fn transcript() -> SessionTranscriptBytes {
-        SessionTranscript { device_engagement: vec![0xa0], e_reader_key: vec![0xa1, 1, 2], handover: Handover::Qr }
-            .to_bytes()
-            .unwrap()
+        SessionTranscript {
+            device_engagement: vec![0xa0],
+            e_reader_key: vec![0xa1, 1, 2],
+            handover: Handover::Qr,
+        }
+        .to_bytes()
+        .unwrap()
     }
 
     #[test]
@@ -501,12 +577,20 @@ mod tests {
         ds.verify(&t, "org.iso.18013.5.1.mDL", &key, None).unwrap();
         let back = DeviceSigned::from_value(&ds.to_value()).unwrap();
         assert_eq!(back, ds);
-        assert_eq!(ds.verify(&t, "other", &key, None), Err(MdocError::BadSignature));
+        assert_eq!(
+            ds.verify(&t, "other", &key, None),
+            Err(MdocError::BadSignature)
+        );
         let other = EcPublicKey::from_spki(
-            shomei_pki::EcdsaP256Signer::generate().unwrap().public_key_spki(),
+            shomei_pki::EcdsaP256Signer::generate()
+                .unwrap()
+                .public_key_spki(),
         )
         .unwrap();
-        assert_eq!(ds.verify(&t, "org.iso.18013.5.1.mDL", &other, None), Err(MdocError::BadSignature));
+        assert_eq!(
+            ds.verify(&t, "org.iso.18013.5.1.mDL", &other, None),
+            Err(MdocError::BadSignature)
+        );
     }
 
     #[test]
@@ -516,15 +600,20 @@ mod tests {
         let device_ephemeral = EphemeralKey::generate().unwrap();
         let reader = EphemeralKey::generate().unwrap();
         let ds = DeviceSigned::mac(&static_key, &reader.public_key(), &t, "d", vec![0xa0]).unwrap();
-        ds.verify(&t, "d", &static_key.public_key(), Some(&reader)).unwrap();
+        ds.verify(&t, "d", &static_key.public_key(), Some(&reader))
+            .unwrap();
         // The reader must take the device key from the MSO, not EDeviceKey.
         assert_eq!(
             ds.verify(&t, "d", &device_ephemeral.public_key(), Some(&reader)),
             Err(MdocError::BadMac)
         );
         // A MAC made (wrongly) with the mdoc's ephemeral key fails too.
-        let wrong = DeviceSigned::mac(&device_ephemeral, &reader.public_key(), &t, "d", vec![0xa0]).unwrap();
-        assert_eq!(wrong.verify(&t, "d", &static_key.public_key(), Some(&reader)), Err(MdocError::BadMac));
+        let wrong = DeviceSigned::mac(&device_ephemeral, &reader.public_key(), &t, "d", vec![0xa0])
+            .unwrap();
+        assert_eq!(
+            wrong.verify(&t, "d", &static_key.public_key(), Some(&reader)),
+            Err(MdocError::BadMac)
+        );
         assert!(ds.verify(&t, "d", &static_key.public_key(), None).is_err());
     }
 }

@@ -148,7 +148,10 @@ impl fmt::Display for MdocError {
                 write!(f, "replayed message (counter {counter} already used)")
             }
             Self::OutOfOrder { expected, got } => {
-                write!(f, "message out of order (expected counter {expected}, got {got})")
+                write!(
+                    f,
+                    "message out of order (expected counter {expected}, got {got})"
+                )
             }
             Self::CounterExhausted => f.write_str("message counter exhausted"),
             Self::WrongSessionKey => {
@@ -205,23 +208,35 @@ mod tests {
             MdocError::BadMac,
             MdocError::DecryptionFailed,
             MdocError::Replayed { counter: 1 },
-            MdocError::OutOfOrder { expected: 1, got: 2 },
+            MdocError::OutOfOrder {
+                expected: 1,
+                got: 2,
+            },
             MdocError::CounterExhausted,
             MdocError::WrongSessionKey,
             MdocError::SessionClosed,
-            MdocError::DigestMismatch { namespace: "n".into(), element: "e".into() },
+            MdocError::DigestMismatch {
+                namespace: "n".into(),
+                element: "e".into(),
+            },
             MdocError::Expired,
             MdocError::NotYetValid,
             MdocError::UntrustedIaca,
             MdocError::UnknownDocType("t".into()),
-            MdocError::ElementNotRequested { namespace: "n".into(), element: "e".into() },
+            MdocError::ElementNotRequested {
+                namespace: "n".into(),
+                element: "e".into(),
+            },
             MdocError::Revoked,
             MdocError::Suspended,
             MdocError::Signer(SignError::Locked),
             MdocError::Crypto("x"),
             MdocError::Invalid("x"),
             MdocError::DocTypeMismatch,
-            MdocError::UnknownDigestId { namespace: "n".into(), element: "e".into() },
+            MdocError::UnknownDigestId {
+                namespace: "n".into(),
+                element: "e".into(),
+            },
             MdocError::UnknownNamespace("n".into()),
             MdocError::CertificateNotValid,
             MdocError::StatusIndexOutOfRange,

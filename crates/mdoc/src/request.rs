@@ -88,7 +88,10 @@ impl ItemsRequest {
         if let Some(info) = cbor::get_text(m, "requestInfo")? {
             cbor::as_map(info, "requestInfo")?;
         }
-        Ok(Self { doc_type, name_spaces })
+        Ok(Self {
+            doc_type,
+            name_spaces,
+        })
     }
 
     /// Encodes it (name spaces and elements in the order of the maps).
@@ -105,14 +108,19 @@ impl ItemsRequest {
             })
             .collect();
         cbor::encode(&Value::Map(vec![
-            (Value::Text("docType".into()), Value::Text(self.doc_type.clone())),
+            (
+                Value::Text("docType".into()),
+                Value::Text(self.doc_type.clone()),
+            ),
             (Value::Text("nameSpaces".into()), Value::Map(ns)),
         ]))
     }
 
     /// Whether `namespace`/`element` was requested.
     pub fn is_requested(&self, namespace: &str, element: &str) -> bool {
-        self.name_spaces.get(namespace).is_some_and(|e| e.contains_key(element))
+        self.name_spaces
+            .get(namespace)
+            .is_some_and(|e| e.contains_key(element))
     }
 
     /// [`MdocError::ElementNotRequested`] unless it was requested.
@@ -144,7 +152,11 @@ impl DocRequest {
     /// A request without reader authentication.
     pub fn new(items_request: ItemsRequest) -> Result<Self, MdocError> {
         let items_request_bytes = items_request.encode()?;
-        Ok(Self { items_request, items_request_bytes, reader_auth: None })
+        Ok(Self {
+            items_request,
+            items_request_bytes,
+            reader_auth: None,
+        })
     }
 }
 
@@ -161,8 +173,8 @@ pub struct DeviceRequest {
 pub fn parse_device_request(bytes: &[u8]) -> Result<DeviceRequest, MdocError> {
     let v = cbor::decode(bytes, MAX_DEVICE_REQUEST_LEN, "DeviceRequest")?;
     let m = cbor::as_map(&v, "DeviceRequest")?;
-    let version = cbor::get_text(m, "version")?
-        .ok_or(MdocError::MalformedCbor("DeviceRequest version"))?;
+    let version =
+        cbor::get_text(m, "version")?.ok_or(MdocError::MalformedCbor("DeviceRequest version"))?;
     let version = cbor::as_text(version, "DeviceRequest version")?;
     if !version.starts_with("1.") || version.len() > 8 {
         return Err(MdocError::Unsupported("DeviceRequest version"));
@@ -189,9 +201,16 @@ pub fn parse_device_request(bytes: &[u8]) -> Result<DeviceRequest, MdocError> {
                 cbor::encode(ra)
             })
             .transpose()?;
-        doc_requests.push(DocRequest { items_request, items_request_bytes, reader_auth });
+        doc_requests.push(DocRequest {
+            items_request,
+            items_request_bytes,
+            reader_auth,
+        });
     }
-    Ok(DeviceRequest { version: version.to_owned(), doc_requests })
+    Ok(DeviceRequest {
+        version: version.to_owned(),
+        doc_requests,
+    })
 }
 
 impl DeviceRequest {
@@ -203,7 +222,10 @@ impl DeviceRequest {
         if doc_requests.len() > MAX_DOC_REQUESTS {
             return Err(MdocError::LimitExceeded("docRequests"));
         }
-        Ok(Self { version: "1.0".into(), doc_requests })
+        Ok(Self {
+            version: "1.0".into(),
+            doc_requests,
+        })
     }
 
     /// Encodes it, with each ItemsRequestBytes exactly as held.
@@ -224,7 +246,10 @@ impl DeviceRequest {
             })
             .collect::<Result<Vec<_>, MdocError>>()?;
         cbor::encode(&Value::Map(vec![
-            (Value::Text("version".into()), Value::Text(self.version.clone())),
+            (
+                Value::Text("version".into()),
+                Value::Text(self.version.clone()),
+            ),
             (Value::Text("docRequests".into()), Value::Array(docs)),
         ]))
     }
@@ -240,7 +265,10 @@ mod tests {
         elements.insert("portrait".to_owned(), true);
         let mut name_spaces = NameSpaces::new();
         name_spaces.insert("org.iso.18013.5.1".to_owned(), elements);
-        ItemsRequest { doc_type: "org.iso.18013.5.1.mDL".into(), name_spaces }
+        ItemsRequest {
+            doc_type: "org.iso.18013.5.1.mDL".into(),
+            name_spaces,
+        }
     }
 
     #[test]
@@ -254,7 +282,10 @@ mod tests {
         assert!(items.is_requested("org.iso.18013.5.1", "portrait"));
         assert!(!items.is_requested("org.iso.18013.5.1", "birth_date"));
         assert_eq!(
-            items.ensure_requested("org.iso.18013.5.1", "birth_date").unwrap_err().code(),
+            items
+                .ensure_requested("org.iso.18013.5.1", "birth_date")
+                .unwrap_err()
+                .code(),
             "element_not_requested"
         );
     }
@@ -266,17 +297,40 @@ mod tests {
         for i in 0..=MAX_ELEMENTS {
             ns.insert(format!("e{i}"), false);
         }
-        let bytes = DeviceRequest::new(vec![DocRequest::new(big).unwrap()]).unwrap().encode().unwrap();
-        assert_eq!(parse_device_request(&bytes), Err(MdocError::LimitExceeded("data elements")));
+        let bytes = DeviceRequest::new(vec![DocRequest::new(big).unwrap()])
+            .unwrap()
+            .encode()
+            .unwrap();
+        assert_eq!(
+            parse_device_request(&bytes),
+            Err(MdocError::LimitExceeded("data elements"))
+        );
 
         let docs = vec![DocRequest::new(mdl_request()).unwrap(); MAX_DOC_REQUESTS + 1];
         assert!(DeviceRequest::new(docs.clone()).is_err());
-        let bytes = DeviceRequest { version: "1.0".into(), doc_requests: docs }.encode().unwrap();
-        assert_eq!(parse_device_request(&bytes), Err(MdocError::LimitExceeded("docRequests")));
+        let bytes = DeviceRequest {
+            version: "1.0".into(),
+            doc_requests: docs,
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(
+            parse_device_request(&bytes),
+            Err(MdocError::LimitExceeded("docRequests"))
+        );
 
-        let long = ItemsRequest { doc_type: "x".repeat(MAX_IDENTIFIER_LEN + 1), ..mdl_request() };
-        let bytes = DeviceRequest::new(vec![DocRequest::new(long).unwrap()]).unwrap().encode().unwrap();
-        assert_eq!(parse_device_request(&bytes), Err(MdocError::LimitExceeded("docType")));
+        let long = ItemsRequest {
+            doc_type: "x".repeat(MAX_IDENTIFIER_LEN + 1),
+            ..mdl_request()
+        };
+        let bytes = DeviceRequest::new(vec![DocRequest::new(long).unwrap()])
+            .unwrap()
+            .encode()
+            .unwrap();
+        assert_eq!(
+            parse_device_request(&bytes),
+            Err(MdocError::LimitExceeded("docType"))
+        );
 
         assert!(parse_device_request(&vec![0; MAX_DEVICE_REQUEST_LEN + 1]).is_err());
     }

@@ -45,7 +45,11 @@ pub struct EcPublicKey {
 
 impl fmt::Debug for EcPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EcPublicKey({:02x?}…)", self.x.get(..4).unwrap_or_default())
+        write!(
+            f,
+            "EcPublicKey({:02x?}…)",
+            self.x.get(..4).unwrap_or_default()
+        )
     }
 }
 
@@ -176,15 +180,17 @@ pub struct EphemeralKey {
 
 impl fmt::Debug for EphemeralKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EphemeralKey").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("EphemeralKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
 impl EphemeralKey {
     /// A fresh key from aws-lc-rs' RNG.
     pub fn generate() -> Result<Self, MdocError> {
-        let private =
-            PrivateKey::generate(&ECDH_P256).map_err(|_| MdocError::Crypto("ECDH key generation"))?;
+        let private = PrivateKey::generate(&ECDH_P256)
+            .map_err(|_| MdocError::Crypto("ECDH key generation"))?;
         Self::from_private(private)
     }
 
@@ -268,7 +274,8 @@ pub struct DeviceEngagement {
 pub fn parse_device_engagement(bytes: &[u8]) -> Result<DeviceEngagement, MdocError> {
     let v = cbor::decode(bytes, MAX_ENGAGEMENT_LEN, "DeviceEngagement")?;
     let m = cbor::as_map(&v, "DeviceEngagement")?;
-    let version = cbor::get_int(m, 0)?.ok_or(MdocError::MalformedCbor("DeviceEngagement version"))?;
+    let version =
+        cbor::get_int(m, 0)?.ok_or(MdocError::MalformedCbor("DeviceEngagement version"))?;
     let version = cbor::as_text(version, "DeviceEngagement version")?;
     if !version.starts_with("1.") {
         return Err(MdocError::Unsupported("DeviceEngagement version"));
@@ -299,7 +306,11 @@ pub fn parse_device_engagement(bytes: &[u8]) -> Result<DeviceEngagement, MdocErr
             let version = u64::try_from(cbor::as_int(version, "retrieval version")?)
                 .map_err(|_| MdocError::MalformedCbor("retrieval version"))?;
             cbor::as_map(options, "retrieval options")?;
-            retrieval_methods.push(RetrievalMethod { kind, version, options: options.clone() });
+            retrieval_methods.push(RetrievalMethod {
+                kind,
+                version,
+                options: options.clone(),
+            });
         }
     }
     Ok(DeviceEngagement {
@@ -313,7 +324,9 @@ pub fn parse_device_engagement(bytes: &[u8]) -> Result<DeviceEngagement, MdocErr
 
 /// Parses the `mdoc:` URI of a QR engagement (§8.2.2.3).
 pub fn parse_device_engagement_uri(uri: &str) -> Result<DeviceEngagement, MdocError> {
-    let b64 = uri.strip_prefix("mdoc:").ok_or(MdocError::Invalid("not an mdoc: URI"))?;
+    let b64 = uri
+        .strip_prefix("mdoc:")
+        .ok_or(MdocError::Invalid("not an mdoc: URI"))?;
     if b64.len() > MAX_ENGAGEMENT_LEN * 4 / 3 + 4 {
         return Err(MdocError::LimitExceeded("DeviceEngagement"));
     }
@@ -334,14 +347,21 @@ impl DeviceEngagement {
             (Value::from(0), Value::Text("1.0".into())),
             (
                 Value::from(1),
-                Value::Array(vec![Value::from(CIPHER_SUITE_1), cbor::tag24(&e_device_key_bytes)]),
+                Value::Array(vec![
+                    Value::from(CIPHER_SUITE_1),
+                    cbor::tag24(&e_device_key_bytes),
+                ]),
             ),
         ];
         if !retrieval_methods.is_empty() {
             let methods = retrieval_methods
                 .iter()
                 .map(|m| {
-                    Value::Array(vec![Value::from(m.kind), Value::from(m.version), m.options.clone()])
+                    Value::Array(vec![
+                        Value::from(m.kind),
+                        Value::from(m.version),
+                        m.options.clone(),
+                    ])
                 })
                 .collect();
             map.push((Value::from(2), Value::Array(methods)));
@@ -405,10 +425,14 @@ pub fn parse_session_establishment(bytes: &[u8]) -> Result<SessionEstablishment,
         .ok_or(MdocError::MalformedCbor("SessionEstablishment eReaderKey"))?;
     let e_reader_key_bytes = cbor::untag24(key, "EReaderKeyBytes")?.to_vec();
     let e_reader_key = EcPublicKey::from_cose_key(&e_reader_key_bytes)?;
-    let data = cbor::get_text(m, "data")?
-        .ok_or(MdocError::MalformedCbor("SessionEstablishment data"))?;
+    let data =
+        cbor::get_text(m, "data")?.ok_or(MdocError::MalformedCbor("SessionEstablishment data"))?;
     let data = cbor::as_bytes(data, "SessionEstablishment data")?.to_vec();
-    Ok(SessionEstablishment { e_reader_key_bytes, e_reader_key, data })
+    Ok(SessionEstablishment {
+        e_reader_key_bytes,
+        e_reader_key,
+        data,
+    })
 }
 
 impl SessionEstablishment {
@@ -424,7 +448,10 @@ impl SessionEstablishment {
     /// Encodes `{"eReaderKey": …, "data": …}`.
     pub fn encode(&self) -> Result<Vec<u8>, MdocError> {
         cbor::encode(&Value::Map(vec![
-            (Value::Text("eReaderKey".into()), cbor::tag24(&self.e_reader_key_bytes)),
+            (
+                Value::Text("eReaderKey".into()),
+                cbor::tag24(&self.e_reader_key_bytes),
+            ),
             (Value::Text("data".into()), Value::Bytes(self.data.clone())),
         ]))
     }
@@ -509,7 +536,9 @@ pub fn parse_session_data(bytes: &[u8]) -> Result<SessionData, MdocError> {
         })
         .transpose()?;
     if data.is_none() && status.is_none() {
-        return Err(MdocError::MalformedCbor("SessionData without data or status"));
+        return Err(MdocError::MalformedCbor(
+            "SessionData without data or status",
+        ));
     }
     Ok(SessionData { data, status })
 }
@@ -529,7 +558,10 @@ impl SessionData {
 
     /// A bare status message (e.g. termination, `a16673746174757314`).
     pub fn status(status: SessionStatus) -> Self {
-        Self { data: None, status: Some(status) }
+        Self {
+            data: None,
+            status: Some(status),
+        }
     }
 }
 
@@ -555,7 +587,9 @@ impl Handover {
             Self::Qr => Value::Null,
             Self::Nfc { select, request } => Value::Array(vec![
                 Value::Bytes(select.clone()),
-                request.as_ref().map_or(Value::Null, |r| Value::Bytes(r.clone())),
+                request
+                    .as_ref()
+                    .map_or(Value::Null, |r| Value::Bytes(r.clone())),
             ]),
         }
     }
@@ -640,7 +674,13 @@ pub fn parse_session_transcript_bytes(
         handover: Handover::from_value(handover)?,
     };
     let inner_start = bytes.len() - inner.len();
-    Ok((SessionTranscriptBytes { outer: bytes.to_vec(), inner_start }, transcript))
+    Ok((
+        SessionTranscriptBytes {
+            outer: bytes.to_vec(),
+            inner_start,
+        },
+        transcript,
+    ))
 }
 
 impl SessionTranscriptBytes {
@@ -702,7 +742,10 @@ impl SessionKeys {
 
     /// From known keys (tests, interop).
     pub fn from_keys(sk_reader: [u8; 32], sk_device: [u8; 32]) -> Self {
-        Self { sk_reader, sk_device }
+        Self {
+            sk_reader,
+            sk_device,
+        }
     }
 
     /// SKReader.
@@ -773,7 +816,13 @@ fn try_open(key: &LessSafeKey, sender: Role, counter: u32, ct: &[u8]) -> Option<
 impl SessionEncryption {
     /// A fresh state for `role`; both counters start at 1.
     pub fn new(role: Role, keys: SessionKeys) -> Self {
-        Self { role, keys, send_counter: 1, recv_counter: 1, closed: false }
+        Self {
+            role,
+            keys,
+            send_counter: 1,
+            recv_counter: 1,
+            closed: false,
+        }
     }
 
     /// Our role.
@@ -853,11 +902,17 @@ impl SessionEncryption {
         let high = expected.saturating_add(DIAGNOSE_WINDOW);
         for counter in expected.saturating_add(1)..=high {
             if try_open(&key, peer, counter, ciphertext).is_some() {
-                return Err(MdocError::OutOfOrder { expected, got: counter });
+                return Err(MdocError::OutOfOrder {
+                    expected,
+                    got: counter,
+                });
             }
         }
         let own = aes_key(self.key_of(self.role))?;
-        let top = self.send_counter.max(expected).saturating_add(DIAGNOSE_WINDOW);
+        let top = self
+            .send_counter
+            .max(expected)
+            .saturating_add(DIAGNOSE_WINDOW);
         for counter in 1..=top {
             if try_open(&own, self.role, counter, ciphertext).is_some()
                 || try_open(&own, peer, counter, ciphertext).is_some()
@@ -888,14 +943,19 @@ impl SessionEncryption {
         establishment: &SessionEstablishment,
     ) -> Result<Vec<u8>, MdocError> {
         if self.role != Role::Device {
-            return Err(MdocError::Invalid("only the mdoc receives a session establishment"));
+            return Err(MdocError::Invalid(
+                "only the mdoc receives a session establishment",
+            ));
         }
         self.decrypt(establishment.data())
     }
 
     /// A SessionData with the next encrypted message.
     pub fn seal(&mut self, plaintext: &[u8]) -> Result<SessionData, MdocError> {
-        Ok(SessionData { data: Some(self.encrypt(plaintext)?), status: None })
+        Ok(SessionData {
+            data: Some(self.encrypt(plaintext)?),
+            status: None,
+        })
     }
 
     /// A SessionData ending the session (status 20), with a last message
@@ -903,7 +963,10 @@ impl SessionEncryption {
     pub fn terminate(&mut self, last: Option<&[u8]>) -> Result<SessionData, MdocError> {
         let data = last.map(|p| self.encrypt(p)).transpose()?;
         self.closed = true;
-        Ok(SessionData { data, status: Some(SessionStatus::Termination) })
+        Ok(SessionData {
+            data,
+            status: Some(SessionStatus::Termination),
+        })
     }
 
     /// The SessionData reporting `error` to the peer (status 10 or 11);
@@ -919,11 +982,18 @@ impl SessionEncryption {
         if self.closed {
             return Err(MdocError::SessionClosed);
         }
-        let data = message.data.as_deref().map(|d| self.decrypt(d)).transpose()?;
+        let data = message
+            .data
+            .as_deref()
+            .map(|d| self.decrypt(d))
+            .transpose()?;
         if message.status.is_some() {
             self.closed = true;
         }
-        Ok(Inbound { data, status: message.status })
+        Ok(Inbound {
+            data,
+            status: message.status,
+        })
     }
 }
 
@@ -933,13 +1003,19 @@ mod tests {
 
     fn pair() -> (SessionEncryption, SessionEncryption) {
         let keys = SessionKeys::from_keys([1; 32], [2; 32]);
-        (SessionEncryption::new(Role::Reader, keys.clone()), SessionEncryption::new(Role::Device, keys))
+        (
+            SessionEncryption::new(Role::Reader, keys.clone()),
+            SessionEncryption::new(Role::Device, keys),
+        )
     }
 
     #[test]
     fn iv_layout() {
         assert_eq!(iv(Role::Reader, 1), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(iv(Role::Device, 0x0102_0304), [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]);
+        assert_eq!(
+            iv(Role::Device, 0x0102_0304),
+            [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]
+        );
     }
 
     #[test]
@@ -965,7 +1041,13 @@ mod tests {
         let (mut r, mut d) = pair();
         let _m1 = r.encrypt(b"one").unwrap();
         let m2 = r.encrypt(b"two").unwrap();
-        assert_eq!(d.decrypt(&m2), Err(MdocError::OutOfOrder { expected: 1, got: 2 }));
+        assert_eq!(
+            d.decrypt(&m2),
+            Err(MdocError::OutOfOrder {
+                expected: 1,
+                got: 2
+            })
+        );
 
         let (mut r, _) = pair();
         let own = r.encrypt(b"mine").unwrap();
@@ -990,14 +1072,21 @@ mod tests {
         assert_eq!(inbound.status, Some(SessionStatus::Termination));
         assert!(r.is_closed());
         assert_eq!(
-            SessionData::status(SessionStatus::Termination).encode().unwrap(),
+            SessionData::status(SessionStatus::Termination)
+                .encode()
+                .unwrap(),
             [0xa1, 0x66, b's', b't', b'a', b't', b'u', b's', 0x14]
         );
         let err = SessionStatus::for_error(&MdocError::MalformedCbor("x"));
         assert_eq!(err.code(), 11);
-        assert_eq!(SessionStatus::for_error(&MdocError::DecryptionFailed).code(), 10);
+        assert_eq!(
+            SessionStatus::for_error(&MdocError::DecryptionFailed).code(),
+            10
+        );
         assert!(parse_session_data(&[0xa0]).is_err());
-        assert!(parse_session_data(&[0xa1, 0x66, b's', b't', b'a', b't', b'u', b's', 0x15]).is_err());
+        assert!(
+            parse_session_data(&[0xa1, 0x66, b's', b't', b'a', b't', b'u', b's', 0x15]).is_err()
+        );
     }
 
     #[test]
@@ -1025,11 +1114,17 @@ mod tests {
             (Value::from(0), Value::Text("1.0".into())),
             (
                 Value::from(1),
-                Value::Array(vec![Value::from(2), cbor::tag24(&key.to_cose_key().unwrap())]),
+                Value::Array(vec![
+                    Value::from(2),
+                    cbor::tag24(&key.to_cose_key().unwrap()),
+                ]),
             ),
         ]))
         .unwrap();
-        assert_eq!(parse_device_engagement(&bad), Err(MdocError::Unsupported("cipher suite")));
+        assert_eq!(
+            parse_device_engagement(&bad),
+            Err(MdocError::Unsupported("cipher suite"))
+        );
         assert!(parse_device_engagement(&[0xa0]).is_err());
         assert!(parse_device_engagement(&[]).is_err());
     }
@@ -1053,6 +1148,9 @@ mod tests {
         // Not on the curve.
         let off = EcPublicKey::from_xy(&[1; 32], &[2; 32]).unwrap();
         assert!(a.agree(&off).is_err());
-        assert_eq!(t.transcript(), [0x83, 0xd8, 0x18, 0x41, 0xa0, 0xd8, 0x18, 0x41, 0xa0, 0xf6]);
+        assert_eq!(
+            t.transcript(),
+            [0x83, 0xd8, 0x18, 0x41, 0xa0, 0xd8, 0x18, 0x41, 0xa0, 0xf6]
+        );
     }
 }
