@@ -15,8 +15,12 @@
 pub mod cbor;
 pub mod device_auth;
 pub mod error;
+pub mod issuer;
+pub mod jp;
+pub mod mso;
 pub mod request;
 pub mod session;
+pub mod status;
 
 pub use error::MdocError;
 pub use request::parse_device_request;
