@@ -624,6 +624,11 @@ impl VerifiedIssuerSigned {
     pub fn validity(&self) -> &ValidityInfo {
         &self.mso.validity
     }
+    /// The device key as [`crate::session::EcPublicKey`], the type
+    /// `device_auth` verifies DeviceSignature with.
+    pub fn device_public_key(&self) -> Result<crate::session::EcPublicKey, MdocError> {
+        crate::session::EcPublicKey::from_uncompressed(&self.mso.device_key.uncompressed())
+    }
     /// The verified MSO.
     pub fn mso(&self) -> &MobileSecurityObject {
         &self.mso
@@ -946,6 +951,10 @@ mod tests {
         assert_eq!(v.element("ns.b", "x"), Some(&Value::from(5)));
         assert_eq!(v.status(), StatusOutcome::NotChecked);
         assert_eq!(v.ds_cert_der(), pki.ds_cert.as_slice());
+        assert_eq!(
+            v.device_public_key().unwrap().uncompressed(),
+            v.device_key().uncompressed()
+        );
         assert_eq!(
             v.mso().status,
             Some(StatusRef {

@@ -6,7 +6,11 @@
 //!   AES-256-GCM session data with the §9.1.1 counters.
 //! * `issuer`: IssuerSignedItems, the Mobile Security Object and its
 //!   COSE_Sign1 by a document signer under the IACA, and their checks.
-//! * `status`: the IETF Token Status List the authority publishes.
+//! * `mso`: the Mobile Security Object (device key as COSE_Key, validity
+//!   as whole-second UTC `tdate`s, the 2nd-edition `status` reference).
+//! * `status`: the IETF Token Status List the authority publishes, and its
+//!   signed CWT (bounded decompression on the reader's side).
+//! * `jp`: the My Number Card document `org.iso.23220.1.jp.mnc`.
 //!
 //! Conformance: the Annex D vectors in `tests/data/` pass byte for byte.
 
