@@ -14,13 +14,14 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use shomei_mdoc::device_auth::parse_device_response_device_signed;
+use shomei_mdoc::parse_device_request;
 use shomei_mdoc::session::{
-    EphemeralKey, EcPublicKey, Role, SessionEncryption, SessionKeys, parse_device_engagement,
+    EcPublicKey, EphemeralKey, Role, SessionEncryption, SessionKeys, parse_device_engagement,
     parse_session_data, parse_session_establishment, parse_session_transcript_bytes,
 };
-use shomei_mdoc::parse_device_request;
 
-const TRANSCRIPT: &[u8] = include_bytes!("../seeds/mdoc_session/annex-d-session-transcript-bytes.cbor");
+const TRANSCRIPT: &[u8] =
+    include_bytes!("../seeds/mdoc_session/annex-d-session-transcript-bytes.cbor");
 // Annex D EDeviceKey.d and EReaderKey (x, y).
 const DEVICE_D: &str = "c1917a1579949a042f1ba9fc53a2df9b1bc47adf31c10f813ed75702d1c1f136";
 const READER_X: &str = "60e3392385041f51403051f2415531cb56dd3f999c71687013aac6768bc8187e";
@@ -46,7 +47,10 @@ fn keys() -> &'static SessionKeys {
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_device_request(data) {
         let again = req.encode().expect("re-encode DeviceRequest");
-        assert_eq!(parse_device_request(&again).expect("re-parse DeviceRequest"), req);
+        assert_eq!(
+            parse_device_request(&again).expect("re-parse DeviceRequest"),
+            req
+        );
         shomei_fuzz::debug(|| format!("DeviceRequest: {} doc requests", req.doc_requests.len()));
     }
     if let Ok(se) = parse_session_establishment(data) {
@@ -58,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(sd) = parse_session_data(data) {
         let again = sd.encode().expect("re-encode SessionData");
-        assert_eq!(parse_session_data(&again).expect("re-parse SessionData"), sd);
+        assert_eq!(
+            parse_session_data(&again).expect("re-parse SessionData"),
+            sd
+        );
         let mut reader = SessionEncryption::new(Role::Reader, keys().clone());
         let r = reader.open(&sd);
         if sd.status.is_some() && r.is_ok() {
