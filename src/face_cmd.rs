@@ -247,7 +247,7 @@ pub async fn read_face(a: ReadFaceArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fetch_face_key(url: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn fetch_face_key(url: &str) -> anyhow::Result<Vec<u8>> {
     let url = format!("{}/ca/card-face.der", url.trim_end_matches('/'));
     let resp = reqwest::get(&url)
         .await

@@ -124,6 +124,31 @@ pub async fn run(args: SandboxArgs, json: bool) -> anyhow::Result<()> {
         ],
     );
 
+    // A clinic's reception reads the card face with the 4-digit PIN
+    // (券面事項入力補助AP) and checks the authority's face signature.
+    let face_key = crate::face_cmd::fetch_face_key(&base).await?;
+    let mut client = card_cmd::open(&card_path)?;
+    let read = client
+        .read_card_face(shomei_card::FaceRead::TextPin("1234"))
+        .map_err(card_cmd::card_error)?;
+    let face = shomei_pki::cardface::verify_face(&read.face, &face_key)
+        .map_err(|e| anyhow::anyhow!("the card face does not verify: {e}"))?;
+    drop(client);
+    story.step(
+        "A clinic checks her in from the card face",
+        &[
+            format!(
+                "with the 4-digit PIN the 券面事項入力補助AP gives {} / {} / born {} / sex {}",
+                read.attributes.name, read.attributes.address, read.attributes.birth, read.attributes.sex
+            ),
+            format!(
+                "the 券面AP's face (name and address images, photo) carries the authority's signature: valid; card expiry {}",
+                face.expiry
+            ),
+            "the My Number was read by the card client but is never shown or stored here".into(),
+        ],
+    );
+
     let doc = dir.join("application.txt");
     std::fs::write(&doc, "転入届 / moving-in notification\n")?;
     let mut client = card_cmd::open(&card_path)?;
