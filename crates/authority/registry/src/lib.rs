@@ -49,8 +49,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use error::RegistryError;
 pub use model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, RelyingPartyRecord, RevokedEntry,
-    StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, MdocRecord, MdocStatusRow,
+    RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 
 /// The authority's registry.
@@ -278,6 +278,24 @@ pub trait Registry: Send + Sync {
     /// The certificate that replaced `serial` (whose `replaces` is `serial`),
     /// if any. A certificate is replaced at most once (the schema enforces it).
     async fn successor(&self, serial: &Serial) -> Result<Option<CertRecord>, RegistryError>;
+
+    /// The mobile ID of phone `device_id`, allocating its status-list index
+    /// (the next free one, from 0) on first call with `events`, atomically.
+    /// Later calls return the same record; a different `device_key` for the
+    /// same phone is refused with [`RegistryError::Invalid`].
+    async fn mdoc_for_device(
+        &self,
+        device_id: &str,
+        device_key: &[u8],
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<MdocRecord, RegistryError>;
+
+    /// The mobile ID of phone `device_id`, if one was issued.
+    async fn mdoc(&self, device_id: &str) -> Result<Option<MdocRecord>, RegistryError>;
+
+    /// Every mobile ID with its phone's status, by index.
+    async fn mdoc_statuses(&self) -> Result<Vec<MdocStatusRow>, RegistryError>;
 
     /// Counters of the group-commit writer behind [`Registry::enrol`].
     fn group_commit_stats(&self) -> GroupCommitStats;

@@ -34,6 +34,11 @@ const SQLITE: &[Migration] = &[
         "relying_parties",
         include_str!("../migrations/sqlite/0003_relying_parties.sql"),
     ),
+    (
+        4,
+        "mdocs",
+        include_str!("../migrations/sqlite/0004_mdocs.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -51,6 +56,11 @@ const POSTGRES: &[Migration] = &[
         3,
         "relying_parties",
         include_str!("../migrations/postgres/0003_relying_parties.sql"),
+    ),
+    (
+        4,
+        "mdocs",
+        include_str!("../migrations/postgres/0004_mdocs.sql"),
     ),
 ];
 

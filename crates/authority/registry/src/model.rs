@@ -338,3 +338,33 @@ pub struct GroupCommitStats {
     /// The most enrolments carried by one transaction.
     pub largest_batch: u64,
 }
+
+/// A phone's mobile ID (ISO 18013-5 mdoc) at the authority: its index in
+/// the Token Status List and the attested device key it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MdocRecord {
+    /// Index in the status list.
+    pub idx: u64,
+    /// The phone.
+    pub device_id: String,
+    /// The device key (P-256 SubjectPublicKeyInfo, DER).
+    pub device_key: Vec<u8>,
+    /// When the index was allocated.
+    pub created_at: Timestamp,
+}
+
+/// What the status list is built from: one mobile ID, its phone's status
+/// and how many of the phone's certificates are suspended or revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MdocStatusRow {
+    /// Index in the status list.
+    pub idx: u64,
+    /// The phone.
+    pub device_id: String,
+    /// The phone's status.
+    pub device_status: DeviceStatus,
+    /// The phone's suspended certificates.
+    pub suspended: u64,
+    /// The phone's revoked certificates.
+    pub revoked: u64,
+}

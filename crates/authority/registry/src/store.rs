@@ -12,8 +12,8 @@ use crate::db::{Arg, Conn, Db, Row};
 use crate::group::GroupCommit;
 use crate::model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, RelyingPartyRecord, RevokedEntry,
-    StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, MdocRecord, MdocStatusRow,
+    RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 use crate::{Registry, RegistryError};
 
@@ -478,6 +478,18 @@ fn relying_party_from_row(r: &Row) -> Result<RelyingPartyRecord> {
     Ok(RelyingPartyRecord {
         id: r.text("id")?,
         name: r.text("name")?,
+        created_at: r.ts("created_at")?,
+    })
+}
+
+const MDOC_COLS: &str = "idx, device_id, device_key, created_at";
+
+fn mdoc_from_row(r: &Row) -> Result<MdocRecord> {
+    Ok(MdocRecord {
+        idx: u64::try_from(r.int("idx")?)
+            .map_err(|_| RegistryError::Corrupt("mdocs.idx".into()))?,
+        device_id: r.text("device_id")?,
+        device_key: r.bytes("device_key")?,
         created_at: r.ts("created_at")?,
     })
 }
@@ -1146,6 +1158,98 @@ impl Registry for SqlRegistry {
             &format!("SELECT {CERT_COLS} FROM certificates WHERE replaces_serial = $1"),
             &[Arg::text(serial.to_hex())],
             cert_from_row,
+        )
+        .await
+    }
+
+    async fn mdoc_for_device(
+        &self,
+        device_id: &str,
+        device_key: &[u8],
+        now: Timestamp,
+        events: &[Event],
+    ) -> Result<MdocRecord> {
+        const OP: &str = "mdoc_for_device";
+        if device_key.is_empty() || device_key.len() > 512 {
+            return Err(RegistryError::Invalid(
+                "a device key is 1 to 512 bytes of SPKI".into(),
+            ));
+        }
+        in_write_tx!(self, OP, |c| async {
+            let existing = c
+                .fetch_optional(
+                    OP,
+                    &format!("SELECT {MDOC_COLS} FROM mdocs WHERE device_id = $1"),
+                    &[Arg::text(device_id)],
+                )
+                .await?;
+            if let Some(row) = existing {
+                let rec = mdoc_from_row(&row)?;
+                if rec.device_key != device_key {
+                    return Err(RegistryError::Invalid(
+                        "the phone's mobile ID is bound to another device key".into(),
+                    ));
+                }
+                return Ok(rec);
+            }
+            let row = c
+                .fetch_optional(
+                    OP,
+                    &format!(
+                        "INSERT INTO mdocs (idx, device_id, device_key, created_at) \
+                         SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3 FROM mdocs \
+                         RETURNING {MDOC_COLS}"
+                    ),
+                    &[
+                        Arg::text(device_id),
+                        Arg::Bytes(device_key.to_vec()),
+                        Arg::ts(now)?,
+                    ],
+                )
+                .await?
+                .ok_or_else(|| RegistryError::Corrupt("mdocs: insert returned no row".into()))?;
+            let rec = mdoc_from_row(&row)?;
+            insert_events(c, OP, events).await?;
+            Ok(rec)
+        })
+    }
+
+    async fn mdoc(&self, device_id: &str) -> Result<Option<MdocRecord>> {
+        self.read_one(
+            "mdoc",
+            &format!("SELECT {MDOC_COLS} FROM mdocs WHERE device_id = $1"),
+            &[Arg::text(device_id)],
+            mdoc_from_row,
+        )
+        .await
+    }
+
+    async fn mdoc_statuses(&self) -> Result<Vec<MdocStatusRow>> {
+        self.read_all(
+            "mdoc_statuses",
+            "SELECT m.idx, m.device_id, d.status, \
+             (SELECT COUNT(*) FROM certificates c \
+              WHERE c.device_id = m.device_id AND c.status = 'suspended') AS suspended, \
+             (SELECT COUNT(*) FROM certificates c \
+              WHERE c.device_id = m.device_id AND c.status = 'revoked') AS revoked \
+             FROM mdocs m JOIN devices d ON d.id = m.device_id ORDER BY m.idx",
+            &[],
+            |r| {
+                let count = |col| {
+                    u64::try_from(r.int(col)?).map_err(|_| RegistryError::Corrupt(col.into()))
+                };
+                Ok(MdocStatusRow {
+                    idx: u64::try_from(r.int("idx")?)
+                        .map_err(|_| RegistryError::Corrupt("mdocs.idx".into()))?,
+                    device_id: r.text("device_id")?,
+                    device_status: r
+                        .text("status")?
+                        .parse()
+                        .map_err(|()| RegistryError::Corrupt("devices.status".into()))?,
+                    suspended: count("suspended")?,
+                    revoked: count("revoked")?,
+                })
+            },
         )
         .await
     }

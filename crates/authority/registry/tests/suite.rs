@@ -1393,6 +1393,85 @@ mod cases {
         reg.confirm_wiped("p2", t3, &[]).await.unwrap();
     }
 
+    pub async fn mdoc_indexes_are_allocated_once_and_follow_the_phone(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let e = enrolment("h", 1);
+        reg.enrol(&e).await.unwrap();
+        reg.provision_device(&provisioning(&e, 10, "p1", 1), T1, &[])
+            .await
+            .unwrap();
+        assert_eq!(reg.mdoc("p1").await.unwrap(), None);
+        assert!(reg.mdoc_statuses().await.unwrap().is_empty());
+        let key1 = vec![0x30, 1, 2, 3];
+        let m1 = reg
+            .mdoc_for_device("p1", &key1, T1, &[event("mdoc_issued", Some("h"), None)])
+            .await
+            .unwrap();
+        assert_eq!((m1.idx, m1.device_id.as_str()), (0, "p1"));
+        assert_eq!(m1.device_key, key1);
+        // Again: the same index, no new row, no new event.
+        let again = reg.mdoc_for_device("p1", &key1, T1, &[]).await.unwrap();
+        assert_eq!(again, m1);
+        assert_eq!(reg.mdoc("p1").await.unwrap(), Some(m1.clone()));
+        let events = reg.events_for_holder("h").await.unwrap().len();
+        // Refusals change nothing: another key for the phone, an unknown phone.
+        assert!(matches!(
+            reg.mdoc_for_device("p1", &[9, 9], T1, &[event("x", Some("h"), None)])
+                .await,
+            Err(RegistryError::Invalid(_))
+        ));
+        assert!(
+            reg.mdoc_for_device("nope", &key1, T1, &[event("x", Some("h"), None)])
+                .await
+                .is_err()
+        );
+        assert!(reg.mdoc_for_device("p1", &[], T1, &[]).await.is_err());
+        assert_eq!(reg.events_for_holder("h").await.unwrap().len(), events);
+        assert_eq!(reg.mdoc("nope").await.unwrap(), None);
+        let rows = reg.mdoc_statuses().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].idx, rows[0].device_status, rows[0].suspended, rows[0].revoked),
+            (0, DeviceStatus::Active, 0, 0)
+        );
+
+        // A second phone supersedes the first: the next index, and the
+        // first phone's row shows it superseded with revoked certificates.
+        let t2 = T1 + Duration::hours(1);
+        let mut second = provisioning(&e, 20, "p2", 2);
+        second.device.created_at = t2;
+        second.plan = supersede_phones(reg, "h").await;
+        second.wipe = vec!["p1".into()];
+        reg.provision_device(&second, t2, &[]).await.unwrap();
+        let m2 = reg.mdoc_for_device("p2", &[0x30, 7], t2, &[]).await.unwrap();
+        assert_eq!(m2.idx, 1);
+        let rows = reg.mdoc_statuses().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].device_id, "p1");
+        assert_eq!(rows[0].device_status, DeviceStatus::Superseded);
+        assert_eq!(rows[0].revoked, 2);
+        assert_eq!(
+            (rows[1].idx, rows[1].device_status, rows[1].revoked),
+            (1, DeviceStatus::Active, 0)
+        );
+
+        // Suspending the phone's certificates shows in the row.
+        let mut plan = Plan::default();
+        for c in reg.holder_certificates("h").await.unwrap() {
+            if c.device_id.as_deref() == Some("p2") {
+                plan.changes.push(StatusChange {
+                    serial: c.serial.clone(),
+                    from: CertStatus::Active,
+                    to: CertStatus::Suspended,
+                    reason: None,
+                });
+            }
+        }
+        reg.apply(&plan, t2, &[]).await.unwrap();
+        let rows = reg.mdoc_statuses().await.unwrap();
+        assert_eq!((rows[1].suspended, rows[1].revoked), (2, 0));
+    }
+
     pub async fn device_status_rules_are_enforced_by_the_schema(ctx: Ctx) {
         let reg = ctx.reg.as_ref();
         reg.enrol(&enrolment("h", 1)).await.unwrap();
@@ -1878,6 +1957,7 @@ suite!(
     upgrade_from_schema_v1_keeps_phones,
     relying_parties_are_found_by_token_hash_and_unique,
     successors_follow_replaces_links_once,
+    mdoc_indexes_are_allocated_once_and_follow_the_phone,
 );
 
 /// SQLite specifics: file paths with and without the `sqlite:` prefix,
