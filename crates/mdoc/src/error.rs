@@ -96,6 +96,14 @@ pub enum MdocError {
     StatusListMismatch,
     /// The Status List Token is past its `exp`.
     StatusListExpired,
+    /// The peer ended the session with an error status (SessionData
+    /// status 10 or 11).
+    PeerError {
+        /// The status code received.
+        status: u64,
+    },
+    /// The DeviceResponse's `status` is not 0 (OK).
+    DeviceResponseStatus(u64),
 }
 
 impl MdocError {
@@ -131,6 +139,8 @@ impl MdocError {
             Self::StatusIndexOutOfRange => "status_index_out_of_range",
             Self::StatusListMismatch => "status_list_mismatch",
             Self::StatusListExpired => "status_list_expired",
+            Self::PeerError { .. } => "peer_error",
+            Self::DeviceResponseStatus(_) => "device_response_status",
         }
     }
 }
@@ -182,6 +192,10 @@ impl fmt::Display for MdocError {
             Self::StatusIndexOutOfRange => f.write_str("status list index out of range"),
             Self::StatusListMismatch => f.write_str("status list is not the one referenced"),
             Self::StatusListExpired => f.write_str("status list token expired"),
+            Self::PeerError { status } => {
+                write!(f, "the peer ended the session with status {status}")
+            }
+            Self::DeviceResponseStatus(s) => write!(f, "DeviceResponse status {s}"),
         }
     }
 }
@@ -242,6 +256,8 @@ mod tests {
             MdocError::StatusIndexOutOfRange,
             MdocError::StatusListMismatch,
             MdocError::StatusListExpired,
+            MdocError::PeerError { status: 10 },
+            MdocError::DeviceResponseStatus(10),
         ];
         let mut codes: Vec<_> = all.iter().map(MdocError::code).collect();
         codes.sort_unstable();

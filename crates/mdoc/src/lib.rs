@@ -22,6 +22,8 @@ pub mod error;
 pub mod issuer;
 pub mod jp;
 pub mod mso;
+pub mod present;
+pub mod reader;
 pub mod request;
 pub mod session;
 pub mod status;

@@ -1,0 +1,806 @@
+//! The holder's side of an ISO/IEC 18013-5 proximity presentation, sans-IO:
+//! [`Presenter`] builds the DeviceEngagement (QR handover), answers the
+//! reader's SessionEstablishment with an encrypted DeviceResponse, and
+//! never releases an element that was not requested.
+//!
+//! Flow: [`Presenter::new`] → show [`Presenter::engagement_uri`] → feed the
+//! reader's first message to [`Presenter::on_session_establishment`] → send
+//! [`Reply::message`] back; later messages (a termination, or a further
+//! request) go to [`Presenter::on_session_data`].
+//!
+//! What is released (§8.3.2.1.2, §7.2.5):
+//!
+//! * only elements both **requested** and **allowed** by the
+//!   [`ConsentPolicy`]: [`ConsentPolicy::Auto`] releases what is requested
+//!   except `individual_number_unicode` (the 個人番号, whose collection the
+//!   My Number Act restricts) unless `release_individual_number`;
+//!   [`ConsentPolicy::Ask`] asks a callback per element;
+//! * `age_over_NN` by the nearest rule of ISO/IEC 18013-5 §7.2.5 (see
+//!   [`nearest_age_over`]);
+//! * requested elements not released are listed in the Document's `errors`
+//!   with ErrorCode 0 ("data not returned"), never with a reason.
+//!
+//! A request for a docType the holder does not have gets, in a
+//! DeviceResponse with `status` 0 (the response itself is well formed,
+//! §8.3.2.1.2.3), a `documentErrors` entry `{docType: 0}` and no document
+//! for it. A message that cannot be decrypted or decoded gets the
+//! SessionData status 10 or 11 (§9.1.1.4) and ends the session.
+//!
+//! Device authentication is by signature (COSE_Sign1, ES256) through the
+//! [`Signer`] holding the MSO's device key, over DeviceAuthentication built
+//! from the exact SessionTranscriptBytes of this session; the device-signed
+//! name spaces are empty (`#6.24(h'a0')`).
+//!
+//! Reader authentication in the request is not checked here (readers are
+//! not enrolled in Shōmei); consent covers what leaves the phone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ciborium::Value;
+use shomei_core::{RandomSource, SignatureAlgorithm, Signer, Timestamp};
+
+use crate::cbor;
+use crate::device_auth::{DeviceSigned, MAX_DEVICE_RESPONSE_LEN, MAX_DOCUMENTS};
+use crate::error::MdocError;
+use crate::issuer::IssuerSigned;
+use crate::jp;
+use crate::mso::{DeviceKey, MobileSecurityObject};
+use crate::request::{
+    MAX_DOC_REQUESTS, MAX_ELEMENTS, MAX_NAME_SPACES, NameSpaces, parse_device_request,
+};
+use crate::session::{
+    DeviceEngagement, EphemeralKey, Handover, KeyAgreement, RetrievalMethod, Role, SessionData,
+    SessionEncryption, SessionKeys, SessionStatus, SessionTranscript, SessionTranscriptBytes,
+    parse_session_data, parse_session_establishment,
+};
+
+/// The DeviceResponse version we write.
+pub const DEVICE_RESPONSE_VERSION: &str = "1.0";
+/// DeviceResponse status 0: OK (§8.3.2.1.2.3).
+pub const STATUS_OK: u64 = 0;
+/// ErrorCode 0: data not returned (§8.3.2.1.2.3, table 9).
+pub const ERROR_DATA_NOT_RETURNED: i64 = 0;
+
+// ------------------------------------------------------------------ keys
+
+/// A P-256 ECDH key drawn from `rng` (deterministic under a test RNG).
+pub fn ephemeral_key(rng: &mut dyn RandomSource) -> Result<EphemeralKey, MdocError> {
+    for _ in 0..16 {
+        let mut d = [0u8; 32];
+        rng.fill(&mut d)?;
+        if let Ok(k) = EphemeralKey::from_scalar(&d) {
+            return Ok(k);
+        }
+    }
+    Err(MdocError::Crypto("ephemeral key generation"))
+}
+
+// ------------------------------------------------------------------ age rule
+
+/// `age_over_NN` → NN (exactly two ASCII digits).
+pub fn parse_age_over(element: &str) -> Option<u8> {
+    let nn = element.strip_prefix("age_over_")?;
+    if nn.len() != 2 || !nn.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    nn.parse().ok()
+}
+
+/// The ISO/IEC 18013-5 §7.2.5 rule (Annex D.2 table D.1): asked for
+/// `age_over_NN`, with `held` the holder's thresholds and values,
+///
+/// 1. if `age_over_NN` is held, it is released (true or false);
+/// 2. else the `age_over_MM` with the **smallest MM > NN whose value is
+///    true** (it proves "at least NN" while saying the least);
+/// 3. else the `age_over_MM` with the **largest MM < NN whose value is
+///    false** (it proves "under NN" while saying the least);
+/// 4. else nothing.
+///
+/// Returns the MM to release.
+pub fn nearest_age_over(nn: u8, held: &BTreeMap<u8, bool>) -> Option<u8> {
+    if held.contains_key(&nn) {
+        return Some(nn);
+    }
+    held.range(nn..)
+        .find(|(_, v)| **v)
+        .or_else(|| held.range(..nn).rev().find(|(_, v)| !**v))
+        .map(|(k, _)| *k)
+}
+
+// ------------------------------------------------------------------ consent
+
+/// One element the holder is asked about.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsentRequest<'a> {
+    /// The document.
+    pub doc_type: &'a str,
+    /// The name space.
+    pub namespace: &'a str,
+    /// The element that would be released.
+    pub element: &'a str,
+    /// The element the reader asked for (differs from `element` when an
+    /// `age_over_NN` is answered by the §7.2.5 rule).
+    pub requested_as: &'a str,
+    /// The reader's IntentToRetain.
+    pub intent_to_retain: bool,
+}
+
+/// The callback of [`ConsentPolicy::Ask`]: true releases the element.
+pub type AskFn = Box<dyn FnMut(&ConsentRequest<'_>) -> bool + Send>;
+
+/// Which requested elements the holder lets go.
+pub enum ConsentPolicy {
+    /// Everything requested, except the individual number unless
+    /// `release_individual_number`.
+    Auto {
+        /// Release `individual_number_unicode` when it is requested.
+        release_individual_number: bool,
+    },
+    /// The callback decides per element.
+    Ask(AskFn),
+}
+
+impl ConsentPolicy {
+    /// [`ConsentPolicy::Auto`] withholding the individual number.
+    pub fn auto() -> Self {
+        Self::Auto {
+            release_individual_number: false,
+        }
+    }
+
+    fn allows(&mut self, q: &ConsentRequest<'_>) -> bool {
+        match self {
+            Self::Auto {
+                release_individual_number,
+            } => *release_individual_number || q.element != jp::elements::INDIVIDUAL_NUMBER,
+            Self::Ask(f) => f(q),
+        }
+    }
+}
+
+impl fmt::Debug for ConsentPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto {
+                release_individual_number,
+            } => f
+                .debug_struct("Auto")
+                .field("release_individual_number", release_individual_number)
+                .finish(),
+            Self::Ask(_) => f.write_str("Ask(..)"),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ DeviceResponse
+
+/// One Document of a DeviceResponse.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponseDocument {
+    /// `docType`.
+    pub doc_type: String,
+    /// `issuerSigned` (the disclosed subset and the MSO).
+    pub issuer_signed: IssuerSigned,
+    /// `deviceSigned`.
+    pub device_signed: DeviceSigned,
+    /// `errors`: name space → element → ErrorCode (empty when absent).
+    pub errors: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// A DeviceResponse (§8.3.2.1.2.2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceResponse {
+    /// `version` ("1.0").
+    pub version: String,
+    /// `documents`.
+    pub documents: Vec<ResponseDocument>,
+    /// `documentErrors`: docType → ErrorCode.
+    pub document_errors: BTreeMap<String, i64>,
+    /// `status`.
+    pub status: u64,
+}
+
+fn issuer_signed_value(is: &IssuerSigned) -> Result<Value, MdocError> {
+    let mut v = is.to_value()?;
+    // IssuerNameSpaces is `{+ …}`: leave it out rather than send `{}`.
+    if let Value::Map(m) = &mut v {
+        m.retain(|(k, v)| {
+            !(k == &Value::Text("nameSpaces".into()) && matches!(v, Value::Map(x) if x.is_empty()))
+        });
+    }
+    Ok(v)
+}
+
+fn errors_value(errors: &BTreeMap<String, BTreeMap<String, i64>>) -> Value {
+    Value::Map(
+        errors
+            .iter()
+            .map(|(ns, els)| {
+                (
+                    Value::Text(ns.clone()),
+                    Value::Map(
+                        els.iter()
+                            .map(|(e, c)| (Value::Text(e.clone()), Value::from(*c)))
+                            .collect(),
+                    ),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn text_key(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+impl DeviceResponse {
+    /// Encodes it (`documents`, `documentErrors` and `errors` only when
+    /// non-empty).
+    pub fn encode(&self) -> Result<Vec<u8>, MdocError> {
+        let mut map = vec![(text_key("version"), Value::Text(self.version.clone()))];
+        if !self.documents.is_empty() {
+            let docs = self
+                .documents
+                .iter()
+                .map(|d| {
+                    let mut m = vec![
+                        (text_key("docType"), Value::Text(d.doc_type.clone())),
+                        (
+                            text_key("issuerSigned"),
+                            issuer_signed_value(&d.issuer_signed)?,
+                        ),
+                        (text_key("deviceSigned"), d.device_signed.to_value()),
+                    ];
+                    if !d.errors.is_empty() {
+                        m.push((text_key("errors"), errors_value(&d.errors)));
+                    }
+                    Ok(Value::Map(m))
+                })
+                .collect::<Result<Vec<_>, MdocError>>()?;
+            map.push((text_key("documents"), Value::Array(docs)));
+        }
+        if !self.document_errors.is_empty() {
+            let errs = self
+                .document_errors
+                .iter()
+                .map(|(t, c)| Value::Map(vec![(Value::Text(t.clone()), Value::from(*c))]))
+                .collect();
+            map.push((text_key("documentErrors"), Value::Array(errs)));
+        }
+        map.push((text_key("status"), Value::from(self.status)));
+        cbor::encode(&Value::Map(map))
+    }
+
+    /// Parses a DeviceResponse within the crate's bounds.
+    pub fn parse(bytes: &[u8]) -> Result<Self, MdocError> {
+        let v = cbor::decode(bytes, MAX_DEVICE_RESPONSE_LEN, "DeviceResponse")?;
+        let m = cbor::as_map(&v, "DeviceResponse")?;
+        let version = cbor::get_text(m, "version")?
+            .ok_or(MdocError::MalformedCbor("DeviceResponse version"))?;
+        let version = cbor::as_text(version, "DeviceResponse version")?.to_owned();
+        if !version.starts_with("1.") {
+            return Err(MdocError::Unsupported("DeviceResponse version"));
+        }
+        let mut documents = Vec::new();
+        if let Some(docs) = cbor::get_text(m, "documents")? {
+            let docs = cbor::as_array(docs, "documents")?;
+            if docs.len() > MAX_DOCUMENTS {
+                return Err(MdocError::LimitExceeded("documents"));
+            }
+            for d in docs {
+                documents.push(parse_document(d)?);
+            }
+        }
+        let mut document_errors = BTreeMap::new();
+        if let Some(errs) = cbor::get_text(m, "documentErrors")? {
+            let errs = cbor::as_array(errs, "documentErrors")?;
+            if errs.len() > MAX_DOC_REQUESTS {
+                return Err(MdocError::LimitExceeded("documentErrors"));
+            }
+            for e in errs {
+                for (k, c) in cbor::as_map(e, "DocumentError")? {
+                    let k = cbor::as_text(k, "DocumentError docType")?.to_owned();
+                    document_errors.insert(k, cbor::as_int(c, "ErrorCode")?);
+                }
+            }
+        }
+        let status = cbor::get_text(m, "status")?
+            .ok_or(MdocError::MalformedCbor("DeviceResponse status"))?;
+        let status = u64::try_from(cbor::as_int(status, "DeviceResponse status")?)
+            .map_err(|_| MdocError::MalformedCbor("DeviceResponse status"))?;
+        Ok(Self {
+            version,
+            documents,
+            document_errors,
+            status,
+        })
+    }
+}
+
+fn parse_document(d: &Value) -> Result<ResponseDocument, MdocError> {
+    let dm = cbor::as_map(d, "Document")?;
+    let doc_type =
+        cbor::get_text(dm, "docType")?.ok_or(MdocError::MalformedCbor("Document docType"))?;
+    let doc_type = cbor::as_text(doc_type, "docType")?.to_owned();
+    let is = cbor::get_text(dm, "issuerSigned")?
+        .ok_or(MdocError::MalformedCbor("Document issuerSigned"))?;
+    let issuer_signed = IssuerSigned::from_value(is)?;
+    let ds = cbor::get_text(dm, "deviceSigned")?
+        .ok_or(MdocError::MalformedCbor("Document deviceSigned"))?;
+    let device_signed = DeviceSigned::from_value(ds)?;
+    let mut errors = BTreeMap::new();
+    if let Some(errs) = cbor::get_text(dm, "errors")? {
+        let errs = cbor::as_map(errs, "Errors")?;
+        if errs.len() > MAX_NAME_SPACES {
+            return Err(MdocError::LimitExceeded("Errors"));
+        }
+        for (ns, items) in errs {
+            let ns = cbor::as_text(ns, "Errors name space")?.to_owned();
+            let items = cbor::as_map(items, "ErrorItems")?;
+            if items.len() > MAX_ELEMENTS {
+                return Err(MdocError::LimitExceeded("ErrorItems"));
+            }
+            let mut out = BTreeMap::new();
+            for (e, c) in items {
+                out.insert(
+                    cbor::as_text(e, "ErrorItems element")?.to_owned(),
+                    cbor::as_int(c, "ErrorCode")?,
+                );
+            }
+            errors.insert(ns, out);
+        }
+    }
+    Ok(ResponseDocument {
+        doc_type,
+        issuer_signed,
+        device_signed,
+        errors,
+    })
+}
+
+// ------------------------------------------------------------------ release
+
+/// (name space, element identifier).
+pub type Element = (String, String);
+
+/// What the holder decided to release for one document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Release {
+    /// (name space, element) released.
+    pub released: BTreeSet<Element>,
+    /// Requested but not released: name space → element → ErrorCode 0.
+    pub withheld: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// Decides the release for `requested` against what `issuer_signed` holds
+/// and `consent` (see the module docs). Pure apart from the callback.
+pub fn decide_release(
+    issuer_signed: &IssuerSigned,
+    doc_type: &str,
+    requested: &NameSpaces,
+    consent: &mut ConsentPolicy,
+) -> Release {
+    let mut out = Release::default();
+    for (ns, elements) in requested {
+        let held: BTreeSet<&str> = issuer_signed
+            .name_spaces
+            .get(ns)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i.item().element_identifier.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ages: BTreeMap<u8, bool> = issuer_signed
+            .name_spaces
+            .get(ns)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| {
+                        let nn = parse_age_over(&i.item().element_identifier)?;
+                        match i.item().element_value {
+                            Value::Bool(b) => Some((nn, b)),
+                            _ => None,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (element, retain) in elements {
+            let candidate = if held.contains(element.as_str()) {
+                Some(element.clone())
+            } else {
+                parse_age_over(element)
+                    .and_then(|nn| nearest_age_over(nn, &ages))
+                    .map(|mm| format!("age_over_{mm:02}"))
+                    .filter(|e| held.contains(e.as_str()))
+            };
+            let released = candidate.filter(|c| {
+                out.released.contains(&(ns.clone(), c.clone()))
+                    || consent.allows(&ConsentRequest {
+                        doc_type,
+                        namespace: ns,
+                        element: c,
+                        requested_as: element,
+                        intent_to_retain: *retain,
+                    })
+            });
+            match released {
+                Some(c) => {
+                    out.released.insert((ns.clone(), c));
+                }
+                None => {
+                    out.withheld
+                        .entry(ns.clone())
+                        .or_default()
+                        .insert(element.clone(), ERROR_DATA_NOT_RETURNED);
+                }
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------ presenter
+
+/// What to send back after a message, and what happened.
+#[derive(Debug)]
+pub struct Reply {
+    /// The SessionData to send to the reader, if any.
+    pub message: Option<Vec<u8>>,
+    /// Elements released in this reply (name space, element).
+    pub released: Vec<Element>,
+    /// Why the session failed, if it did (the message then carries status
+    /// 10 or 11).
+    pub error: Option<MdocError>,
+    /// Whether the session is over.
+    pub ended: bool,
+}
+
+/// The holder's presentation state machine (one session).
+pub struct Presenter<'a> {
+    issuer_signed: IssuerSigned,
+    doc_type: String,
+    signer: &'a dyn Signer,
+    consent: ConsentPolicy,
+    ephemeral: EphemeralKey,
+    engagement: DeviceEngagement,
+    session: Option<(SessionEncryption, SessionTranscriptBytes)>,
+    closed: bool,
+}
+
+impl fmt::Debug for Presenter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presenter")
+            .field("doc_type", &self.doc_type)
+            .field("consent", &self.consent)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Presenter<'a> {
+    /// A presenter for the IssuerSigned `issuer_signed` (CBOR) of
+    /// `doc_type`, authenticating with `device_key` (P-256, the MSO's
+    /// device key), with an engagement without retrieval methods.
+    pub fn new(
+        issuer_signed: &[u8],
+        doc_type: &str,
+        device_key: &'a dyn Signer,
+        consent: ConsentPolicy,
+        rng: &mut dyn RandomSource,
+        now: Timestamp,
+    ) -> Result<Self, MdocError> {
+        Self::with_retrieval_methods(
+            issuer_signed,
+            doc_type,
+            device_key,
+            consent,
+            Vec::new(),
+            rng,
+            now,
+        )
+    }
+
+    /// As [`Presenter::new`], advertising `methods` in the engagement.
+    /// Refuses a document whose MSO is not for `doc_type`, not bound to
+    /// `device_key`, or not valid at `now` (a phone does not show an
+    /// expired ID).
+    pub fn with_retrieval_methods(
+        issuer_signed: &[u8],
+        doc_type: &str,
+        device_key: &'a dyn Signer,
+        consent: ConsentPolicy,
+        methods: Vec<RetrievalMethod>,
+        rng: &mut dyn RandomSource,
+        now: Timestamp,
+    ) -> Result<Self, MdocError> {
+        if device_key.algorithm() != SignatureAlgorithm::EcdsaP256Sha256 {
+            return Err(MdocError::Unsupported("device key: P-256 only"));
+        }
+        let issuer_signed = IssuerSigned::from_cbor(issuer_signed)?;
+        let payload = issuer_signed
+            .issuer_auth
+            .payload
+            .as_deref()
+            .ok_or(MdocError::MalformedCbor("issuerAuth without payload"))?;
+        let mso = MobileSecurityObject::from_tagged_bytes(payload)?;
+        if mso.doc_type != doc_type {
+            return Err(MdocError::DocTypeMismatch);
+        }
+        if DeviceKey::from_spki(device_key.public_key_spki())? != mso.device_key {
+            return Err(MdocError::Invalid(
+                "the device key is not the one the MSO is bound to",
+            ));
+        }
+        mso.validity.check(now)?;
+        let ephemeral = ephemeral_key(rng)?;
+        let engagement = DeviceEngagement::build(&ephemeral.public_key(), methods)?;
+        Ok(Self {
+            issuer_signed,
+            doc_type: doc_type.to_owned(),
+            signer: device_key,
+            consent,
+            ephemeral,
+            engagement,
+            session: None,
+            closed: false,
+        })
+    }
+
+    /// The DeviceEngagement.
+    pub fn engagement(&self) -> &DeviceEngagement {
+        &self.engagement
+    }
+
+    /// The `mdoc:` URI for the QR code.
+    pub fn engagement_uri(&self) -> String {
+        self.engagement.to_uri()
+    }
+
+    /// The SessionTranscriptBytes, once the session is established.
+    pub fn session_transcript(&self) -> Option<&SessionTranscriptBytes> {
+        self.session.as_ref().map(|(_, t)| t)
+    }
+
+    /// Whether the session is over.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn fail(&mut self, e: MdocError) -> Reply {
+        self.closed = true;
+        let message = match &mut self.session {
+            Some((enc, _)) => enc.report(&e).encode().ok(),
+            None => SessionData::status(SessionStatus::for_error(&e))
+                .encode()
+                .ok(),
+        };
+        Reply {
+            message,
+            released: Vec::new(),
+            error: Some(e),
+            ended: true,
+        }
+    }
+
+    /// Handles the reader's SessionEstablishment: derives the session keys,
+    /// decrypts the DeviceRequest and answers it. Only one per presenter
+    /// ([`MdocError::SessionClosed`] otherwise).
+    pub fn on_session_establishment(&mut self, bytes: &[u8]) -> Result<Reply, MdocError> {
+        if self.closed || self.session.is_some() {
+            return Err(MdocError::SessionClosed);
+        }
+        let establishment = match parse_session_establishment(bytes) {
+            Ok(e) => e,
+            Err(e) => return Ok(self.fail(e)),
+        };
+        let transcript =
+            match SessionTranscript::new(&self.engagement, &establishment, Handover::Qr)
+                .to_bytes()
+                .and_then(|t| {
+                    SessionKeys::derive(&self.ephemeral, establishment.e_reader_key(), &t)
+                        .map(|k| (k, t))
+                }) {
+                Ok(x) => x,
+                Err(e) => return Ok(self.fail(e)),
+            };
+        let (keys, transcript) = transcript;
+        let mut enc = SessionEncryption::new(Role::Device, keys);
+        let request = enc.open_establishment(&establishment);
+        self.session = Some((enc, transcript));
+        match request {
+            Ok(request) => Ok(self.answer(&request)),
+            Err(e) => Ok(self.fail(e)),
+        }
+    }
+
+    /// Handles a later SessionData: a termination ends the session; a
+    /// further DeviceRequest is answered like the first.
+    pub fn on_session_data(&mut self, bytes: &[u8]) -> Result<Reply, MdocError> {
+        if self.closed {
+            return Err(MdocError::SessionClosed);
+        }
+        let Some((enc, _)) = &mut self.session else {
+            return Err(MdocError::Invalid("no session established yet"));
+        };
+        let inbound = match parse_session_data(bytes).and_then(|m| enc.open(&m)) {
+            Ok(i) => i,
+            Err(e) => return Ok(self.fail(e)),
+        };
+        if inbound.status.is_some() {
+            self.closed = true;
+        }
+        match inbound.data {
+            Some(request) if !self.closed => Ok(self.answer(&request)),
+            _ => Ok(Reply {
+                message: None,
+                released: Vec::new(),
+                error: inbound
+                    .status
+                    .filter(|s| *s != SessionStatus::Termination)
+                    .map(|s| MdocError::PeerError { status: s.code() }),
+                ended: self.closed,
+            }),
+        }
+    }
+
+    fn answer(&mut self, request: &[u8]) -> Reply {
+        match self.build_response(request) {
+            Ok((response, released)) => {
+                let sealed = match &mut self.session {
+                    Some((enc, _)) => enc.seal(&response).and_then(|m| m.encode()),
+                    None => Err(MdocError::SessionClosed),
+                };
+                match sealed {
+                    Ok(message) => Reply {
+                        message: Some(message),
+                        released,
+                        error: None,
+                        ended: false,
+                    },
+                    Err(e) => self.fail(e),
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The DeviceResponse for a decrypted DeviceRequest.
+    fn build_response(&mut self, request: &[u8]) -> Result<(Vec<u8>, Vec<Element>), MdocError> {
+        let request = parse_device_request(request)?;
+        let transcript = self
+            .session
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .ok_or(MdocError::SessionClosed)?;
+        // All requests for our docType together; the others are errors.
+        let mut wanted = NameSpaces::new();
+        let mut document_errors = BTreeMap::new();
+        for r in &request.doc_requests {
+            if r.items_request.doc_type == self.doc_type {
+                for (ns, els) in &r.items_request.name_spaces {
+                    let entry = wanted.entry(ns.clone()).or_default();
+                    for (e, retain) in els {
+                        let v = entry.entry(e.clone()).or_insert(false);
+                        *v |= *retain;
+                    }
+                }
+            } else {
+                document_errors.insert(r.items_request.doc_type.clone(), ERROR_DATA_NOT_RETURNED);
+            }
+        }
+        let mut documents = Vec::new();
+        let mut released = Vec::new();
+        if !wanted.is_empty() {
+            let release = decide_release(
+                &self.issuer_signed,
+                &self.doc_type,
+                &wanted,
+                &mut self.consent,
+            );
+            let disclosed = self
+                .issuer_signed
+                .disclose(|ns, el| release.released.contains(&(ns.to_owned(), el.to_owned())));
+            let device_signed =
+                DeviceSigned::sign(self.signer, &transcript, &self.doc_type, vec![0xa0])?;
+            released = release.released.into_iter().collect();
+            documents.push(ResponseDocument {
+                doc_type: self.doc_type.clone(),
+                issuer_signed: disclosed,
+                device_signed,
+                errors: release.withheld,
+            });
+        }
+        let response = DeviceResponse {
+            version: DEVICE_RESPONSE_VERSION.into(),
+            documents,
+            document_errors,
+            status: STATUS_OK,
+        };
+        Ok((response.encode()?, released))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(pairs: &[(u8, bool)]) -> BTreeMap<u8, bool> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn age_over_exact_match_wins() {
+        let h = held(&[(18, true), (20, false), (21, false)]);
+        assert_eq!(nearest_age_over(20, &h), Some(20));
+        assert_eq!(nearest_age_over(18, &h), Some(18));
+    }
+
+    #[test]
+    fn age_over_nearest_true_above() {
+        // 25 years old: asked 19 → smallest true ≥ 19 is 20 (not 25).
+        let h = held(&[(18, true), (20, true), (21, true), (25, true), (60, false)]);
+        assert_eq!(nearest_age_over(19, &h), Some(20));
+        assert_eq!(nearest_age_over(22, &h), Some(25));
+    }
+
+    #[test]
+    fn age_over_nearest_false_below() {
+        // 19 years old holding 18 true, 21 false; asked 20 (absent): no
+        // true at or above 20, no false below 20 → nothing (21 false would
+        // not prove "under 20").
+        let h = held(&[(18, true), (21, false)]);
+        assert_eq!(nearest_age_over(20, &h), None);
+        // 17 years old: asked 20 → no true above; 18 false below → 18.
+        let h = held(&[(16, true), (18, false), (21, false)]);
+        assert_eq!(nearest_age_over(20, &h), Some(18));
+        // Asked 17: nothing true above, 16 below is true → nothing.
+        assert_eq!(nearest_age_over(17, &h), None);
+    }
+
+    #[test]
+    fn age_over_names() {
+        assert_eq!(parse_age_over("age_over_20"), Some(20));
+        assert_eq!(parse_age_over("age_over_05"), Some(5));
+        assert_eq!(parse_age_over("age_over_100"), None);
+        assert_eq!(parse_age_over("age_over_2"), None);
+        assert_eq!(parse_age_over("age_over_+1"), None);
+        assert_eq!(parse_age_over("age_in_years"), None);
+    }
+
+    #[test]
+    fn auto_policy_withholds_the_individual_number() {
+        let mut p = ConsentPolicy::auto();
+        let q = |e| ConsentRequest {
+            doc_type: jp::DOC_TYPE,
+            namespace: jp::NS_JP,
+            element: e,
+            requested_as: e,
+            intent_to_retain: false,
+        };
+        assert!(!p.allows(&q(jp::elements::INDIVIDUAL_NUMBER)));
+        assert!(p.allows(&q(jp::elements::FULL_NAME)));
+        let mut p = ConsentPolicy::Auto {
+            release_individual_number: true,
+        };
+        assert!(p.allows(&q(jp::elements::INDIVIDUAL_NUMBER)));
+    }
+
+    #[test]
+    fn device_response_parse_rejects_garbage() {
+        assert!(DeviceResponse::parse(&[]).is_err());
+        assert!(DeviceResponse::parse(&[0xa0]).is_err());
+        let ok = DeviceResponse {
+            version: "1.0".into(),
+            documents: Vec::new(),
+            document_errors: [("x.y".to_owned(), 0)].into_iter().collect(),
+            status: 0,
+        };
+        let bytes = ok.encode().unwrap();
+        assert_eq!(DeviceResponse::parse(&bytes).unwrap(), ok);
+    }
+}
