@@ -1625,6 +1625,7 @@ mod cases {
             include_str!("../migrations/sqlite/0001_init.sql")
         };
         let reset = [
+            "DROP TABLE IF EXISTS mdocs",
             "DROP TABLE IF EXISTS relying_parties",
             "DROP TABLE IF EXISTS holder_contacts",
             "DROP TABLE IF EXISTS crl_numbers",
