@@ -1431,7 +1431,12 @@ mod cases {
         let rows = reg.mdoc_statuses().await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(
-            (rows[0].idx, rows[0].device_status, rows[0].suspended, rows[0].revoked),
+            (
+                rows[0].idx,
+                rows[0].device_status,
+                rows[0].suspended,
+                rows[0].revoked
+            ),
             (0, DeviceStatus::Active, 0, 0)
         );
 
@@ -1443,7 +1448,10 @@ mod cases {
         second.plan = supersede_phones(reg, "h").await;
         second.wipe = vec!["p1".into()];
         reg.provision_device(&second, t2, &[]).await.unwrap();
-        let m2 = reg.mdoc_for_device("p2", &[0x30, 7], t2, &[]).await.unwrap();
+        let m2 = reg
+            .mdoc_for_device("p2", &[0x30, 7], t2, &[])
+            .await
+            .unwrap();
         assert_eq!(m2.idx, 1);
         let rows = reg.mdoc_statuses().await.unwrap();
         assert_eq!(rows.len(), 2);

@@ -57,6 +57,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/linkage/{serial}", get(crate::linkage::lookup))
         .route("/v1/devices/{id}", get(crate::phone::device))
         .route("/v1/devices/{id}/sync", get(crate::phone::sync))
+        .route("/v1/devices/{id}/mdoc", post(crate::mdoc::refresh))
+        .route(crate::mdoc::STATUS_PATH, get(crate::mdoc::status_list))
         .route("/v1/devices/{id}/wipe", post(crate::phone::wipe))
         .route("/v1/devices/{id}/wiped", post(crate::phone::wiped))
         .route("/v1/devices/{id}/retire", post(crate::phone::retire))

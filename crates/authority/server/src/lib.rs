@@ -11,6 +11,7 @@ pub mod api;
 mod error;
 pub mod home;
 pub mod linkage;
+pub mod mdoc;
 pub mod notify;
 pub mod openapi;
 mod phone;
@@ -89,6 +90,8 @@ pub struct AppState {
     pub card_face_key: Arc<shomei_pki::EcdsaP256Signer>,
     /// The authority name (issuer of the card face).
     pub name: String,
+    /// The public base URL (no trailing slash), e.g. for the status list URI.
+    pub base_url: String,
     /// Becomes `true` when the server is stopping: long-lived responses
     /// (event streams) end, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -194,6 +197,7 @@ pub async fn load_with(
         pseudonyms: linkage::Pseudonyms::new(&home.linkage_key),
         card_face_key: home.card_face_key.clone(),
         name: home.config.name.clone(),
+        base_url: home.config.base_url.trim_end_matches('/').to_owned(),
         shutdown: tokio::sync::watch::Sender::new(false),
     }))
 }

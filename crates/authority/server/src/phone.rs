@@ -106,7 +106,7 @@ async fn device_from_token(s: &AppState, headers: &HeaderMap) -> Result<DeviceRe
 }
 
 /// The device token's phone, which must be the one in the path.
-async fn this_device(
+pub(crate) async fn this_device(
     s: &AppState,
     headers: &HeaderMap,
     id: &str,
@@ -208,6 +208,10 @@ pub(crate) struct PhoneBody {
     sign_attestation: Vec<String>,
     auth_attestation: Vec<String>,
     notify_email: Option<String>,
+    /// The mobile-ID device key (P-256 SPKI, base64), optional.
+    mdoc_device_key: Option<String>,
+    /// Its attestation chain (base64 DER, leaf first); with `mdoc_device_key`.
+    mdoc_attestation: Option<Vec<String>>,
 }
 
 fn check_kind(kind: &str) -> Result<(), ServerError> {
@@ -274,6 +278,18 @@ pub(crate) async fn provision(
     let auth_csr = b64_field("auth_csr", &body.auth_csr)?;
     let sign_attestation = decode_chain("sign_attestation", &body.sign_attestation)?;
     let auth_attestation = decode_chain("auth_attestation", &body.auth_attestation)?;
+    let mdoc_key = match (&body.mdoc_device_key, &body.mdoc_attestation) {
+        (Some(k), Some(chain)) => Some((
+            b64_field("mdoc_device_key", k)?,
+            decode_chain("mdoc_attestation", chain)?,
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(ServerError::BadInput(
+                "mdoc_device_key and mdoc_attestation come together".into(),
+            ));
+        }
+    };
     let email = body
         .notify_email
         .as_deref()
@@ -339,8 +355,11 @@ pub(crate) async fn provision(
         .ok_or(ServerError::NotFound("holder"))?;
 
     // Everything else is the authority core's to decide.
+    let holder_basic = holder.basic_four.clone();
     let state = s.clone();
     let roots = s.trusted_manufacturer_roots()?;
+    let mdoc_roots = roots.clone();
+    let mdoc_challenge = challenge.clone();
     let claimed = body.device.id.clone();
     let issued = tokio::task::spawn_blocking(move || {
         let req = PhoneRequest {
@@ -363,6 +382,20 @@ pub(crate) async fn provision(
     })
     .await
     .map_err(|e| ServerError::Internal(e.to_string()))??;
+    // The mobile-ID device key: attested like the JPKI keys, on the same device.
+    let mdoc_key = mdoc_key
+        .map(|(spki, chain)| {
+            crate::mdoc::check_device_key(
+                &spki,
+                &chain,
+                &mdoc_roots,
+                &mdoc_challenge,
+                &issued.device_id,
+                now,
+            )
+            .map(|key| (spki, key))
+        })
+        .transpose()?;
 
     // One phone per holder: every earlier phone certificate is superseded
     // and every active phone gets a wipe queued, in the same transaction.
@@ -492,6 +525,43 @@ pub(crate) async fn provision(
     publish_changes(&s, &provisioning.plan, now).await;
     s.notifier.committed(&events);
     tracing::info!(device_id = %device_id, superseded = superseded.len(), "phone provisioned");
+    // The mobile ID, after the commit (its status index belongs to the
+    // stored phone). Should it fail, the phone keeps its certificates and
+    // the answer simply has no `mdoc`.
+    let mdoc = match &mdoc_key {
+        Some((spki, key)) => {
+            let phone_not_after = issued.sign.not_after.min(issued.auth.not_after);
+            let mdoc_event = Event {
+                at: now,
+                actor: actor.clone(),
+                action: "mdoc_issued".into(),
+                holder_id: Some(holder_id.clone()),
+                serial: None,
+                detail: json!({"device_id": device_id}),
+            };
+            let done = async {
+                let rec = s
+                    .registry
+                    .mdoc_for_device(&device_id, spki, now, std::slice::from_ref(&mdoc_event))
+                    .await?;
+                let issued =
+                    crate::mdoc::sign(&s, &holder_basic, key, rec.idx, phone_not_after, now)?;
+                Ok::<_, ServerError>(issued)
+            }
+            .await;
+            match done {
+                Ok(m) => {
+                    s.notifier.committed(std::slice::from_ref(&mdoc_event));
+                    Some(m.json())
+                }
+                Err(e) => {
+                    tracing::warn!(device_id = %device_id, error = %e, "mobile ID not issued");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -506,6 +576,7 @@ pub(crate) async fn provision(
             "not_after": {"sign": rfc3339(issued.sign.not_after), "auth": rfc3339(issued.auth.not_after)},
             "superseded_devices": superseded,
             "revoked": provisioning.plan.changes.iter().map(|c| c.serial.to_hex()).collect::<Vec<_>>(),
+            "mdoc": mdoc,
         })),
     )
         .into_response())

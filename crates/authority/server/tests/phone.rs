@@ -321,6 +321,21 @@ struct Provisioned {
     auth_cert: Vec<u8>,
     auth_key: KeyHandle,
     sign_key: KeyHandle,
+    /// The mobile-ID device key sent (SPKI), if any.
+    mdoc_spki: Option<Vec<u8>>,
+}
+
+/// Whether and how the request carries a mobile-ID device key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MdocKey {
+    /// A P-256 key of the same element, auth-PIN policy, same challenge.
+    Good,
+    /// Attested for another challenge.
+    WrongChallenge,
+    /// Made in another phone's element.
+    OtherDevice,
+    /// Gated by the signing password instead.
+    WrongPolicy,
 }
 
 /// How to build a provisioning request (defaults: everything right).
@@ -332,6 +347,7 @@ struct Recipe {
     /// Send the auth key's chain as the sign key's.
     swap_chains: bool,
     notify_email: Option<String>,
+    mdoc: Option<MdocKey>,
 }
 
 impl Default for Recipe {
@@ -342,6 +358,7 @@ impl Default for Recipe {
             forge_with: None,
             swap_chains: false,
             notify_email: None,
+            mdoc: None,
         }
     }
 }
@@ -570,12 +587,47 @@ impl Env {
         if let Some(e) = &recipe.notify_email {
             body["notify_email"] = json!(e);
         }
+        if let Some(how) = recipe.mdoc {
+            let other;
+            let se = if how == MdocKey::OtherDevice {
+                other = Phone::with(&self.manufacturer);
+                &other.se
+            } else {
+                &phone.se
+            };
+            let bound = if how == MdocKey::WrongChallenge {
+                self.challenge().await
+            } else {
+                challenge.clone()
+            };
+            let policy = if how == MdocKey::WrongPolicy {
+                KeyPolicy::PHONE_SIGN
+            } else {
+                KeyPolicy::PHONE_AUTH
+            };
+            let mut se = se.lock().unwrap();
+            let k = se
+                .create_key(&format!("mdoc-{n}"), KeyKind::EcP256, policy, &bound)
+                .unwrap();
+            let chain: Vec<String> = se
+                .attest(&k)
+                .unwrap()
+                .into_certs()
+                .iter()
+                .map(|c| B64.encode(c))
+                .collect();
+            body["mdoc_device_key"] = json!(B64.encode(se.public_key(&k).unwrap()));
+            body["mdoc_attestation"] = json!(chain);
+        }
         (body, sign_key, auth_key)
     }
 
     /// Provisions `phone` from `card`; must succeed.
     async fn provision(&self, card: &Card, phone: &Phone, recipe: &Recipe) -> (Provisioned, Value) {
         let (body, sign_key, auth_key) = self.request(card, phone, recipe).await;
+        let mdoc_spki = body["mdoc_device_key"]
+            .as_str()
+            .map(|k| B64.decode(k).unwrap());
         let (code, v) = self.post_open("/v1/phones", body).await;
         assert_eq!(code, 201, "{v}");
         (
@@ -588,6 +640,7 @@ impl Env {
                 auth_cert: B64.decode(v["auth_cert"].as_str().unwrap()).unwrap(),
                 sign_key,
                 auth_key,
+                mdoc_spki,
             },
             v,
         )
@@ -1930,3 +1983,259 @@ async fn openapi_documents_the_phone_routes() {
     );
     env.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// The mobile ID (ISO 18013-5 mdoc) issued with the phone
+
+fn pem_to_der(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    B64.decode(b64.trim()).unwrap()
+}
+
+impl Env {
+    async fn iacas(&self) -> shomei_mdoc::issuer::TrustedIacas {
+        let pem = self.bytes(&self.url("/ca/iaca.pem")).await;
+        shomei_mdoc::issuer::TrustedIacas::new(vec![pem_to_der(&pem)]).unwrap()
+    }
+
+    /// The published status list, verified under the IACA.
+    async fn status_list(&self) -> shomei_mdoc::status::VerifiedStatusList {
+        let r = self
+            .http
+            .get(self.url("/status/mdoc"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/statuslist+cwt"
+        );
+        let token = r.bytes().await.unwrap();
+        shomei_mdoc::status::verify_status_list_token(
+            &token,
+            &self.url("/status/mdoc"),
+            &self.iacas().await,
+            now(),
+            shomei_mdoc::status::StatusListLimits::default(),
+        )
+        .unwrap()
+    }
+
+    /// The mobile ID of an answer, verified (status checked against the list).
+    async fn verify_mdoc(
+        &self,
+        mdoc: &Value,
+    ) -> Result<shomei_mdoc::issuer::VerifiedIssuerSigned, shomei_mdoc::MdocError> {
+        assert_eq!(mdoc["doc_type"], shomei_mdoc::jp::DOC_TYPE);
+        let bytes = B64.decode(mdoc["issuer_signed"].as_str().unwrap()).unwrap();
+        let is = shomei_mdoc::issuer::IssuerSigned::from_cbor(&bytes).unwrap();
+        let list = self.status_list().await;
+        shomei_mdoc::issuer::verify_issuer_signed(
+            shomei_mdoc::jp::DOC_TYPE,
+            &is,
+            &self.iacas().await,
+            now(),
+            shomei_mdoc::issuer::StatusCheck::List(&list),
+        )
+    }
+
+    async fn refresh_mdoc(&self, p: &Provisioned) -> (u16, Value) {
+        self.post_device(
+            &format!("/v1/devices/{}/mdoc", p.device_id),
+            &p.token,
+            json!({}),
+        )
+        .await
+    }
+}
+
+on_both_backends!(
+    mdoc_issued_with_the_phone_follows_its_status,
+    |env: Env| async move {
+        let card = env.enrol().await;
+        let phone = Phone::with(&env.manufacturer);
+        let with_mdoc = Recipe {
+            mdoc: Some(MdocKey::Good),
+            ..Recipe::default()
+        };
+        let (p, v) = env.provision(&card, &phone, &with_mdoc).await;
+        let mdoc = &v["mdoc"];
+        let ok = env.verify_mdoc(mdoc).await.unwrap();
+        assert_eq!(
+            ok.status(),
+            shomei_mdoc::issuer::StatusOutcome::Valid,
+            "the list says VALID"
+        );
+        assert_eq!(
+            Some(ok.device_key().to_spki()),
+            p.mdoc_spki,
+            "bound to the SE key"
+        );
+        let status = ok.mso().status.clone().unwrap();
+        assert_eq!(status.uri, env.url("/status/mdoc"));
+        assert_eq!(Some(status.idx), mdoc["status_idx"].as_u64());
+        // The basic four, no My Number, no local government code, no portrait.
+        use shomei_mdoc::jp::{NS_ISO23220, NS_JP, elements};
+        assert_eq!(
+            ok.element(NS_JP, elements::FULL_NAME),
+            Some(&ciborium::Value::from(NAME.replace(' ', "\u{3000}")))
+        );
+        assert_eq!(
+            ok.element(NS_ISO23220, "age_over_18"),
+            Some(&ciborium::Value::Bool(true))
+        );
+        for absent in [
+            elements::INDIVIDUAL_NUMBER,
+            elements::LOCAL_GOV_CODE,
+            elements::PORTRAIT,
+        ] {
+            assert_eq!(ok.element(NS_JP, absent), None, "{absent}");
+        }
+        let validity = ok.validity();
+        assert!(validity.valid_until - validity.valid_from <= time::Duration::days(30));
+        assert!(validity.valid_until > now() + time::Duration::days(1));
+
+        // A refresh: same index, same device key, still VALID.
+        let (code, fresh) = env.refresh_mdoc(&p).await;
+        assert_eq!(code, 200, "{fresh}");
+        assert_eq!(fresh["status_idx"], mdoc["status_idx"]);
+        let again = env.verify_mdoc(&fresh).await.unwrap();
+        assert_eq!(again.device_key(), ok.device_key());
+        // Another phone's token cannot refresh it.
+        let (code, _) = env
+            .post_device(
+                &format!("/v1/devices/{}/mdoc", p.device_id),
+                "sdt_nope",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code, 401);
+
+        // Suspending the phone: SUSPENDED, and no refresh.
+        for serial in [&p.sign_serial, &p.auth_serial] {
+            let (code, r) = env
+                .post(&format!("/v1/certificates/{serial}/suspend"), json!({}))
+                .await;
+            assert_eq!(code, 200, "{r}");
+        }
+        assert_eq!(
+            env.verify_mdoc(mdoc).await.unwrap_err(),
+            shomei_mdoc::MdocError::Suspended
+        );
+        let (code, r) = env.refresh_mdoc(&p).await;
+        assert_eq!((code, r["code"].as_str()), (409, Some("device_suspended")));
+
+        // A new phone: the old mobile ID is INVALID, the new one VALID at
+        // another index.
+        let phone2 = Phone::with(&env.manufacturer);
+        let (p2, v2) = env.provision(&card, &phone2, &with_mdoc).await;
+        assert_eq!(
+            env.verify_mdoc(mdoc).await.unwrap_err(),
+            shomei_mdoc::MdocError::Revoked
+        );
+        let second = env.verify_mdoc(&v2["mdoc"]).await.unwrap();
+        assert_ne!(v2["mdoc"]["status_idx"], mdoc["status_idx"]);
+        assert_eq!(Some(second.device_key().to_spki()), p2.mdoc_spki);
+        let (code, r) = env.refresh_mdoc(&p).await;
+        assert_eq!((code, r["code"].as_str()), (409, Some("device_not_active")));
+
+        // Revoking the new phone's certificate: INVALID.
+        let (code, r) = env
+            .post(
+                &format!("/v1/certificates/{}/revoke", p2.auth_serial),
+                json!({"reason": "keyCompromise"}),
+            )
+            .await;
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(
+            env.verify_mdoc(&v2["mdoc"]).await.unwrap_err(),
+            shomei_mdoc::MdocError::Revoked
+        );
+        // A phone without a device key gets no mobile ID (older clients).
+        let phone3 = Phone::with(&env.manufacturer);
+        let (_, v3) = env.provision(&card, &phone3, &Recipe::default()).await;
+        assert!(v3["mdoc"].is_null(), "{v3}");
+        env.stop().await;
+    }
+);
+
+on_both_backends!(forged_mdoc_attestation_is_refused, |env: Env| async move {
+    let card = env.enrol().await;
+    let phone = Phone::with(&env.manufacturer);
+    for (how, code) in [
+        (MdocKey::WrongChallenge, "bad_mdoc_attestation"),
+        (MdocKey::OtherDevice, "device_mismatch"),
+        (MdocKey::WrongPolicy, "bad_mdoc_key_policy"),
+    ] {
+        let recipe = Recipe {
+            mdoc: Some(how),
+            ..Recipe::default()
+        };
+        let (body, _, _) = env.request(&card, &phone, &recipe).await;
+        refused(&env, &card, body, 403, code).await;
+    }
+    // A key from an untrusted manufacturer.
+    let stranger = SimManufacturer::generate(now()).unwrap();
+    let other = Phone::with(&stranger);
+    let (mut body, _, _) = env
+        .request(
+            &card,
+            &phone,
+            &Recipe {
+                mdoc: Some(MdocKey::Good),
+                ..Recipe::default()
+            },
+        )
+        .await;
+    let (ob, _, _) = env
+        .request(
+            &card,
+            &other,
+            &Recipe {
+                mdoc: Some(MdocKey::Good),
+                ..Recipe::default()
+            },
+        )
+        .await;
+    body["mdoc_device_key"] = ob["mdoc_device_key"].clone();
+    body["mdoc_attestation"] = ob["mdoc_attestation"].clone();
+    refused(&env, &card, body, 403, "bad_mdoc_attestation").await;
+    // One field without the other.
+    let (mut body, _, _) = env
+        .request(
+            &card,
+            &phone,
+            &Recipe {
+                mdoc: Some(MdocKey::Good),
+                ..Recipe::default()
+            },
+        )
+        .await;
+    body.as_object_mut().unwrap().remove("mdoc_attestation");
+    refused(&env, &card, body, 400, "bad_request").await;
+    // Nothing was allocated: the list has no entry that is not VALID and
+    // the holder has no phone.
+    let list = env.status_list().await;
+    assert_eq!(
+        list.list().get(0).unwrap(),
+        shomei_mdoc::status::STATUS_VALID
+    );
+    // A good request still works afterwards.
+    let (_, v) = env
+        .provision(
+            &card,
+            &phone,
+            &Recipe {
+                mdoc: Some(MdocKey::Good),
+                ..Recipe::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        v["mdoc"]["status_idx"], 0,
+        "the refusals allocated no index"
+    );
+    env.stop().await;
+});
