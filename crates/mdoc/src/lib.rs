@@ -28,6 +28,8 @@ pub mod request;
 pub mod session;
 pub mod status;
 
+/// The CBOR value type of the public API (element values).
+pub use ciborium::Value as CborValue;
 pub use error::MdocError;
 pub use request::parse_device_request;
 pub use session::{parse_device_engagement, parse_session_data, parse_session_establishment};
