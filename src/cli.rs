@@ -36,6 +36,9 @@ pub enum Command {
     /// Verify what holders sign.
     #[command(subcommand)]
     Verify(crate::verifier_cmd::VerifyCmd),
+    /// An ISO 18013-5 mdoc reader: request and verify a mobile ID in person.
+    #[command(subcommand)]
+    Reader(crate::mdoc_cmd::ReaderCmd),
     /// Run the whole story step by step on an embedded authority.
     Sandbox(SandboxArgs),
     /// Measure issuance, OCSP, CRLs and revocation freshness, each beside a

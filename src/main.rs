@@ -8,6 +8,7 @@ mod card_cmd;
 mod cli;
 mod face_cmd;
 mod login;
+mod mdoc_cmd;
 mod output;
 mod phone_cmd;
 mod sandbox;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             Command::Phone(c) => phone_cmd::run(c, json).await,
             Command::Verifier(c) => verifier_cmd::run_verifier(c, json).await,
             Command::Verify(c) => verifier_cmd::run_verify(c, json).await,
+            Command::Reader(c) => mdoc_cmd::run_reader(c, json).await,
             Command::Sandbox(c) => sandbox::run(c, json).await,
             Command::Bench(c) => bench::run(c, json).await,
         }
