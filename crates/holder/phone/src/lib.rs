@@ -58,7 +58,7 @@ pub use phone::{
 };
 pub use state::{
     FileWalletStore, INBOX_LIMIT, MemoryWalletStore, Notification, Registration, WALLET_FORMAT,
-    WalletCertificates, WalletState, WalletStore, WipeCause, WipeRecord,
+    WalletCertificates, WalletMdoc, WalletState, WalletStore, WipeCause, WipeRecord,
 };
 
 /// The wallet file in a phone folder.
@@ -69,6 +69,8 @@ pub const SE_DIR: &str = "se";
 pub const SIGN_KEY_LABEL: &str = "jpki-sign";
 /// Label of the phone authentication key in the element.
 pub const AUTH_KEY_LABEL: &str = "jpki-auth";
+/// Label of the mobile ID's device key (P-256) in the element.
+pub const MDOC_KEY_LABEL: &str = "mdoc-device";
 
 #[cfg(test)]
 mod tests;

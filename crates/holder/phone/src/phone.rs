@@ -20,10 +20,10 @@ use shomei_secure_element::{
 use crate::applet::{PhoneApplet, SeBackend, gate, lock};
 use crate::http::{AuthorityHttp, HttpRequest, base64_field, call, text};
 use crate::state::{
-    FileWalletStore, Notification, Registration, WalletCertificates, WalletState, WalletStore,
-    WipeCause, WipeRecord,
+    FileWalletStore, Notification, Registration, WalletCertificates, WalletMdoc, WalletState,
+    WalletStore, WipeCause, WipeRecord,
 };
-use crate::{AUTH_KEY_LABEL, PhoneError, SE_DIR, SIGN_KEY_LABEL, WALLET_FILE};
+use crate::{AUTH_KEY_LABEL, MDOC_KEY_LABEL, PhoneError, SE_DIR, SIGN_KEY_LABEL, WALLET_FILE};
 
 /// Most sync rounds in one [`Phone::sync`] (each returns up to 100 events).
 const MAX_SYNC_ROUNDS: usize = 50;
@@ -89,6 +89,8 @@ pub struct Provisioned {
     /// Earlier phones of the holder the authority superseded (they wipe at
     /// their next sync).
     pub superseded_devices: Vec<String>,
+    /// The mobile ID the authority issued with the phone, if it did.
+    pub mdoc: Option<WalletMdoc>,
 }
 
 /// What a sync found.
@@ -105,6 +107,8 @@ pub struct SyncReport {
     pub new_notifications: Vec<Notification>,
     /// The phone's certificates at the authority: `(serial, status)`.
     pub certificates: Vec<(String, String)>,
+    /// Whether this sync replaced the mobile ID with a fresh one.
+    pub mdoc_refreshed: bool,
 }
 
 /// What retiring produced.
@@ -353,6 +357,77 @@ impl Phone {
         Ok(SeSigner::new(self.element.clone(), key, unlock)?)
     }
 
+    // ---- mobile ID ---------------------------------------------------------
+
+    /// The mobile ID (IssuerSigned and what the wallet knows of it), if any.
+    pub fn mdoc(&self) -> Option<&WalletMdoc> {
+        self.state.mdoc.as_ref()
+    }
+
+    /// The mobile ID's device key as a [`shomei_core::Signer`] (ECDSA P-256,
+    /// DER signatures), for one device authentication, unlocked like the
+    /// authentication key (auth PIN or biometric).
+    pub fn mdoc_signer(&mut self, how: AuthUnlock<'_>) -> Result<SeSigner, PhoneError> {
+        let label = match &self.state.mdoc {
+            Some(m) => m.key_label.clone(),
+            None => {
+                return Err(PhoneError::NotProvisioned {
+                    wiped: self.state.wipe.map(|w| w.cause),
+                });
+            }
+        };
+        let key = self.key(&label)?;
+        let unlock = self.unlock_auth(how)?;
+        Ok(SeSigner::new(self.element.clone(), key, unlock)?)
+    }
+
+    /// [`Phone::sync`], then, if the mobile ID is past half its validity at
+    /// `now`, a fresh one (`POST /v1/devices/{id}/mdoc`). A refusal because
+    /// the phone or its certificates ended drops the mobile ID; other
+    /// refusals keep the current one (it stays valid until its validUntil).
+    pub fn sync_at(
+        &mut self,
+        http: &mut dyn AuthorityHttp,
+        now: Timestamp,
+    ) -> Result<SyncReport, PhoneError> {
+        let mut report = self.sync(http)?;
+        let due = self
+            .state
+            .mdoc
+            .as_ref()
+            .is_some_and(|m| m.refresh_due(now.unix_timestamp()));
+        let reg = self.state.registration.clone();
+        let (Some(reg), true) = (reg, due) else {
+            return Ok(report);
+        };
+        let Some(token) = reg.device_token.clone() else {
+            return Ok(report);
+        };
+        let spki = {
+            let se = lock(&self.element);
+            let key = se.find_key(MDOC_KEY_LABEL)?;
+            se.public_key(&key)?
+        };
+        let req = HttpRequest::post(format!("/v1/devices/{}/mdoc", reg.device_id), json!({}))
+            .bearer(&token);
+        match call(http, &reg.authority, &req) {
+            Ok(v) => {
+                self.state.mdoc = Some(wallet_mdoc(&v, &spki)?);
+                report.mdoc_refreshed = true;
+            }
+            Err(PhoneError::Refused { code, .. })
+                if code == "device_not_active" || code == "device_suspended" =>
+            {
+                if code == "device_not_active" {
+                    self.state.mdoc = None;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.commit()?;
+        Ok(report)
+    }
+
     // ---- signing -----------------------------------------------------------
 
     /// Signs `content` with the phone signing key (detached CMS SignedData,
@@ -566,6 +641,7 @@ impl Phone {
                     (provisioned.auth_serial.clone(), "active".into()),
                 ];
                 self.state.wipe = None;
+                self.state.mdoc = provisioned.mdoc.clone();
                 self.commit()?;
                 Ok(provisioned)
             }
@@ -601,8 +677,18 @@ impl Phone {
         challenge: &[u8],
         card_sign_cert: &[u8],
     ) -> Result<(Provisioned, Registration, Vec<u8>, Vec<u8>), PhoneError> {
+        // (The mobile ID travels in `Provisioned::mdoc`.)
         let se_device_id = self.state.se_device_id.clone();
-        let (sign_key, auth_key, sign_chain, auth_chain, sign_unlock, auth_unlock) = {
+        let (
+            sign_key,
+            auth_key,
+            sign_chain,
+            auth_chain,
+            sign_unlock,
+            auth_unlock,
+            mdoc_chain,
+            mdoc_spki,
+        ) = {
             let mut se = lock(&self.element);
             se.set_pin(GateId::SignPassword, req.sign_password)?;
             se.set_pin(GateId::AuthPin, req.auth_pin)?;
@@ -620,6 +706,17 @@ impl Phone {
             )?;
             let sign_chain = se.attest(&sign_key)?;
             let auth_chain = se.attest(&auth_key)?;
+            // The mobile ID's device key: P-256, gated like the
+            // authentication key (auth PIN, or a confirmed biometric), so
+            // presenting the mobile ID is always the holder's act.
+            let mdoc_key = se.create_key(
+                MDOC_KEY_LABEL,
+                shomei_secure_element::KeyKind::EcP256,
+                KeyPolicy::PHONE_AUTH,
+                challenge,
+            )?;
+            let mdoc_chain = se.attest(&mdoc_key)?;
+            let mdoc_spki = se.public_key(&mdoc_key)?;
             // Each CSR is signed by its key, which the new PINs unlock (a
             // success resets the counter it spends).
             let sign_unlock =
@@ -632,6 +729,8 @@ impl Phone {
                 auth_chain,
                 sign_unlock,
                 auth_unlock,
+                mdoc_chain,
+                mdoc_spki,
             )
         };
         let sign_signer = SeSigner::new(self.element.clone(), sign_key, sign_unlock)?;
@@ -663,6 +762,8 @@ impl Phone {
             "auth_csr": b64(&auth_csr),
             "sign_attestation": chain(&sign_chain),
             "auth_attestation": chain(&auth_chain),
+            "mdoc_device_key": b64(&mdoc_spki),
+            "mdoc_attestation": chain(&mdoc_chain),
         });
         if let Some(email) = req.notify_email {
             body["notify_email"] = json!(email);
@@ -694,6 +795,10 @@ impl Phone {
                         .collect()
                 })
                 .unwrap_or_default(),
+            mdoc: match &v["mdoc"] {
+                Value::Null => None,
+                m => Some(wallet_mdoc(m, &mdoc_spki)?),
+            },
         };
         let registration = Registration {
             authority: base.to_owned(),
@@ -729,6 +834,7 @@ impl Phone {
                 wipe_confirmed: true,
                 new_notifications: Vec::new(),
                 certificates: self.state.certificate_status.clone(),
+                mdoc_refreshed: false,
             });
         };
         let mut report = SyncReport {
@@ -737,6 +843,7 @@ impl Phone {
             wipe_confirmed: self.state.wipe.is_some_and(|w| w.confirmed),
             new_notifications: Vec::new(),
             certificates: Vec::new(),
+            mdoc_refreshed: false,
         };
         for _ in 0..MAX_SYNC_ROUNDS {
             let path = format!(
@@ -760,6 +867,12 @@ impl Phone {
                 .unwrap_or_default();
             self.state.authority_status = Some(report.status.clone());
             self.state.certificate_status = report.certificates.clone();
+            // A phone the authority no longer counts as active (superseded,
+            // lost, wiped) or whose certificates are revoked has no mobile ID.
+            if report.status != "active" || report.certificates.iter().any(|(_, s)| s == "revoked")
+            {
+                self.state.mdoc = None;
+            }
             if v["wipe"].as_bool() == Some(true) {
                 if self.is_provisioned() || self.state.wipe.is_none() {
                     self.wipe_credentials(WipeCause::Authority)?;
@@ -858,6 +971,7 @@ impl Phone {
 
     fn record_wipe(&mut self, cause: WipeCause) -> Result<(), PhoneError> {
         self.state.certificates = WalletCertificates::default();
+        self.state.mdoc = None;
         self.state.wipe = Some(WipeRecord {
             cause,
             confirmed: false,
@@ -948,4 +1062,36 @@ pub(crate) fn serial_hex(der: &[u8]) -> Result<String, PhoneError> {
     let serial = shomei_core::Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
         .map_err(|e| PhoneError::Protocol(format!("certificate serial: {e}")))?;
     Ok(serial.to_hex())
+}
+
+/// The mobile ID in an authority answer (`{doc_type, issuer_signed,
+/// valid_until, status_idx}`), checked: it parses, and its MSO binds the
+/// secure element's key `spki`.
+pub(crate) fn wallet_mdoc(v: &Value, spki: &[u8]) -> Result<WalletMdoc, PhoneError> {
+    let issuer_signed = base64_field(v, "issuer_signed")?;
+    let bad = |what: &str| PhoneError::Protocol(format!("the mobile ID: {what}"));
+    let parsed = shomei_mdoc::issuer::IssuerSigned::from_cbor(&issuer_signed)
+        .map_err(|_| bad("not IssuerSigned"))?;
+    let payload = parsed
+        .issuer_auth
+        .payload
+        .as_deref()
+        .ok_or_else(|| bad("no MSO"))?;
+    let mso = shomei_mdoc::mso::MobileSecurityObject::from_tagged_bytes(payload)
+        .map_err(|_| bad("unreadable MSO"))?;
+    if mso.device_key.to_spki() != spki {
+        return Err(bad("not bound to the secure element's key"));
+    }
+    let doc_type = text(v, "doc_type")?;
+    if doc_type != mso.doc_type {
+        return Err(bad("docType differs from the MSO's"));
+    }
+    Ok(WalletMdoc {
+        doc_type,
+        issuer_signed,
+        key_label: MDOC_KEY_LABEL.to_owned(),
+        valid_from: mso.validity.valid_from.unix_timestamp(),
+        valid_until: mso.validity.valid_until.unix_timestamp(),
+        status_idx: mso.status.map_or(0, |s| s.idx),
+    })
 }

@@ -144,6 +144,34 @@ pub struct Notification {
     pub detail: serde_json::Value,
 }
 
+/// The mobile ID (ISO 18013-5 mdoc) the authority issued for the phone's
+/// device key: public data (the holder's elements, signed), no key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletMdoc {
+    /// `org.iso.23220.1.jp.mnc`.
+    pub doc_type: String,
+    /// IssuerSigned (CBOR).
+    #[serde(with = "hex_bytes")]
+    pub issuer_signed: Vec<u8>,
+    /// The device key's label in the secure element.
+    pub key_label: String,
+    /// validFrom (Unix seconds).
+    pub valid_from: i64,
+    /// validUntil (Unix seconds).
+    pub valid_until: i64,
+    /// Index in the authority's status list.
+    pub status_idx: u64,
+}
+
+impl WalletMdoc {
+    /// Whether more than half of its validity has passed at `now` (Unix
+    /// seconds): time to ask for a fresh one.
+    pub fn refresh_due(&self, now: i64) -> bool {
+        let half = self.valid_from + (self.valid_until - self.valid_from) / 2;
+        now >= half
+    }
+}
+
 /// Everything in the wallet file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WalletState {
@@ -169,6 +197,9 @@ pub struct WalletState {
     pub certificate_status: Vec<(String, String)>,
     /// The last wipe, if the credentials were erased.
     pub wipe: Option<WipeRecord>,
+    /// The mobile ID, if the authority issued one (absent in older wallets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdoc: Option<WalletMdoc>,
 }
 
 impl WalletState {
@@ -185,6 +216,7 @@ impl WalletState {
             authority_status: None,
             certificate_status: Vec::new(),
             wipe: None,
+            mdoc: None,
         }
     }
 

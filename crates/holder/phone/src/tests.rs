@@ -189,6 +189,67 @@ struct MockDevice {
     status: &'static str,
     auth_spki: Vec<u8>,
     serials: Vec<String>,
+    mdoc_spki: Option<Vec<u8>>,
+}
+
+/// A document signer under an IACA, made once.
+fn document_signer() -> &'static (Vec<u8>, shomei_pki::EcdsaP256Signer) {
+    static DS: OnceLock<(Vec<u8>, shomei_pki::EcdsaP256Signer)> = OnceLock::new();
+    DS.get_or_init(|| {
+        let points = PublicationPoints::new(BASE);
+        let iaca = shomei_pki::profile::Iaca::create(
+            "Mock Authority",
+            &points,
+            Arc::new(shomei_pki::EcdsaP256Signer::generate().unwrap()),
+            &Serial::from_be_bytes(&[7]).unwrap(),
+            NOW,
+        )
+        .unwrap();
+        let ds = shomei_pki::EcdsaP256Signer::generate().unwrap();
+        let cert = iaca
+            .issue_document_signer(
+                &points,
+                &ds,
+                &Serial::from_be_bytes(&[8]).unwrap(),
+                NOW,
+                365,
+            )
+            .unwrap();
+        (cert, ds)
+    })
+}
+
+/// A 30-day mobile ID for `spki`, signed at `at`, as the authority answers it.
+fn mock_mdoc(spki: &[u8], at: Timestamp, idx: u64) -> Value {
+    use shomei_mdoc::issuer::{DocumentContent, DocumentSigner, issue};
+    use shomei_mdoc::mso::{DeviceKey, StatusRef, ValidityInfo};
+    let (cert, key) = document_signer();
+    let ds = DocumentSigner::new(key, cert.clone()).unwrap();
+    let content = DocumentContent {
+        doc_type: shomei_mdoc::jp::DOC_TYPE.into(),
+        name_spaces: vec![(
+            shomei_mdoc::jp::NS_ISO23220.into(),
+            vec![("age_over_18".into(), ciborium::Value::Bool(true))],
+        )],
+    };
+    let signed = issue(
+        &content,
+        &DeviceKey::from_spki(spki).unwrap(),
+        ValidityInfo::starting(at, time::Duration::days(30)),
+        Some(StatusRef {
+            idx,
+            uri: format!("{BASE}/status/mdoc"),
+        }),
+        &ds,
+        &mut Counter(idx as u8),
+    )
+    .unwrap();
+    json!({
+        "doc_type": shomei_mdoc::jp::DOC_TYPE,
+        "issuer_signed": B64.encode(signed.to_cbor().unwrap()),
+        "valid_until": "",
+        "status_idx": idx,
+    })
 }
 
 /// The authority's phone endpoints over `shomei_ca`, in memory.
@@ -199,6 +260,8 @@ struct Mock {
     events: Vec<Value>,
     calls: Vec<String>,
     refuse_phones: bool,
+    /// When the mock signs a refreshed mobile ID.
+    clock: Option<Timestamp>,
 }
 
 impl Mock {
@@ -295,6 +358,12 @@ impl Mock {
         let token = format!("sdt_{}", self.devices.len() + 1);
         let serials = vec![issued.sign.serial.to_hex(), issued.auth.serial.to_hex()];
         self.event("phone_provisioned", None);
+        let mdoc_spki = body["mdoc_device_key"]
+            .as_str()
+            .map(|k| B64.decode(k).unwrap());
+        let mdoc = mdoc_spki.as_ref().map_or(Value::Null, |k| {
+            mock_mdoc(k, NOW, self.devices.len() as u64)
+        });
         self.devices.insert(
             id.clone(),
             MockDevice {
@@ -302,6 +371,7 @@ impl Mock {
                 status: "active",
                 auth_spki: shomei_pki::csr::certificate_spki(&issued.auth.der).unwrap(),
                 serials: serials.clone(),
+                mdoc_spki,
             },
         );
         Self::ok(
@@ -312,6 +382,7 @@ impl Mock {
                 "sign_cert": B64.encode(&issued.sign.der), "auth_cert": B64.encode(&issued.auth.der),
                 "sign_serial": serials[0], "auth_serial": serials[1],
                 "superseded_devices": superseded,
+                "mdoc": mdoc,
             }),
         )
     }
@@ -354,6 +425,15 @@ impl Mock {
                         "events": events, "cursor": cursor, "more": false,
                     }),
                 )
+            }
+            (Method::Post, ["", "v1", "devices", id, "mdoc"]) => {
+                self.device_for(req, id)?;
+                let d = &self.devices[*id];
+                if d.status != "active" {
+                    return Err(Self::problem(409, "device_not_active"));
+                }
+                let spki = d.mdoc_spki.clone().unwrap();
+                Self::ok(200, mock_mdoc(&spki, self.clock.unwrap_or(NOW), 0))
             }
             (Method::Post, ["", "v1", "devices", id, "wiped"]) => {
                 self.device_for(req, id)?;
@@ -440,6 +520,10 @@ fn provisioning_puts_attested_keys_and_certificates_on_the_phone() {
             ),
             (
                 AUTH_KEY_LABEL.to_owned(),
+                shomei_secure_element::KeyPolicy::PHONE_AUTH
+            ),
+            (
+                MDOC_KEY_LABEL.to_owned(),
                 shomei_secure_element::KeyPolicy::PHONE_AUTH
             )
         ]
@@ -857,4 +941,94 @@ fn failed_provisioning_leaves_nothing_in_the_element() {
         Err(PhoneError::NotACard)
     );
     let _ = &mut other;
+}
+
+#[test]
+fn provisioning_stores_the_mdoc_bound_to_the_se_key() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    let m = p.phone.mdoc().cloned().expect("a mobile ID");
+    assert_eq!(m.doc_type, shomei_mdoc::jp::DOC_TYPE);
+    assert_eq!(m.key_label, MDOC_KEY_LABEL);
+    assert_eq!(m.valid_until - m.valid_from, 30 * 86_400);
+    let se_spki = {
+        let se = lock(p.phone.element());
+        let k = se.find_key(MDOC_KEY_LABEL).unwrap();
+        assert_eq!(
+            se.key_info(&k).unwrap().kind,
+            shomei_secure_element::KeyKind::EcP256
+        );
+        se.public_key(&k).unwrap()
+    };
+    assert_eq!(
+        mock.devices["d_1"].mdoc_spki.as_deref(),
+        Some(se_spki.as_slice()),
+        "the SE key was sent"
+    );
+    let parsed = shomei_mdoc::issuer::IssuerSigned::from_cbor(&m.issuer_signed).unwrap();
+    let mso = shomei_mdoc::mso::MobileSecurityObject::from_tagged_bytes(
+        parsed.issuer_auth.payload.as_deref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mso.device_key.to_spki(), se_spki);
+    // Kept across a power cycle.
+    p.reopen().unwrap();
+    assert_eq!(p.phone.mdoc(), Some(&m));
+    // The device key signs through the element, unlocked by the auth PIN only.
+    assert!(p.phone.mdoc_signer(AuthUnlock::Pin("0000")).is_err());
+    let signer = p.phone.mdoc_signer(AuthUnlock::Pin(PHONE_PIN)).unwrap();
+    assert_eq!(signer.public_key_spki(), se_spki.as_slice());
+    assert_eq!(
+        signer.algorithm(),
+        shomei_core::SignatureAlgorithm::EcdsaP256Sha256
+    );
+    assert!(!signer.sign(b"device authentication").unwrap().is_empty());
+}
+
+#[test]
+fn mdoc_from_another_key_is_refused() {
+    let mut mock = Mock::default();
+    let p = provisioned(&mut mock);
+    let other = shomei_pki::EcdsaP256Signer::generate().unwrap();
+    let answer = mock_mdoc(other.public_key_spki(), NOW, 0);
+    let se_spki = {
+        let se = lock(p.phone.element());
+        let k = se.find_key(MDOC_KEY_LABEL).unwrap();
+        se.public_key(&k).unwrap()
+    };
+    assert!(crate::phone::wallet_mdoc(&answer, &se_spki).is_err());
+    assert!(crate::phone::wallet_mdoc(&mock_mdoc(&se_spki, NOW, 0), &se_spki).is_ok());
+}
+
+#[test]
+fn sync_refreshes_the_mdoc_past_half_validity_and_drops_it_when_superseded() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    let first = p.phone.mdoc().cloned().unwrap();
+    // Day 1: not due, no call.
+    let r = p
+        .phone
+        .sync_at(&mut mock, NOW + time::Duration::days(1))
+        .unwrap();
+    assert!(!r.mdoc_refreshed);
+    assert!(!mock.calls.iter().any(|c| c.ends_with("/mdoc")));
+    assert_eq!(p.phone.mdoc(), Some(&first));
+    // Day 16: past half, a fresh one signed then.
+    let later = NOW + time::Duration::days(16);
+    mock.clock = Some(later);
+    let r = p.phone.sync_at(&mut mock, later).unwrap();
+    assert!(r.mdoc_refreshed);
+    assert!(mock.calls.iter().any(|c| c == "/v1/devices/d_1/mdoc"));
+    let fresh = p.phone.mdoc().cloned().unwrap();
+    assert_eq!(fresh.valid_from, later.unix_timestamp());
+    assert_ne!(fresh.issuer_signed, first.issuer_signed);
+    p.reopen().unwrap();
+    assert_eq!(p.phone.mdoc(), Some(&fresh), "stored");
+
+    // A newer phone supersedes this one: the next sync drops the mobile ID.
+    let _second = provisioned(&mut mock);
+    let r = p.phone.sync_at(&mut mock, later).unwrap();
+    assert!(r.wiped_now);
+    assert_eq!(p.phone.mdoc(), None);
+    assert!(p.phone.mdoc_signer(AuthUnlock::Pin(PHONE_PIN)).is_err());
 }
