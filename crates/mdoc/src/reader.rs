@@ -37,7 +37,7 @@ use shomei_core::{RandomSource, Timestamp};
 use crate::device_auth::DeviceAuth;
 use crate::error::MdocError;
 use crate::issuer::{StatusCheck, StatusOutcome, TrustedIacas, verify_issuer_signed};
-use crate::mso::ValidityInfo;
+use crate::mso::{MobileSecurityObject, StatusRef, ValidityInfo};
 use crate::present::{DeviceResponse, STATUS_OK, ephemeral_key, parse_age_over};
 use crate::request::{DeviceRequest, DocRequest, ItemsRequest};
 use crate::session::{
@@ -269,6 +269,14 @@ impl Reader {
         now: Timestamp,
         status: StatusCheck<'_>,
     ) -> Result<VerifiedPresentation, MdocError> {
+        self.open_session_data(bytes)?;
+        self.verify(trust, now, status)
+    }
+
+    /// Step 1 of [`Reader::on_session_data`]: decrypts the SessionData and
+    /// keeps the DeviceResponse (e.g. to learn [`Reader::status_reference`]
+    /// and fetch the status list before verifying).
+    pub fn open_session_data(&mut self, bytes: &[u8]) -> Result<&[u8], MdocError> {
         let message = parse_session_data(bytes)?;
         let inbound = self.session.open(&message)?;
         let Some(response) = inbound.data else {
@@ -277,9 +285,22 @@ impl Reader {
                 Some(s) => MdocError::PeerError { status: s.code() },
             });
         };
-        self.response = Some(response.clone());
+        Ok(self.response.insert(response))
+    }
+
+    /// Step 2: verifies the last DeviceResponse received.
+    pub fn verify(
+        &self,
+        trust: &TrustedIacas,
+        now: Timestamp,
+        status: StatusCheck<'_>,
+    ) -> Result<VerifiedPresentation, MdocError> {
+        let response = self
+            .response
+            .as_deref()
+            .ok_or(MdocError::Invalid("no DeviceResponse received"))?;
         verify_device_response(
-            &response,
+            response,
             &self.request,
             &self.transcript,
             &self.ephemeral,
@@ -287,6 +308,18 @@ impl Reader {
             now,
             status,
         )
+    }
+
+    /// The status reference of the received document's MSO, **unverified**:
+    /// only a hint where to fetch the status list; [`Reader::verify`] then
+    /// checks that the list is the one the signed MSO names.
+    pub fn status_reference(&self) -> Option<StatusRef> {
+        let response = DeviceResponse::parse(self.response.as_deref()?).ok()?;
+        let doc = response.documents.first()?;
+        let payload = doc.issuer_signed.issuer_auth.payload.as_deref()?;
+        MobileSecurityObject::from_tagged_bytes(payload)
+            .ok()?
+            .status
     }
 
     /// The SessionData ending the session (status 20).

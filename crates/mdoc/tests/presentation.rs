@@ -11,12 +11,13 @@ use ciborium::Value;
 use shomei_core::{RandomSource, Serial, SignError, Signer, Timestamp};
 use shomei_mdoc::MdocError;
 use shomei_mdoc::device_auth::DeviceSigned;
+use shomei_mdoc::issuer::StatusOutcome;
 use shomei_mdoc::issuer::{
     DocumentContent, DocumentSigner, IssuerSigned, IssuerSignedItem, IssuerSignedItemBytes,
     StatusCheck, TrustedIacas, issue,
 };
 use shomei_mdoc::jp::{self, NS_ISO23220, NS_JP, elements};
-use shomei_mdoc::mso::{DeviceKey, ValidityInfo};
+use shomei_mdoc::mso::{DeviceKey, StatusRef, ValidityInfo};
 use shomei_mdoc::present::{ConsentPolicy, DeviceResponse, Presenter, ResponseDocument, STATUS_OK};
 use shomei_mdoc::reader::{DeviceAuthKind, Reader, VerifiedPresentation};
 use shomei_mdoc::request::{DeviceRequest, ItemsRequest, parse_device_request};
@@ -24,6 +25,10 @@ use shomei_mdoc::session::{
     DeviceEngagement, EphemeralKey, Handover, KeyAgreement, Role, SessionData, SessionEncryption,
     SessionKeys, SessionTranscript, SessionTranscriptBytes, parse_session_data,
     parse_session_establishment,
+};
+use shomei_mdoc::status::{
+    STATUS_INVALID, StatusList, StatusListLimits, StatusListTokenClaims, sign_status_list_token,
+    verify_status_list_token,
 };
 use shomei_pki::EcdsaP256Signer;
 use shomei_pki::profile::{Iaca, PublicationPoints};
@@ -82,12 +87,21 @@ impl Pki {
     }
 
     fn issue(&self, content: &DocumentContent, device_key: &DeviceKey) -> IssuerSigned {
+        self.issue_with_status(content, device_key, None)
+    }
+
+    fn issue_with_status(
+        &self,
+        content: &DocumentContent,
+        device_key: &DeviceKey,
+        status: Option<StatusRef>,
+    ) -> IssuerSigned {
         let ds = DocumentSigner::new(&self.ds_key, self.ds_cert.clone()).unwrap();
         issue(
             content,
             device_key,
             ValidityInfo::starting(NOW, time::Duration::days(30)),
-            None,
+            status,
             &ds,
             &mut TestRng(0x1234_5678_9abc_def1),
         )
@@ -849,4 +863,66 @@ fn reader_reports_the_peer_status() {
         )
         .unwrap_err();
     assert_eq!(err, MdocError::PeerError { status: 10 });
+}
+
+const STATUS_URI: &str = "http://127.0.0.1:8700/status/mdoc";
+
+#[test]
+fn status_list_is_checked_in_two_steps() {
+    let mut list = StatusList::new(2, 64).unwrap();
+    list.set(5, STATUS_INVALID).unwrap();
+    for (idx, expect) in [
+        (4u64, Ok(StatusOutcome::Valid)),
+        (5, Err(MdocError::Revoked)),
+    ] {
+        let pki = Pki::new("Shomei Test");
+        let key = EcdsaP256Signer::generate().unwrap();
+        let dk = DeviceKey::from_spki(key.public_key_spki()).unwrap();
+        let is = pki.issue_with_status(
+            &content(AGES_19),
+            &dk,
+            Some(StatusRef {
+                idx,
+                uri: STATUS_URI.into(),
+            }),
+        );
+        let token = sign_status_list_token(
+            &list,
+            &StatusListTokenClaims {
+                uri: STATUS_URI.into(),
+                issued_at: NOW,
+                expires: NOW + time::Duration::days(1),
+                ttl_seconds: None,
+            },
+            &pki.ds_key,
+            std::slice::from_ref(&pki.ds_cert),
+        )
+        .unwrap();
+        let h = Holder {
+            pki,
+            key,
+            issuer_signed: is,
+        };
+        let mut p = h.presenter(ConsentPolicy::auto());
+        let mut r = reader_for(&p, &[(NS_JP, elements::SEX_TEXT)]);
+        let reply = p
+            .on_session_establishment(r.session_establishment())
+            .unwrap();
+        assert!(r.status_reference().is_none());
+        r.open_session_data(&reply.message.unwrap()).unwrap();
+        let reference = r.status_reference().unwrap();
+        assert_eq!((reference.uri.as_str(), reference.idx), (STATUS_URI, idx));
+        let verified = verify_status_list_token(
+            &token,
+            &reference.uri,
+            &h.pki.trust,
+            NOW,
+            StatusListLimits::default(),
+        )
+        .unwrap();
+        let got = r
+            .verify(&h.pki.trust, NOW, StatusCheck::List(&verified))
+            .map(|v| v.status);
+        assert_eq!(got, expect);
+    }
 }
