@@ -14,6 +14,11 @@
 //! One session: the reader sends SessionEstablishment, reads one
 //! SessionData (the DeviceResponse), verifies it, then sends the
 //! termination (status 20) and closes.
+//!
+//! Revocation: when the verified MSO carries a status reference, the
+//! reader fetches that Token Status List over HTTP(S), verifies it under
+//! the same trusted IACA and refuses a revoked or suspended mobile ID;
+//! `--offline` skips this (status "not_checked").
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +38,7 @@ use shomei_mdoc::request::ItemsRequest;
 use shomei_mdoc::session::{
     DeviceEngagement, MAX_SESSION_MESSAGE_LEN, RetrievalMethod, parse_device_engagement_uri,
 };
+use shomei_mdoc::status::{StatusListLimits, VerifiedStatusList, verify_status_list_token};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -154,6 +160,33 @@ async fn exchange(reader: &Reader, addr: SocketAddr) -> anyhow::Result<(TcpStrea
     Ok((stream, answer))
 }
 
+/// Fetches and verifies the Status List Token at `uri` (fail closed: a
+/// reader that cannot learn the status refuses).
+async fn fetch_status_list(
+    uri: &str,
+    trust: &TrustedIacas,
+    now: shomei_core::Timestamp,
+    timeout: u64,
+) -> anyhow::Result<VerifiedStatusList> {
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        anyhow::bail!("the MSO's status list URI is not HTTP(S); use --offline to skip the check");
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout))
+        .build()?;
+    let resp = client
+        .get(uri)
+        .send()
+        .await
+        .with_context(|| format!("cannot fetch the status list {uri} (--offline skips it)"))?;
+    if !resp.status().is_success() {
+        anyhow::bail!("status list {uri}: HTTP {}", resp.status());
+    }
+    let token = resp.bytes().await.context("reading the status list")?;
+    verify_status_list_token(&token, uri, trust, now, StatusListLimits::default())
+        .map_err(|e| anyhow::anyhow!("the status list {uri} is not valid: {e} ({})", e.code()))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ReaderCmd {
     /// Request a mobile ID shown as an `mdoc:` QR code, verify it and print
@@ -180,6 +213,10 @@ pub enum ReaderCmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Do not fetch the status list the MSO points to (revocation is
+        /// then reported as "not_checked").
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -288,6 +325,7 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         save_response,
         save_transcript,
         timeout,
+        offline,
     } = cmd;
     let request = items_request(&items)?;
     let pem = std::fs::read_to_string(&trust)
@@ -312,12 +350,31 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         tokio::time::timeout(Duration::from_secs(timeout), exchange(&reader, addr))
             .await
             .map_err(|_| anyhow::anyhow!("no answer from the phone within {timeout} s"))??;
-    let verdict = reader.on_session_data(
-        &answer,
-        &trust,
-        shomei_core::Timestamp::now_utc(),
-        StatusCheck::NotChecked,
-    );
+    let now = shomei_core::Timestamp::now_utc();
+    let mut status_failure = None;
+    let verdict = match reader.open_session_data(&answer) {
+        Err(e) => Err(e),
+        Ok(_) => {
+            let list = match reader.status_reference() {
+                Some(r) if !offline => {
+                    match fetch_status_list(&r.uri, &trust, now, timeout).await {
+                        Ok(l) => Some(l),
+                        Err(e) => {
+                            status_failure = Some(e);
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            reader.verify(
+                &trust,
+                now,
+                list.as_ref()
+                    .map_or(StatusCheck::NotChecked, StatusCheck::List),
+            )
+        }
+    };
     // Say goodbye whatever happened (best effort).
     if let Ok(end) = reader.terminate() {
         let _ = write_frame(&mut stream, &end).await;
@@ -332,6 +389,21 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         std::fs::write(path, resp).with_context(|| format!("cannot write {}", path.display()))?;
     }
 
+    if let Some(e) = status_failure {
+        // Fail closed: without the status the mobile ID is not accepted.
+        if json_out {
+            println!(
+                "{}",
+                json!({
+                    "valid": false,
+                    "doc_type": reader.request().doc_type,
+                    "items": {},
+                    "error": {"code": "status_unavailable", "message": format!("{e:#}")},
+                })
+            );
+        }
+        return Err(e);
+    }
     match verdict {
         Ok(v) => {
             let mut flat = serde_json::Map::new();
@@ -516,6 +588,57 @@ mod tests {
         assert_eq!(v.items.len(), 1);
         assert_eq!(v.items[NS_ISO23220]["age_over_20"], Value::Bool(true));
         assert!(presenter.is_closed());
+
+        // The command itself, against a second presentation.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("iaca.pem");
+        std::fs::write(
+            &pem,
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                base64::engine::general_purpose::STANDARD.encode(iaca.cert_der())
+            ),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut presenter = Presenter::with_retrieval_methods(
+            &is.to_cbor().unwrap(),
+            jp::DOC_TYPE,
+            &device,
+            ConsentPolicy::auto(),
+            vec![tcp_retrieval_method(listener.local_addr().unwrap())],
+            &mut SystemRng,
+            now,
+        )
+        .unwrap();
+        let (resp_path, tr_path) = (dir.path().join("resp.cbor"), dir.path().join("tr.cbor"));
+        let cmd = ReaderCmd::Request {
+            engagement: presenter.engagement_uri(),
+            items: vec!["full_name_unicode".into(), "age_over_18".into()],
+            trust: pem,
+            save_response: Some(resp_path.clone()),
+            save_transcript: Some(tr_path.clone()),
+            timeout: 10,
+            offline: true,
+        };
+        let (served, ran) =
+            tokio::join!(serve_one(&listener, &mut presenter), run_reader(cmd, true));
+        ran.unwrap();
+        // age_over_18 absent: nearest true above (20) answers it.
+        assert_eq!(
+            served.unwrap(),
+            vec![
+                (NS_ISO23220.to_owned(), "age_over_20".to_owned()),
+                (NS_JP.to_owned(), "full_name_unicode".to_owned()),
+            ]
+        );
+        assert_eq!(
+            std::fs::read(&tr_path).unwrap(),
+            presenter.session_transcript().unwrap().as_bytes()
+        );
+        let resp = shomei_mdoc::present::DeviceResponse::parse(&std::fs::read(&resp_path).unwrap())
+            .unwrap();
+        assert_eq!(resp.documents.len(), 1);
     }
 
     #[tokio::test]
