@@ -197,7 +197,7 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
         PhoneCmd::Sync { phone } => {
             let mut p = open(&phone)?;
             let mut http = Http::new()?;
-            let r = p.sync(&mut http).map_err(phone_error)?;
+            let r = p.sync_at(&mut http, now()).map_err(phone_error)?;
             let certs: Vec<_> = r
                 .certificates
                 .iter()
@@ -221,6 +221,9 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
             }
             for (s, st) in &r.certificates {
                 lines.push(format!("certificate {s}: {st}"));
+            }
+            if r.mdoc_refreshed {
+                lines.push("mobile ID refreshed".into());
             }
             for n in &r.new_notifications {
                 lines.push(format!(
@@ -425,14 +428,21 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
             "phone": a.phone, "device_id": out.device_id, "se_device_id": out.se_device_id,
             "holder_id": out.holder_id, "sign_serial": out.sign_serial, "auth_serial": out.auth_serial,
             "superseded_devices": out.superseded_devices,
+            "mdoc": out.mdoc.as_ref().map(mdoc_json),
         }),
         &format!(
-            "phone provisioned: {}\n  device {} (secure element {})\n  signing certificate {}\n  authentication certificate {}{}",
+            "phone provisioned: {}\n  device {} (secure element {})\n  signing certificate {}\n  authentication certificate {}{}{}",
             a.phone.display(),
             out.device_id,
             out.se_device_id,
             out.sign_serial,
             out.auth_serial,
+            out.mdoc.as_ref().map_or(String::new(), |m| format!(
+                "\n  mobile ID {} valid until {} (status index {})",
+                m.doc_type,
+                unix_rfc3339(m.valid_until),
+                m.status_idx
+            )),
             if out.superseded_devices.is_empty() {
                 String::new()
             } else {
@@ -481,6 +491,7 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
         "biometric": p.biometric_status(),
         "wipe": wipe,
         "inbox": st.inbox,
+        "mdoc": st.mdoc.as_ref().map(mdoc_json),
     });
     let mut lines = vec![
         format!(
@@ -520,6 +531,15 @@ fn status(path: &Path, json: bool) -> anyhow::Result<()> {
         tries(GateId::SignPassword)
     ));
     lines.push(format!("biometric: {:?}", p.biometric_status()));
+    lines.push(match &st.mdoc {
+        Some(m) => format!(
+            "mobile ID {} valid until {} (status index {})",
+            m.doc_type,
+            unix_rfc3339(m.valid_until),
+            m.status_idx
+        ),
+        None => "no mobile ID".into(),
+    });
     lines.push(format!("inbox: {} notification(s)", st.inbox.len()));
     emit(json, &value, &lines.join("\n"));
     Ok(())
@@ -713,6 +733,23 @@ pub fn phone_error(e: PhoneError) -> anyhow::Error {
     } else {
         anyhow::anyhow!(e)
     }
+}
+
+/// Unix seconds as RFC 3339 (the number itself if out of range).
+fn unix_rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The mobile ID in `--json` output (no personal data: the elements stay in
+/// the IssuerSigned).
+fn mdoc_json(m: &shomei_phone::WalletMdoc) -> serde_json::Value {
+    json!({"doc_type": m.doc_type, "valid_until": unix_rfc3339(m.valid_until), "status_idx": m.status_idx})
 }
 
 fn now() -> shomei_core::Timestamp {

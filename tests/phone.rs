@@ -353,6 +353,11 @@ fn phone_provisioned_from_card_signs_and_openssl_verifies() {
     let (phone, v) = w.provision("phone1");
     assert!(v["device_id"].as_str().unwrap().starts_with("d_"));
     assert_eq!(v["superseded_devices"], json!([]));
+    // The mobile ID came with the phone; status shows it.
+    assert_eq!(v["mdoc"]["doc_type"], "org.iso.23220.1.jp.mnc", "{v}");
+    assert!(v["mdoc"]["status_idx"].is_u64(), "{v}");
+    assert!(v["mdoc"]["valid_until"].is_string(), "{v}");
+    assert_eq!(status(&w, &phone)["mdoc"], v["mdoc"]);
     w.sign_and_verify(&phone, "転入届 / moving-in notification\n");
     // The authentication key signs too (PIN), and its certificate chains to
     // the authentication root.
@@ -500,6 +505,10 @@ fn second_phone_supersedes_first_and_old_phone_wipes_on_sync() {
     // The old phone learns it at its next sync and erases itself.
     let s = sync(&w, &old);
     assert_eq!(s["status"], "superseded");
+    assert!(
+        status(&w, &old)["mdoc"].is_null(),
+        "the mobile ID is dropped"
+    );
     assert_eq!(
         (s["wiped"].as_bool(), s["wipe_confirmed"].as_bool()),
         (Some(true), Some(true))
