@@ -49,7 +49,6 @@ use crate::output::{Failure, emit};
 pub const TCP_RETRIEVAL_TYPE: u64 = 0x5348; // "SH"
 
 /// The retrieval method advertising `addr`.
-#[cfg_attr(not(test), allow(dead_code))] // `phone present` wires it
 pub fn tcp_retrieval_method(addr: SocketAddr) -> RetrievalMethod {
     RetrievalMethod {
         kind: TCP_RETRIEVAL_TYPE,
@@ -117,7 +116,6 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> anyhow::Result<Vec<u
 /// The holder's side (for `phone present`): accepts one reader on
 /// `listener` and runs the session with `presenter` until it ends or the
 /// reader hangs up. Returns what was released.
-#[cfg_attr(not(test), allow(dead_code))] // `phone present` wires it
 pub async fn serve_one(
     listener: &tokio::net::TcpListener,
     presenter: &mut Presenter<'_>,

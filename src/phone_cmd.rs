@@ -49,6 +49,10 @@ pub enum PhoneCmd {
     /// the phone's authentication key; with --password, also release the
     /// basic four by the signing key when the relying party asks for them.
     Login(LoginArgs),
+    /// Show the mobile ID in person (ISO 18013-5): prints the `mdoc:`
+    /// device engagement URI as the first line, then serves one reader
+    /// session over TCP and releases only what was requested and allowed.
+    Present(PresentArgs),
     /// Enrol, change or remove the biometric that may stand in for the
     /// authentication PIN (never for the signing password).
     #[command(subcommand)]
@@ -63,6 +67,37 @@ pub enum PhoneCmd {
         #[arg(long)]
         trust: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ConsentArg {
+    /// Release what the reader asks for, never the individual number unless
+    /// --release-individual-number.
+    Auto,
+    /// Ask on the terminal for each element.
+    Ask,
+}
+
+#[derive(Args, Debug)]
+pub struct PresentArgs {
+    #[arg(long)]
+    pub phone: PathBuf,
+    /// Where the reader connects (the address goes into the engagement).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub consent: ConsentArg,
+    /// With --consent auto: also release the individual number if asked.
+    #[arg(long)]
+    pub release_individual_number: bool,
+    /// The device key is unlocked like the authentication key: the PIN…
+    #[arg(long)]
+    pub pin: Option<String>,
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// …or a biometric (a sample file, or nothing for the enrolled finger).
+    #[arg(long, num_args = 0..=1, conflicts_with_all = ["pin", "pin_file"])]
+    pub biometric: Option<Option<PathBuf>>,
 }
 
 #[derive(Args, Debug)]
@@ -194,6 +229,7 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
         PhoneCmd::Status { phone } => status(&phone, json),
         PhoneCmd::Sign(a) => sign(a, json),
         PhoneCmd::Login(a) => login(a, json),
+        PhoneCmd::Present(a) => present(a, json),
         PhoneCmd::Sync { phone } => {
             let mut p = open(&phone)?;
             let mut http = Http::new()?;
@@ -647,6 +683,98 @@ fn login(a: LoginArgs, json: bool) -> anyhow::Result<()> {
             offer.client_id,
             method,
             offer.scopes.join(" ")
+        ),
+    );
+    Ok(())
+}
+
+/// `phone present`: one in-person presentation of the mobile ID.
+fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
+    use shomei_mdoc::present::{ConsentPolicy, Presenter};
+    let (pin, sample) = match &a.biometric {
+        Some(Some(f)) => (String::new(), Some(read_file(f, "biometric sample")?)),
+        Some(None) => (
+            String::new(),
+            Some(read_file(
+                &a.phone.join(SENSOR_SAMPLE),
+                "biometric sensor (enrol one first)",
+            )?),
+        ),
+        None => (
+            card_cmd::secret(
+                a.pin.clone(),
+                a.pin_file.as_deref(),
+                "authentication PIN (or --biometric): it unlocks the mobile ID's device key",
+            )?,
+            None,
+        ),
+    };
+    let mut p = open(&a.phone)?;
+    let mdoc = p.mdoc().cloned().ok_or_else(|| {
+        Failure::input("this phone holds no mobile ID (provision it again, or sync)")
+    })?;
+    let signer = p
+        .mdoc_signer(auth_unlock(&pin, &sample)?)
+        .map_err(phone_error)?;
+    let rt = tokio::runtime::Handle::current();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(a.listen))
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let consent = match a.consent {
+        ConsentArg::Auto => ConsentPolicy::Auto {
+            release_individual_number: a.release_individual_number,
+        },
+        ConsentArg::Ask => {
+            ConsentPolicy::Ask(Box::new(|r: &shomei_mdoc::present::ConsentRequest<'_>| {
+                use std::io::Write as _;
+                eprint!(
+                    "the reader asks for {}/{}{}: release it? [y/N] ",
+                    r.namespace,
+                    r.element,
+                    if r.intent_to_retain {
+                        " (and intends to keep it)"
+                    } else {
+                        ""
+                    }
+                );
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).is_ok()
+                    && line.trim().eq_ignore_ascii_case("y")
+            }))
+        }
+    };
+    let mut rng = shomei_pki::SystemRandom::new();
+    let mut presenter = Presenter::with_retrieval_methods(
+        &mdoc.issuer_signed,
+        &mdoc.doc_type,
+        &signer,
+        consent,
+        vec![crate::mdoc_cmd::tcp_retrieval_method(addr)],
+        &mut rng,
+        now(),
+    )
+    .map_err(|e| anyhow::anyhow!("the mobile ID cannot be shown: {e} ({})", e.code()))?;
+    // The contract: the engagement URI is the first line of stdout.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", presenter.engagement_uri())?;
+        out.flush()?;
+    }
+    let released = rt.block_on(crate::mdoc_cmd::serve_one(&listener, &mut presenter))?;
+    let names: Vec<String> = released.iter().map(|(ns, e)| format!("{ns}/{e}")).collect();
+    emit(
+        json,
+        &json!({"released": names}),
+        &format!(
+            "released: {}",
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
         ),
     );
     Ok(())

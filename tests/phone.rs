@@ -980,3 +980,86 @@ fn untrusted_manufacturer_refused_until_trusted_without_restart() {
     let v = json_of(&w.provision_with(&phone, CARD_PW, &["--manufacturer", mfr.to_str().unwrap()]));
     assert!(v["sign_serial"].is_string(), "{v}");
 }
+
+/// `phone present` in the background: (child, engagement URI).
+fn present(phone: &Path, extra: &[&str]) -> (Child, String) {
+    use std::io::BufRead as _;
+    let mut args = vec![
+        "phone",
+        "present",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        PHONE_PIN,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    #[allow(clippy::zombie_processes)] // the caller waits
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // Keep reading the rest in the background so the child never blocks.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, line.trim().to_owned())
+}
+
+fn reader(w: &World, uri: &str, items: &str) -> Output {
+    shomei(&[
+        "reader",
+        "request",
+        "--engagement",
+        uri,
+        "--items",
+        items,
+        "--trust",
+        w.dir.join("ca/iaca.pem").to_str().unwrap(),
+        "--json",
+    ])
+}
+
+#[test]
+fn mobile_id_shown_in_person_age_only_then_refused_once_suspended() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    assert_eq!(p["mdoc"]["doc_type"], "org.iso.23220.1.jp.mnc", "{p}");
+
+    // Age check: only age_over_20 leaves the phone.
+    let (mut child, uri) = present(&phone, &[]);
+    assert!(uri.starts_with("mdoc:"), "{uri}");
+    let v = json_of(&reader(&w, &uri, "age_over_20"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["device_auth"], "signature");
+    assert_eq!(v["items"], json!({"age_over_20": true}));
+    assert!(child.wait().unwrap().success());
+
+    // A fuller check: name and birth date, and never the individual number
+    // under the default consent (the authority does not put it in anyway).
+    let (mut child, uri) = present(&phone, &[]);
+    let v = json_of(&reader(&w, &uri, "full_name_unicode,birth_date"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["items"]["full_name_unicode"], "鈴木\u{3000}一郎", "{v}");
+    assert!(v["items"].get("individual_number_unicode").is_none());
+    assert!(child.wait().unwrap().success());
+
+    // The phone is suspended: the reader reads the status list and refuses.
+    for serial in [
+        p["sign_serial"].as_str().unwrap(),
+        p["auth_serial"].as_str().unwrap(),
+    ] {
+        let (s, body) = w.operator(&format!("/v1/certificates/{serial}/suspend"), json!({}));
+        assert_eq!(s, 200, "{body}");
+    }
+    let (mut child, uri) = present(&phone, &[]);
+    let out = reader(&w, &uri, "age_over_20");
+    let (code, msg) = failure(&out);
+    assert_ne!(code, 0);
+    assert!(msg.to_lowercase().contains("suspended"), "{msg}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
