@@ -328,7 +328,7 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
     let request = items_request(&items)?;
     let pem = std::fs::read_to_string(&trust)
         .map_err(|e| Failure::input(format!("cannot read {}: {e}", trust.display())))?;
-    let certs = shomei_verifier::trust::pem_certificates(&pem);
+    let certs = shomei_pki::pem::pem_certificates(pem.as_bytes());
     if certs.is_empty() {
         return Err(Failure::input(format!(
             "{}: no certificate in it",

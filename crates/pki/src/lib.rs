@@ -12,6 +12,7 @@ pub mod error;
 pub mod keys;
 pub mod ocsp;
 pub mod oids;
+pub mod pem;
 pub mod profile;
 
 pub use error::PkiError;

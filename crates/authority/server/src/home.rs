@@ -418,7 +418,7 @@ pub fn load_manufacturer_roots(dir: &Path) -> Result<Vec<Vec<u8>>, ServerError> 
     for path in paths {
         let raw = read(&path)?;
         let ders = if path.extension().is_some_and(|x| x == "pem") {
-            pem_certificates(&raw)
+            shomei_pki::pem::pem_certificates(&raw)
         } else {
             vec![raw]
         };
@@ -436,28 +436,6 @@ pub fn load_manufacturer_roots(dir: &Path) -> Result<Vec<Vec<u8>>, ServerError> 
         }
     }
     Ok(roots)
-}
-
-/// The DER of every `CERTIFICATE` block in PEM text.
-fn pem_certificates(text: &[u8]) -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let text = String::from_utf8_lossy(text);
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        match (&mut body, line) {
-            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
-            (Some(b), "-----END CERTIFICATE-----") => {
-                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
-                    out.push(der);
-                }
-                body = None;
-            }
-            (Some(b), l) => b.push_str(l),
-            (None, _) => {}
-        }
-    }
-    out
 }
 
 /// PEM armour (RFC 7468).

@@ -18,7 +18,7 @@ use time::Duration;
 
 use crate::ServiceError;
 use crate::jwt::JwtSigner;
-use crate::online::{b64url, random, sha256};
+use crate::online::{b64url, lock, random, sha256};
 
 /// How long a login challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::seconds(60);
@@ -783,10 +783,6 @@ impl Provider {
         out.extend(g.claims.clone());
         Some(Value::Object(out))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

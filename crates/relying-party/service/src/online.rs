@@ -420,7 +420,9 @@ async fn get_bytes(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, Service
         .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks, recovering the data of a poisoned mutex (no state here is left
+/// half-changed by a panic).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

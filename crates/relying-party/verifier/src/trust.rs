@@ -99,7 +99,7 @@ impl TrustStore {
         pem: &str,
         source: RootSource,
     ) -> Result<usize, VerifyError> {
-        let ders = pem_certificates(pem);
+        let ders = shomei_pki::pem::pem_certificates(pem.as_bytes());
         if ders.is_empty() {
             return Err(VerifyError::malformed(
                 "root certificate",
@@ -130,26 +130,4 @@ impl TrustStore {
             Purpose::Authentication => &self.auth,
         }
     }
-}
-
-/// The DER of every `CERTIFICATE` block in PEM text (other blocks and
-/// undecodable bodies are skipped).
-pub fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
-    use base64::Engine;
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        match (&mut body, line) {
-            (None, "-----BEGIN CERTIFICATE-----") => body = Some(String::new()),
-            (Some(b), "-----END CERTIFICATE-----") => {
-                if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
-                    out.push(der);
-                }
-                body = None;
-            }
-            (Some(b), l) => b.push_str(l),
-            (None, _) => {}
-        }
-    }
-    out
 }
