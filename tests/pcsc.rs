@@ -65,36 +65,66 @@ struct Pcscd {
 }
 
 impl Pcscd {
-    fn start(port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(root().join("scripts/opensc-check.sh"))
-            .args(["--start-pcscd", &port.to_string()])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pcscd did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let socket = text
-            .lines()
-            .find_map(|l| l.strip_prefix("PCSCLITE_CSOCK_NAME="))
-            .expect("the socket")
-            .to_owned();
-        Self { dir, socket }
+    /// Starts pcscd with vpcd on a free port pair; returns it and the port.
+    /// Another test may take a port between our probe and pcscd's bind, so
+    /// a start refused for a busy port is retried on another pair.
+    fn start() -> (Self, u16) {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new("bash")
+                .arg(root().join("scripts/opensc-check.sh"))
+                .args(["--start-pcscd", &port.to_string()])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                last = String::from_utf8_lossy(&out.stderr).into_owned();
+                continue;
+            }
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let socket = text
+                .lines()
+                .find_map(|l| l.strip_prefix("PCSCLITE_CSOCK_NAME="))
+                .expect("the socket")
+                .to_owned();
+            return (Self { dir, socket }, port);
+        }
+        panic!("pcscd did not start: {last}");
     }
 }
 
 impl Drop for Pcscd {
     fn drop(&mut self) {
+        // A failed test shows what pcscd saw (APDUs carry no PIN: VERIFY
+        // data is test data here).
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("--- pcscd.log (last 80 lines)");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         let _ = Command::new("bash")
             .arg(root().join("scripts/opensc-check.sh"))
             .arg("--stop-pcscd")
             .arg(self.dir.path())
             .output();
+    }
+}
+
+/// Prints a log file if the test fails while this guard lives.
+struct ShowOnPanic(PathBuf);
+
+impl Drop for ShowOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- {}\n{text}", self.0.display());
+        }
     }
 }
 
@@ -161,6 +191,7 @@ fn card_client_over_pcsc_reads_signs_provisions_and_survives_removal() {
             "--json",
         ],
     ));
+    let authority_log = tmp.path().join("authority.log");
     let _authority = Kill(
         Command::new(env!("CARGO_BIN_EXE_shomei"))
             .args([
@@ -172,10 +203,11 @@ fn card_client_over_pcsc_reads_signs_provisions_and_survives_removal() {
                 &format!("127.0.0.1:{port}"),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&authority_log).unwrap())
             .spawn()
             .unwrap(),
     );
+    let _show_authority_log = ShowOnPanic(authority_log);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "authority did not start");
@@ -210,9 +242,9 @@ fn card_client_over_pcsc_reads_signs_provisions_and_survives_removal() {
     ));
 
     // pcscd with the vpcd reader, and the card plugged in through it.
-    let vpcd_port = free_port();
-    let pcscd = Pcscd::start(vpcd_port);
+    let (pcscd, vpcd_port) = Pcscd::start();
     let sock = pcscd.socket.as_str();
+    let vpcd_log = tmp.path().join("serve-vpcd.log");
     let mut vpcd = Kill(
         Command::new(env!("CARGO_BIN_EXE_shomei"))
             .args([
@@ -224,10 +256,11 @@ fn card_client_over_pcsc_reads_signs_provisions_and_survives_removal() {
                 &vpcd_port.to_string(),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&vpcd_log).unwrap())
             .spawn()
             .unwrap(),
     );
+    let _show_vpcd_log = ShowOnPanic(vpcd_log);
     // The card is found by SELECT of the JPKI AP over PC/SC.
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -406,10 +439,18 @@ fn card_client_over_pcsc_reads_signs_provisions_and_survives_removal() {
     assert!(msg.to_lowercase().contains("blocked"), "{msg}");
 
     // The card is pulled out (vpcd goes away): a clear one-line error, no panic.
+    // pcscd notices the dropped link on its next poll; until then a command
+    // may still find the reader "present", so wait for the first failure.
     let _ = vpcd.0.kill();
     let _ = vpcd.0.wait();
-    std::thread::sleep(Duration::from_millis(500));
-    let out = shomei(sock, &["card", "status", "--card", "pcsc:", "--json"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = shomei(sock, &["card", "status", "--card", "pcsc:", "--json"]);
+        if !out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let (code, msg) = failure(&out);
     assert_ne!(code, 0);
     assert!(!msg.contains("panicked"), "{msg}");
