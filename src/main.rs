@@ -11,6 +11,7 @@ mod login;
 mod mdoc_cmd;
 mod output;
 mod phone_cmd;
+mod qr;
 mod sandbox;
 mod sandbox_rp;
 mod verifier_cmd;

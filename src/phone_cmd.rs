@@ -98,6 +98,21 @@ pub struct PresentArgs {
     /// …or a biometric (a sample file, or nothing for the enrolled finger).
     #[arg(long, num_args = 0..=1, conflicts_with_all = ["pin", "pin_file"])]
     pub biometric: Option<Option<PathBuf>>,
+    /// Draw the engagement as a QR code on stderr: `auto` when stderr is a
+    /// terminal.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub qr: QrArg,
+    /// Also write the engagement QR code as a PNG (for a kiosk screen).
+    #[arg(long)]
+    pub qr_png: Option<PathBuf>,
+}
+
+/// When `phone present` draws the QR code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum QrArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Args, Debug)]
@@ -756,11 +771,28 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
         now(),
     )
     .map_err(|e| anyhow::anyhow!("the mobile ID cannot be shown: {e} ({})", e.code()))?;
-    // The contract: the engagement URI is the first line of stdout.
+    // The contract: the engagement URI is the first line of stdout; the QR
+    // code goes to stderr so it never mixes with the machine-readable lines.
+    let uri = presenter.engagement_uri();
+    if let Some(path) = &a.qr_png {
+        std::fs::write(path, crate::qr::png(&uri)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     {
-        use std::io::Write as _;
+        use std::io::{IsTerminal as _, Write as _};
+        let draw = match a.qr {
+            QrArg::Always => true,
+            QrArg::Never => false,
+            QrArg::Auto => std::io::stderr().is_terminal(),
+        };
+        if draw {
+            eprint!(
+                "{}show this to the reader (ISO 18013-5 device engagement)\n",
+                crate::qr::terminal(&uri)?
+            );
+        }
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", presenter.engagement_uri())?;
+        writeln!(out, "{uri}")?;
         out.flush()?;
     }
     let released = rt.block_on(crate::mdoc_cmd::serve_one(&listener, &mut presenter))?;

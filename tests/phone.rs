@@ -1063,3 +1063,51 @@ fn mobile_id_shown_in_person_age_only_then_refused_once_suspended() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The engagement QR code (terminal and PNG) carries exactly the URI the
+/// phone prints; the PNG is decoded by zbar (`zbarimg`, Debian zbar-tools),
+/// a scanner nobody here wrote.
+#[test]
+fn engagement_qr_code_scans_back_to_the_uri() {
+    use std::io::{BufRead as _, Read as _};
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    let png = w.path("engagement.png");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(["phone", "present", "--phone", phone.to_str().unwrap()])
+        .args(["--pin", PHONE_PIN, "--qr", "always", "--qr-png"])
+        .arg(&png)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut uri = String::new();
+    out.read_line(&mut uri).unwrap();
+    let uri = uri.trim().to_owned();
+    assert!(uri.starts_with("mdoc:"), "{uri}");
+    // No reader comes: stop the phone and read what it drew.
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let rows: Vec<&str> = err.lines().filter(|l| l.contains('█')).collect();
+    assert!(rows.len() > 10, "a QR code on stderr: {err}");
+    let width = rows[0].chars().count();
+    assert!(rows.iter().all(|r| r.chars().count() == width), "{err}");
+    assert!(!err.contains(&uri), "the URI goes to stdout only");
+
+    match Command::new("zbarimg").args(["--raw", "-q"]).arg(&png).output() {
+        Ok(o) => {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), uri);
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs zbarimg (zbar-tools): {e}"
+            );
+            eprintln!("skipping the scan: zbarimg missing ({e})");
+        }
+    }
+}
