@@ -39,6 +39,18 @@ if ! python3 -c 'import authlib, requests' 2>/dev/null; then
   log "installing Python authlib and requests from PyPI"
   python3 -m pip install -q authlib requests
 fi
+# Independent ISO 18013-5 checkers of our DeviceResponse
+# (crates/mdoc/tests/independent_checkers.rs): pymdoccbor from PyPI and
+# @auth0/mdl from npm (pinned by tests/mdoc_checkers/package-lock.json).
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("pymdoccbor") != "1.4.0")' 2>/dev/null; then
+  log "installing Python pymdoccbor 1.4.0 from PyPI"
+  python3 -m pip install -q pymdoccbor==1.4.0
+fi
+if [ ! -f tests/mdoc_checkers/node_modules/.package-lock.json ] \
+   || [ tests/mdoc_checkers/package-lock.json -nt tests/mdoc_checkers/node_modules/.package-lock.json ]; then
+  log "installing the npm mdoc checkers (npm ci)"
+  (cd tests/mdoc_checkers && npm ci --no-audit --no-fund)
+fi
 
 # PC/SC stack for the OpenSC cross-check (pcscd, vpcd, OpenSC, pcsc-tools).
 "$ROOT/scripts/opensc-check.sh" --install-only
