@@ -13,6 +13,7 @@ mod output;
 mod phone_cmd;
 mod qr;
 mod sandbox;
+mod sandbox_mdoc;
 mod sandbox_rp;
 mod verifier_cmd;
 

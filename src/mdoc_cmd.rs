@@ -149,7 +149,10 @@ pub async fn serve_one(
 }
 
 /// The reader's exchange: SessionEstablishment out, one SessionData back.
-async fn exchange(reader: &Reader, addr: SocketAddr) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+pub(crate) async fn exchange(
+    reader: &Reader,
+    addr: SocketAddr,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to the phone at {addr}"))?;
@@ -296,7 +299,7 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-fn human_value(v: &Value) -> String {
+pub(crate) fn human_value(v: &Value) -> String {
     match v {
         Value::Bytes(b) => format!("({} bytes)", b.len()),
         other => match to_json(other) {
@@ -315,27 +318,27 @@ impl shomei_core::RandomSource for SystemRng {
     }
 }
 
-pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
-    let ReaderCmd::Request {
-        engagement,
-        items,
-        trust,
-        save_response,
-        save_transcript,
-        timeout,
-        offline,
-    } = cmd;
-    let request = items_request(&items)?;
-    let pem = std::fs::read_to_string(&trust)
-        .map_err(|e| Failure::input(format!("cannot read {}: {e}", trust.display())))?;
-    let certs = shomei_pki::pem::pem_certificates(pem.as_bytes());
-    if certs.is_empty() {
-        return Err(Failure::input(format!(
-            "{}: no certificate in it",
-            trust.display()
-        )));
-    }
-    let trust = TrustedIacas::new(certs).map_err(|e| Failure::input(format!("--trust: {e}")))?;
+/// What a reader got from one presentation.
+pub(crate) struct ReaderOutcome {
+    /// The session (transcript, the decrypted DeviceResponse).
+    pub reader: Reader,
+    /// The verification of the DeviceResponse.
+    pub verdict: Result<shomei_mdoc::reader::VerifiedPresentation, shomei_mdoc::MdocError>,
+    /// The status list could not be had: the reader fails closed.
+    pub status_failure: Option<anyhow::Error>,
+}
+
+/// The reader's whole side of one presentation over TCP: connect to the
+/// phone the engagement names, send the request, decrypt the answer, fetch
+/// the status list the MSO points to (unless `offline`), verify, and say
+/// goodbye.
+pub(crate) async fn request_presentation(
+    engagement: &str,
+    request: ItemsRequest,
+    trust: &TrustedIacas,
+    timeout: u64,
+    offline: bool,
+) -> anyhow::Result<ReaderOutcome> {
     let parsed = parse_device_engagement_uri(engagement.trim())
         .map_err(|e| Failure::input(format!("--engagement: {e}")))?;
     let addr = tcp_address(&parsed).ok_or_else(|| {
@@ -354,19 +357,17 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         Err(e) => Err(e),
         Ok(_) => {
             let list = match reader.status_reference() {
-                Some(r) if !offline => {
-                    match fetch_status_list(&r.uri, &trust, now, timeout).await {
-                        Ok(l) => Some(l),
-                        Err(e) => {
-                            status_failure = Some(e);
-                            None
-                        }
+                Some(r) if !offline => match fetch_status_list(&r.uri, trust, now, timeout).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        status_failure = Some(e);
+                        None
                     }
-                }
+                },
                 _ => None,
             };
             reader.verify(
-                &trust,
+                trust,
                 now,
                 list.as_ref()
                     .map_or(StatusCheck::NotChecked, StatusCheck::List),
@@ -378,6 +379,44 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         let _ = write_frame(&mut stream, &end).await;
     }
     let _ = stream.shutdown().await;
+    Ok(ReaderOutcome {
+        reader,
+        verdict,
+        status_failure,
+    })
+}
+
+/// The IACA certificates in a PEM file, as the reader's trust.
+pub(crate) fn trusted_iacas(path: &std::path::Path) -> anyhow::Result<TrustedIacas> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    let certs = shomei_pki::pem::pem_certificates(pem.as_bytes());
+    if certs.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: no certificate in it",
+            path.display()
+        )));
+    }
+    TrustedIacas::new(certs).map_err(|e| Failure::input(format!("--trust: {e}")))
+}
+
+pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
+    let ReaderCmd::Request {
+        engagement,
+        items,
+        trust,
+        save_response,
+        save_transcript,
+        timeout,
+        offline,
+    } = cmd;
+    let request = items_request(&items)?;
+    let trust = trusted_iacas(&trust)?;
+    let ReaderOutcome {
+        reader,
+        verdict,
+        status_failure,
+    } = request_presentation(&engagement, request, &trust, timeout, offline).await?;
 
     if let Some(path) = &save_transcript {
         std::fs::write(path, reader.session_transcript().as_bytes())

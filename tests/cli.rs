@@ -436,6 +436,23 @@ fn sandbox_runs_the_story_and_prints_one_json_object() {
     assert!(steps.len() >= 5, "{v}");
     let last = steps.last().unwrap()["details"].to_string();
     assert!(last.contains("revoked (keyCompromise)"), "{last}");
+    // The mobile ID chapter: only age_over_20 leaves the phone, the full
+    // check never gets the individual number, the lost phone is refused.
+    let step = |needle: &str| {
+        steps
+            .iter()
+            .find(|s| s["title"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no step {needle:?}: {v}"))["details"]
+            .to_string()
+    };
+    let age = step("over 20");
+    assert!(age.contains("the phone released: age_over_20\""), "{age}");
+    assert!(age.contains("status list: valid"), "{age}");
+    let full = step("full identity");
+    assert!(full.contains("verified full_name_unicode"), "{full}");
+    assert!(!full.contains("verified individual_number"), "{full}");
+    let lost = step("cannot use its mobile ID");
+    assert!(lost.contains("suspended"), "{lost}");
 }
 
 #[test]
