@@ -105,6 +105,20 @@ pub struct PresentArgs {
     /// Also write the engagement QR code as a PNG (for a kiosk screen).
     #[arg(long)]
     pub qr_png: Option<PathBuf>,
+    /// How the phone proves it holds the device key (ISO 18013-5 §9.1.3):
+    /// an ECDSA signature, or a MAC keyed by ECDH of the device key (inside
+    /// the secure element) with the reader's ephemeral key.
+    #[arg(long, value_enum, default_value = "signature")]
+    pub device_auth: DeviceAuthArg,
+}
+
+/// `phone present --device-auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceAuthArg {
+    /// deviceSignature (COSE_Sign1, ES256).
+    Signature,
+    /// deviceMac (COSE_Mac0, HMAC-SHA256 with EMacKey).
+    Mac,
 }
 
 /// When `phone present` draws the QR code.
@@ -705,7 +719,7 @@ fn login(a: LoginArgs, json: bool) -> anyhow::Result<()> {
 
 /// `phone present`: one in-person presentation of the mobile ID.
 fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
-    use shomei_mdoc::present::{ConsentPolicy, Presenter};
+    use shomei_mdoc::present::{ConsentPolicy, DeviceAuthKey, Presenter};
     let (pin, sample) = match &a.biometric {
         Some(Some(f)) => (String::new(), Some(read_file(f, "biometric sample")?)),
         Some(None) => (
@@ -728,9 +742,23 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
     let mdoc = p.mdoc().cloned().ok_or_else(|| {
         Failure::input("this phone holds no mobile ID (provision it again, or sync)")
     })?;
-    let signer = p
-        .mdoc_signer(auth_unlock(&pin, &sample)?)
-        .map_err(phone_error)?;
+    // The device key stays in the secure element either way; one unlock.
+    let signer;
+    let agreement;
+    let device_auth = match a.device_auth {
+        DeviceAuthArg::Signature => {
+            signer = p
+                .mdoc_signer(auth_unlock(&pin, &sample)?)
+                .map_err(phone_error)?;
+            DeviceAuthKey::Signature(&signer)
+        }
+        DeviceAuthArg::Mac => {
+            agreement = p
+                .mdoc_agreement(auth_unlock(&pin, &sample)?)
+                .map_err(phone_error)?;
+            DeviceAuthKey::Mac(&agreement)
+        }
+    };
     let rt = tokio::runtime::Handle::current();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(a.listen))
@@ -761,10 +789,10 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
         }
     };
     let mut rng = shomei_pki::SystemRandom::new();
-    let mut presenter = Presenter::with_retrieval_methods(
+    let mut presenter = Presenter::with_device_auth(
         &mdoc.issuer_signed,
         &mdoc.doc_type,
-        &signer,
+        device_auth,
         consent,
         vec![crate::mdoc_cmd::tcp_retrieval_method(addr)],
         &mut rng,
@@ -786,8 +814,8 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
             QrArg::Auto => std::io::stderr().is_terminal(),
         };
         if draw {
-            eprint!(
-                "{}show this to the reader (ISO 18013-5 device engagement)\n",
+            eprintln!(
+                "{}show this to the reader (ISO 18013-5 device engagement)",
                 crate::qr::terminal(&uri)?
             );
         }

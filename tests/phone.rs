@@ -1111,3 +1111,47 @@ fn engagement_qr_code_scans_back_to_the_uri() {
         }
     }
 }
+
+/// ISO 18013-5 device authentication by MAC (§9.1.3.5): the phone's secure
+/// element does the ECDH of the mobile ID's device key with the reader's
+/// ephemeral key (the key never leaves it), gated by the auth PIN like a
+/// signature; the reader verifies the DeviceMac.
+#[test]
+fn mobile_id_device_mac_through_the_secure_element() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    assert_eq!(p["mdoc"]["doc_type"], "org.iso.23220.1.jp.mnc", "{p}");
+
+    let (mut child, uri) = present(&phone, &["--device-auth", "mac"]);
+    assert!(uri.starts_with("mdoc:"), "{uri}");
+    let v = json_of(&reader(&w, &uri, "age_over_20,full_name_unicode"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["device_auth"], "mac", "{v}");
+    assert_eq!(v["items"]["age_over_20"], true, "{v}");
+    assert_eq!(v["items"]["full_name_unicode"], "鈴木\u{3000}一郎", "{v}");
+    assert!(child.wait().unwrap().success());
+
+    // The same gate as for a signature: a wrong PIN opens nothing.
+    let phone_arg = phone.to_str().unwrap();
+    let (code, msg) = failure(&shomei(&[
+        "phone",
+        "present",
+        "--phone",
+        phone_arg,
+        "--pin",
+        "0000",
+        "--device-auth",
+        "mac",
+        "--qr",
+        "never",
+        "--json",
+    ]));
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("PIN"), "{msg}");
+
+    // The default is still a signature.
+    let (mut child, uri) = present(&phone, &[]);
+    let v = json_of(&reader(&w, &uri, "age_over_20"));
+    assert_eq!(v["device_auth"], "signature", "{v}");
+    assert!(child.wait().unwrap().success());
+}

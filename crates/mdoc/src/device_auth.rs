@@ -389,6 +389,9 @@ impl DeviceSigned {
 
     /// The mdoc MACs DeviceAuthentication with EMacKey from its static
     /// device key and the reader's ephemeral key.
+    ///
+    /// `static_device_key` may be a key held in a secure element (anything
+    /// implementing [`KeyAgreement`]); only the ECDH goes through it.
     pub fn mac(
         static_device_key: &dyn KeyAgreement,
         e_reader_key: &EcPublicKey,
@@ -397,8 +400,19 @@ impl DeviceSigned {
         name_spaces: Vec<u8>,
     ) -> Result<Self, MdocError> {
         let key = MacKey::derive(static_device_key, e_reader_key, transcript)?;
+        Self::mac_with_key(&key, transcript, doc_type, name_spaces)
+    }
+
+    /// As [`DeviceSigned::mac`] with EMacKey already derived (for the same
+    /// `transcript`): one key agreement serves every response of a session.
+    pub fn mac_with_key(
+        key: &MacKey,
+        transcript: &SessionTranscriptBytes,
+        doc_type: &str,
+        name_spaces: Vec<u8>,
+    ) -> Result<Self, MdocError> {
         let payload = device_authentication_bytes(transcript, doc_type, &name_spaces)?;
-        let mac = CoseMac0::create_detached(&key, &payload)?;
+        let mac = CoseMac0::create_detached(key, &payload)?;
         Ok(Self {
             name_spaces,
             device_auth: DeviceAuth::Mac(mac),

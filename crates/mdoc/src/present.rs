@@ -26,10 +26,13 @@
 //! for it. A message that cannot be decrypted or decoded gets the
 //! SessionData status 10 or 11 (§9.1.1.4) and ends the session.
 //!
-//! Device authentication is by signature (COSE_Sign1, ES256) through the
-//! [`Signer`] holding the MSO's device key, over DeviceAuthentication built
-//! from the exact SessionTranscriptBytes of this session; the device-signed
-//! name spaces are empty (`#6.24(h'a0')`).
+//! Device authentication (§9.1.3) is over DeviceAuthentication built from
+//! the exact SessionTranscriptBytes of this session, with the MSO's device
+//! key chosen by [`DeviceAuthKey`]: a signature (COSE_Sign1, ES256) through
+//! the [`Signer`] holding it, or a MAC (COSE_Mac0, HMAC 256/256) with EMacKey
+//! from ECDH of that key — through a [`KeyAgreement`], e.g. a secure
+//! element — with the reader's ephemeral key (§9.1.3.5). EMacKey is derived
+//! once per session. The device-signed name spaces are empty (`#6.24(h'a0')`).
 //!
 //! Reader authentication in the request is not checked here (readers are
 //! not enrolled in Shōmei); consent covers what leaves the phone.
@@ -41,7 +44,7 @@ use ciborium::Value;
 use shomei_core::{RandomSource, SignatureAlgorithm, Signer, Timestamp};
 
 use crate::cbor;
-use crate::device_auth::{DeviceSigned, MAX_DEVICE_RESPONSE_LEN, MAX_DOCUMENTS};
+use crate::device_auth::{DeviceSigned, MAX_DEVICE_RESPONSE_LEN, MAX_DOCUMENTS, MacKey};
 use crate::error::MdocError;
 use crate::issuer::IssuerSigned;
 use crate::jp;
@@ -50,9 +53,9 @@ use crate::request::{
     MAX_DOC_REQUESTS, MAX_ELEMENTS, MAX_NAME_SPACES, NameSpaces, parse_device_request,
 };
 use crate::session::{
-    DeviceEngagement, EphemeralKey, Handover, KeyAgreement, RetrievalMethod, Role, SessionData,
-    SessionEncryption, SessionKeys, SessionStatus, SessionTranscript, SessionTranscriptBytes,
-    parse_session_data, parse_session_establishment,
+    DeviceEngagement, EcPublicKey, EphemeralKey, Handover, KeyAgreement, RetrievalMethod, Role,
+    SessionData, SessionEncryption, SessionKeys, SessionStatus, SessionTranscript,
+    SessionTranscriptBytes, parse_session_data, parse_session_establishment,
 };
 
 /// The DeviceResponse version we write.
@@ -460,11 +463,50 @@ pub struct Reply {
     pub ended: bool,
 }
 
+/// How the holder authenticates with the MSO's device key (§9.1.3).
+#[derive(Clone, Copy)]
+pub enum DeviceAuthKey<'a> {
+    /// deviceSignature: ES256 through the key's [`Signer`].
+    Signature(&'a dyn Signer),
+    /// deviceMac: HMAC-SHA256 with EMacKey, from ECDH of the key (through
+    /// [`KeyAgreement`], never exported) with the reader's ephemeral key.
+    /// (`Sync`, so that a presenter can be moved to another thread.)
+    Mac(&'a (dyn KeyAgreement + Sync)),
+}
+
+impl fmt::Debug for DeviceAuthKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Signature(_) => "DeviceAuthKey::Signature(..)",
+            Self::Mac(_) => "DeviceAuthKey::Mac(..)",
+        })
+    }
+}
+
+impl DeviceAuthKey<'_> {
+    /// The public key (as the MSO binds it), checked to be P-256.
+    fn device_key(&self) -> Result<DeviceKey, MdocError> {
+        match self {
+            Self::Signature(s) => {
+                if s.algorithm() != SignatureAlgorithm::EcdsaP256Sha256 {
+                    return Err(MdocError::Unsupported("device key: P-256 only"));
+                }
+                DeviceKey::from_spki(s.public_key_spki())
+            }
+            Self::Mac(k) => DeviceKey::from_uncompressed(&k.public_key().uncompressed()),
+        }
+    }
+}
+
 /// The holder's presentation state machine (one session).
 pub struct Presenter<'a> {
     issuer_signed: IssuerSigned,
     doc_type: String,
-    signer: &'a dyn Signer,
+    device_auth: DeviceAuthKey<'a>,
+    /// EMacKey of this session (MAC mode), derived at the first response.
+    mac_key: Option<MacKey>,
+    /// The reader's ephemeral key, once the session is established.
+    e_reader_key: Option<EcPublicKey>,
     consent: ConsentPolicy,
     ephemeral: EphemeralKey,
     engagement: DeviceEngagement,
@@ -518,9 +560,30 @@ impl<'a> Presenter<'a> {
         rng: &mut dyn RandomSource,
         now: Timestamp,
     ) -> Result<Self, MdocError> {
-        if device_key.algorithm() != SignatureAlgorithm::EcdsaP256Sha256 {
-            return Err(MdocError::Unsupported("device key: P-256 only"));
-        }
+        Self::with_device_auth(
+            issuer_signed,
+            doc_type,
+            DeviceAuthKey::Signature(device_key),
+            consent,
+            methods,
+            rng,
+            now,
+        )
+    }
+
+    /// As [`Presenter::with_retrieval_methods`], authenticating by
+    /// signature or by MAC as `device_auth` says (same refusals: the key
+    /// must be the P-256 key the MSO is bound to).
+    pub fn with_device_auth(
+        issuer_signed: &[u8],
+        doc_type: &str,
+        device_auth: DeviceAuthKey<'a>,
+        consent: ConsentPolicy,
+        methods: Vec<RetrievalMethod>,
+        rng: &mut dyn RandomSource,
+        now: Timestamp,
+    ) -> Result<Self, MdocError> {
+        let device_key = device_auth.device_key()?;
         let issuer_signed = IssuerSigned::from_cbor(issuer_signed)?;
         let payload = issuer_signed
             .issuer_auth
@@ -531,7 +594,7 @@ impl<'a> Presenter<'a> {
         if mso.doc_type != doc_type {
             return Err(MdocError::DocTypeMismatch);
         }
-        if DeviceKey::from_spki(device_key.public_key_spki())? != mso.device_key {
+        if device_key != mso.device_key {
             return Err(MdocError::Invalid(
                 "the device key is not the one the MSO is bound to",
             ));
@@ -542,7 +605,9 @@ impl<'a> Presenter<'a> {
         Ok(Self {
             issuer_signed,
             doc_type: doc_type.to_owned(),
-            signer: device_key,
+            device_auth,
+            mac_key: None,
+            e_reader_key: None,
             consent,
             ephemeral,
             engagement,
@@ -609,6 +674,7 @@ impl<'a> Presenter<'a> {
                 Err(e) => return Ok(self.fail(e)),
             };
         let (keys, transcript) = transcript;
+        self.e_reader_key = Some(establishment.e_reader_key().clone());
         let mut enc = SessionEncryption::new(Role::Device, keys);
         let request = enc.open_establishment(&establishment);
         self.session = Some((enc, transcript));
@@ -669,6 +735,36 @@ impl<'a> Presenter<'a> {
         }
     }
 
+    /// DeviceSigned for this session's transcript, by signature or MAC.
+    fn device_signed(
+        &mut self,
+        transcript: &SessionTranscriptBytes,
+    ) -> Result<DeviceSigned, MdocError> {
+        match self.device_auth {
+            DeviceAuthKey::Signature(signer) => {
+                DeviceSigned::sign(signer, transcript, &self.doc_type, vec![0xa0])
+            }
+            DeviceAuthKey::Mac(static_key) => {
+                let key = match self.mac_key.take() {
+                    Some(k) => k,
+                    None => {
+                        let e_reader =
+                            self.e_reader_key.as_ref().ok_or(MdocError::SessionClosed)?;
+                        MacKey::derive(static_key, e_reader, transcript)?
+                    }
+                };
+                let ds = DeviceSigned::mac_with_key(&key, transcript, &self.doc_type, vec![0xa0]);
+                self.mac_key = Some(key);
+                ds
+            }
+        }
+    }
+
+    /// Whether this presenter authenticates by MAC (else by signature).
+    pub fn authenticates_by_mac(&self) -> bool {
+        matches!(self.device_auth, DeviceAuthKey::Mac(_))
+    }
+
     /// The DeviceResponse for a decrypted DeviceRequest.
     fn build_response(&mut self, request: &[u8]) -> Result<(Vec<u8>, Vec<Element>), MdocError> {
         let request = parse_device_request(request)?;
@@ -705,8 +801,7 @@ impl<'a> Presenter<'a> {
             let disclosed = self
                 .issuer_signed
                 .disclose(|ns, el| release.released.contains(&(ns.to_owned(), el.to_owned())));
-            let device_signed =
-                DeviceSigned::sign(self.signer, &transcript, &self.doc_type, vec![0xa0])?;
+            let device_signed = self.device_signed(&transcript)?;
             released = release.released.into_iter().collect();
             documents.push(ResponseDocument {
                 doc_type: self.doc_type.clone(),

@@ -150,6 +150,12 @@ impl EcPublicKey {
 pub struct SharedSecret([u8; 32]);
 
 impl SharedSecret {
+    /// Wraps an x coordinate agreed elsewhere (a [`KeyAgreement`] whose
+    /// private key lives in a secure element).
+    pub fn from_bytes(z: [u8; 32]) -> Self {
+        Self(z)
+    }
+
     /// The secret bytes, for a KDF.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -47,6 +47,7 @@
 pub mod applet;
 mod error;
 pub mod http;
+mod mdoc_key;
 mod phone;
 mod state;
 
@@ -71,6 +72,8 @@ pub const SIGN_KEY_LABEL: &str = "jpki-sign";
 pub const AUTH_KEY_LABEL: &str = "jpki-auth";
 /// Label of the mobile ID's device key (P-256) in the element.
 pub const MDOC_KEY_LABEL: &str = "mdoc-device";
+
+pub use mdoc_key::SeKeyAgreement;
 
 #[cfg(test)]
 mod tests;

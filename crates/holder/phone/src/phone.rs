@@ -19,6 +19,7 @@ use shomei_secure_element::{
 
 use crate::applet::{PhoneApplet, SeBackend, gate, lock};
 use crate::http::{AuthorityHttp, HttpRequest, base64_field, call, text};
+use crate::mdoc_key::SeKeyAgreement;
 use crate::state::{
     FileWalletStore, Notification, Registration, WalletCertificates, WalletMdoc, WalletState,
     WalletStore, WipeCause, WipeRecord,
@@ -379,6 +380,24 @@ impl Phone {
         let key = self.key(&label)?;
         let unlock = self.unlock_auth(how)?;
         Ok(SeSigner::new(self.element.clone(), key, unlock)?)
+    }
+
+    /// The mobile ID's device key for key agreement (ECDH P-256 inside the
+    /// element), for one device authentication by MAC (ISO/IEC 18013-5
+    /// §9.1.3.5); unlocked like [`Phone::mdoc_signer`] (auth PIN or
+    /// biometric, the same gate and retry counter).
+    pub fn mdoc_agreement(&mut self, how: AuthUnlock<'_>) -> Result<SeKeyAgreement, PhoneError> {
+        let label = match &self.state.mdoc {
+            Some(m) => m.key_label.clone(),
+            None => {
+                return Err(PhoneError::NotProvisioned {
+                    wiped: self.state.wipe.map(|w| w.cause),
+                });
+            }
+        };
+        let key = self.key(&label)?;
+        let unlock = self.unlock_auth(how)?;
+        SeKeyAgreement::new(self.element.clone(), key, unlock)
     }
 
     /// [`Phone::sync`], then, if the mobile ID is past half its validity at

@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use aws_lc_rs::aead::{LessSafeKey, NONCE_LEN};
+use aws_lc_rs::agreement;
 use serde::{Deserialize, Serialize};
 use shomei_core::{RandomSource, Signer as _};
 use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
 use shomei_secure_element::{
     AttestationChain, BIOMETRIC_MAX_TRIES, BiometricStatus, DeviceId, GateId, GateStatus,
     KeyDescription, KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_CHALLENGE_LEN, SeError,
-    SecureElement, TamperKind, Unlock, UnlockMethod, UnlockScope, WipeReason,
+    SecureElement, SharedSecret, TamperKind, Unlock, UnlockMethod, UnlockScope, WipeReason,
 };
 use zeroize::Zeroizing;
 
@@ -712,6 +713,39 @@ impl SecureElement for SimSecureElement {
         let policy = self.image.keys[self.index(key)?].policy;
         self.authorize(auth, policy.gate(), &|g, m| policy.accepts(g, m))?;
         self.loaded(key)?.sign(tbs)
+    }
+
+    fn agree(
+        &mut self,
+        key: &KeyHandle,
+        peer: &[u8],
+        auth: &Unlock,
+    ) -> Result<SharedSecret, SeError> {
+        self.check_ready()?;
+        let idx = self.index(key)?;
+        let policy = self.image.keys[idx].policy;
+        let LoadedKey::Ec(_) = self.loaded(key)? else {
+            return Err(SeError::Unsupported("key agreement needs an EC P-256 key"));
+        };
+        if peer.len() != 65 || peer.first() != Some(&0x04) {
+            return Err(SeError::BadInput(
+                "the peer key must be an uncompressed P-256 point (65 bytes)",
+            ));
+        }
+        self.authorize(auth, policy.gate(), &|g, m| policy.accepts(g, m))?;
+        // The ECDH key is parsed from the sealed PKCS#8 for this one
+        // operation and dropped with it; nothing leaves but the secret.
+        let private = agreement::PrivateKey::from_private_key_der(
+            &agreement::ECDH_P256,
+            &self.image.keys[idx].pkcs8.0,
+        )
+        .map_err(|_| SeError::Crypto("the EC key cannot do ECDH".into()))?;
+        agreement::agree(
+            &private,
+            agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, peer),
+            SeError::BadInput("the peer key is not a point on P-256"),
+            SharedSecret::from_slice,
+        )
     }
 
     fn sign_digest_info(

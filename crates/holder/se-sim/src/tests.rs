@@ -1120,3 +1120,172 @@ fn regenerate_development_manufacturer() {
     }
     SimManufacturer::create(&dir, datetime!(2026-01-01 00:00:00 UTC)).unwrap();
 }
+
+// ------------------------------------------------------------------ key agreement
+
+/// A peer's P-256 ECDH key, outside any element.
+fn peer_key() -> (aws_lc_rs::agreement::PrivateKey, Vec<u8>) {
+    use aws_lc_rs::agreement::{ECDH_P256, PrivateKey};
+    let private = PrivateKey::generate(&ECDH_P256).unwrap();
+    let public = private.compute_public_key().unwrap().as_ref().to_vec();
+    (private, public)
+}
+
+/// ECDH done by the peer with its own private key and the element key's
+/// public point (the independent side of the agreement).
+fn peer_side_ecdh(private: &aws_lc_rs::agreement::PrivateKey, spki: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::agreement::{ECDH_P256, UnparsedPublicKey, agree};
+    let point = shomei_pki::keys::spki_subject_public_key(spki).unwrap();
+    agree(
+        private,
+        UnparsedPublicKey::new(&ECDH_P256, point),
+        (),
+        |z| Ok(z.to_vec()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn agree_is_gated_like_sign_and_matches_an_independent_ecdh() {
+    let (mut se, _rig) = open();
+    let (_, auth) = keys(&se);
+    let spki = se.public_key(&auth).unwrap();
+    let (peer, peer_point) = peer_key();
+    let expected = peer_side_ecdh(&peer, &spki);
+    assert_eq!(expected.len(), 32);
+
+    // No unlock: a hand-made one names no session.
+    let forged = Unlock::issue([0; 16], [7; 16], GateId::AuthPin, UnlockMethod::Knowledge);
+    assert_eq!(
+        se.agree(&auth, &peer_point, &forged).unwrap_err(),
+        SeError::NotUnlocked
+    );
+    // The signing password does not open the auth-PIN key.
+    let pw = se
+        .verify_pin(GateId::SignPassword, SIGN_PW, UnlockScope::Once)
+        .unwrap();
+    assert_eq!(
+        se.agree(&auth, &peer_point, &pw).unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::AuthPin
+        }
+    );
+    // A wrong PIN counts against the same retry counter as for signing.
+    assert_eq!(
+        se.verify_pin(GateId::AuthPin, "0000", UnlockScope::Once)
+            .unwrap_err(),
+        SeError::WrongPin {
+            gate: GateId::AuthPin,
+            tries_left: 2
+        }
+    );
+    assert_eq!(se.tries_left(GateId::AuthPin), 2);
+
+    // The PIN unlocks one agreement; it matches the peer's own ECDH.
+    let once = se
+        .verify_pin(GateId::AuthPin, AUTH_PIN, UnlockScope::Once)
+        .unwrap();
+    let secret = se.agree(&auth, &peer_point, &once).unwrap();
+    assert_eq!(secret.as_bytes().as_slice(), expected.as_slice());
+    assert_eq!(format!("{secret:?}"), "SharedSecret(..)");
+    // …and only one: the unlock is spent, as for a signature.
+    assert_eq!(
+        se.agree(&auth, &peer_point, &once).unwrap_err(),
+        SeError::NotUnlocked
+    );
+    // One unlock, one use, whichever operation spends it.
+    let once = se
+        .verify_pin(GateId::AuthPin, AUTH_PIN, UnlockScope::Once)
+        .unwrap();
+    se.sign(&auth, b"m", &once).unwrap();
+    assert_eq!(
+        se.agree(&auth, &peer_point, &once).unwrap_err(),
+        SeError::NotUnlocked
+    );
+
+    // A confirmed biometric stands in for the auth PIN, as for signing.
+    se.enrol_biometric(FINGER).unwrap();
+    se.verify_pin(GateId::AuthPin, AUTH_PIN, UnlockScope::Once)
+        .unwrap();
+    let bio = se
+        .verify_biometric(GateId::AuthPin, FINGER, session())
+        .unwrap();
+    let again = se.agree(&auth, &peer_point, &bio).unwrap();
+    assert_eq!(again.as_bytes(), secret.as_bytes());
+    // A new enrolment ends the biometric session.
+    se.change_biometric_enrolment(OTHER_FINGER).unwrap();
+    assert_eq!(
+        se.agree(&auth, &peer_point, &bio).unwrap_err(),
+        SeError::NotUnlocked
+    );
+    // Locking ends PIN sessions too.
+    let s = se.verify_pin(GateId::AuthPin, AUTH_PIN, session()).unwrap();
+    se.agree(&auth, &peer_point, &s).unwrap();
+    se.lock_all();
+    assert_eq!(
+        se.agree(&auth, &peer_point, &s).unwrap_err(),
+        SeError::NotUnlocked
+    );
+}
+
+#[test]
+fn agree_refuses_rsa_keys_and_bad_points() {
+    let (mut se, _rig) = open();
+    let (sign, auth) = keys(&se);
+    let (_, peer_point) = peer_key();
+    // RSA: a typed refusal, and the unlock is not spent on it.
+    let pw = se
+        .verify_pin(GateId::SignPassword, SIGN_PW, UnlockScope::Once)
+        .unwrap();
+    assert!(matches!(
+        se.agree(&sign, &peer_point, &pw).unwrap_err(),
+        SeError::Unsupported(_)
+    ));
+    se.sign(&sign, b"still unlocked", &pw).unwrap();
+
+    let s = se.verify_pin(GateId::AuthPin, AUTH_PIN, session()).unwrap();
+    // Not an uncompressed point: refused before the unlock is looked at.
+    for bad in [&peer_point[1..], &peer_point[..33], &[][..]] {
+        assert!(matches!(
+            se.agree(&auth, bad, &s).unwrap_err(),
+            SeError::BadInput(_)
+        ));
+    }
+    let mut compressed_tag = peer_point.clone();
+    compressed_tag[0] = 0x02;
+    assert!(matches!(
+        se.agree(&auth, &compressed_tag, &s).unwrap_err(),
+        SeError::BadInput(_)
+    ));
+    // Well formed but not on the curve.
+    let mut off_curve = peer_point.clone();
+    off_curve[64] ^= 1;
+    assert!(matches!(
+        se.agree(&auth, &off_curve, &s).unwrap_err(),
+        SeError::BadInput(_)
+    ));
+    se.agree(&auth, &peer_point, &s).unwrap();
+}
+
+#[test]
+fn agree_on_a_wiped_element_is_refused() {
+    let (mut se, _rig) = open();
+    let (_, auth) = keys(&se);
+    let (_, peer_point) = peer_key();
+    let s = se.verify_pin(GateId::AuthPin, AUTH_PIN, session()).unwrap();
+    se.agree(&auth, &peer_point, &s).unwrap();
+    se.wipe().unwrap();
+    assert_eq!(
+        se.agree(&auth, &peer_point, &s).unwrap_err(),
+        SeError::UnknownKey
+    );
+    // A new key under the old label is not reachable with the old unlock.
+    se.set_pin(GateId::AuthPin, "4321").unwrap();
+    let fresh = se
+        .create_key("jpki.auth", KeyKind::EcP256, KeyPolicy::PHONE_AUTH, b"")
+        .unwrap();
+    assert_eq!(
+        se.agree(&fresh, &peer_point, &s).unwrap_err(),
+        SeError::NotUnlocked
+    );
+}

@@ -51,8 +51,8 @@ pub use error::SeError;
 pub use signer::{SeSigner, SharedElement};
 pub use types::{
     AttestationChain, BIOMETRIC_MAX_TRIES, BiometricStatus, DeviceId, GateId, GateStatus,
-    KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_LABEL_LEN, MAX_SESSION_TTL, TamperKind, Unlock,
-    UnlockMethod, UnlockScope, WipeReason,
+    KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_LABEL_LEN, MAX_SESSION_TTL, SharedSecret,
+    TamperKind, Unlock, UnlockMethod, UnlockScope, WipeReason,
 };
 
 /// Longest attestation challenge a provider must accept.
@@ -163,6 +163,21 @@ pub trait SecureElement: Send {
     /// P-256 with SHA-256, DER signature (EC keys). `auth` must satisfy the
     /// key's policy; an accepted unlock spends one use even if signing fails.
     fn sign(&mut self, key: &KeyHandle, tbs: &[u8], auth: &Unlock) -> Result<Vec<u8>, SeError>;
+
+    /// ECDH on P-256 (SP 800-56A, the x coordinate) of the key with `peer`,
+    /// an uncompressed SEC1 point (`04 ‖ X ‖ Y`, 65 bytes) — what ISO/IEC
+    /// 18013-5 DeviceMac needs from the mdoc's device key. EC keys only
+    /// ([`SeError::Unsupported`] for RSA); a peer that is not a point on
+    /// P-256 is [`SeError::BadInput`]. Gated exactly like
+    /// [`SecureElement::sign`]: `auth` must satisfy the key's policy, and an
+    /// accepted unlock spends one use even if the agreement fails. The private
+    /// key never leaves the element; the secret is returned, not kept.
+    fn agree(
+        &mut self,
+        key: &KeyHandle,
+        peer: &[u8],
+        auth: &Unlock,
+    ) -> Result<SharedSecret, SeError>;
 
     /// Raw PKCS#1 v1.5 signature over an encoded DigestInfo (SHA-256/384/512),
     /// as the JPKI applet's `80 2A 00 80` does. RSA keys only.

@@ -226,6 +226,33 @@ impl fmt::Debug for Unlock {
     }
 }
 
+/// An ECDH shared secret (the 32-byte x coordinate on P-256) from
+/// [`crate::SecureElement::agree`]: wiped on drop, never printed.
+pub struct SharedSecret(zeroize::Zeroizing<[u8; 32]>);
+
+impl SharedSecret {
+    /// For providers: copies the agreed x coordinate (exactly 32 bytes).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, SeError> {
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        if bytes.len() != out.len() {
+            return Err(SeError::Crypto("ECDH secret is not 32 bytes".into()));
+        }
+        out.copy_from_slice(bytes);
+        Ok(Self(out))
+    }
+
+    /// The secret bytes (feed them to a KDF; do not keep them).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedSecret(..)")
+    }
+}
+
 /// The key algorithms a secure element generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
