@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use shomei_phone::{
-    AuthUnlock, AuthorityHttp, HttpRequest, HttpResponse, Method, Phone, PhoneError,
-    ProvisionRequest,
+    AuthUnlock, AuthorityHttp, CardFaceSecret, HttpRequest, HttpResponse, Method, Phone,
+    PhoneError, ProvisionRequest,
 };
 use shomei_se_sim::SimManufacturer;
 use shomei_se_sim::manufacturer::ROOT_CERT_FILE;
@@ -180,6 +180,20 @@ pub struct ProvisionArgs {
     /// E-mail use notifications here.
     #[arg(long)]
     pub notify_email: Option<String>,
+    /// Put the card's photo in the mobile ID (`portrait`): the phone reads
+    /// the card face (券面AP) with PIN B — birth date YYMMDD + card expiry
+    /// year YYYY + 4-digit security code — and the authority checks it is
+    /// its own and this holder's. Without it the mobile ID has no portrait.
+    #[arg(long, conflicts_with_all = ["face_pin_b_file", "face_pin_text", "face_pin_text_file"])]
+    pub face_pin_b: Option<String>,
+    #[arg(long, conflicts_with_all = ["face_pin_text", "face_pin_text_file"])]
+    pub face_pin_b_file: Option<PathBuf>,
+    /// …or with the text AP's 4-digit PIN (the card opens its face with the
+    /// My Number, which the phone neither keeps nor sends).
+    #[arg(long, conflicts_with = "face_pin_text_file")]
+    pub face_pin_text: Option<String>,
+    #[arg(long)]
+    pub face_pin_text_file: Option<PathBuf>,
     /// The simulated secure-element manufacturer that makes a new phone
     /// (created if missing; the authority must trust its root). Default:
     /// the development manufacturer, which `authority init` trusts unless
@@ -434,6 +448,24 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
         a.auth_pin_file.as_deref(),
         "phone authentication PIN",
     )?;
+    let face_pin_b = match (a.face_pin_b, a.face_pin_b_file.as_deref()) {
+        (None, None) => None,
+        (p, f) => Some(card_cmd::secret(p, f, "card face PIN B")?),
+    };
+    let face_pin_text = match (a.face_pin_text, a.face_pin_text_file.as_deref()) {
+        (None, None) => None,
+        (p, f) => Some(card_cmd::secret(p, f, "card text AP PIN")?),
+    };
+    let portrait_note = if face_pin_b.is_some() || face_pin_text.is_some() {
+        ", with the card's portrait"
+    } else {
+        ""
+    };
+    let face = match (&face_pin_b, &face_pin_text) {
+        (Some(b), _) => Some(CardFaceSecret::PinB(b)),
+        (None, Some(t)) => Some(CardFaceSecret::TextPin(t)),
+        (None, None) => None,
+    };
     let mut card = card_cmd::open(&a.card)?;
     let created = !Phone::exists(&a.phone);
     let mut phone = if created {
@@ -459,7 +491,7 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
         auth_pin: &auth_pin,
         notify_email: a.notify_email.as_deref(),
     };
-    let result = phone.provision(&mut card, &mut http, &req);
+    let result = phone.provision_with_card_face(&mut card, &mut http, &req, face);
     let out = match result {
         Ok(out) => out,
         Err(e) => {
@@ -503,7 +535,7 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
             out.sign_serial,
             out.auth_serial,
             out.mdoc.as_ref().map_or(String::new(), |m| format!(
-                "\n  mobile ID {} valid until {} (status index {})",
+                "\n  mobile ID {} valid until {} (status index {}){portrait_note}",
                 m.doc_type,
                 unix_rfc3339(m.valid_until),
                 m.status_idx

@@ -1112,6 +1112,101 @@ fn engagement_qr_code_scans_back_to_the_uri() {
     }
 }
 
+/// The holder puts the card's photo on the phone: `card issue --portrait`,
+/// then `phone provision --face-pin-b` (PIN B from the card's face: birth
+/// YYMMDD + expiry year + security code); a reader asking for `portrait`
+/// gets exactly the card's photo. A wrong PIN B stops the provisioning.
+#[test]
+fn mobile_id_portrait_comes_from_the_card_face() {
+    use base64::Engine as _;
+    let w = world();
+    let photo_bytes: Vec<u8> = b"\xff\xd8\xff\xe0 card photo "
+        .iter()
+        .copied()
+        .chain((0..3000u32).map(|i| (i % 253) as u8))
+        .collect();
+    let photo = w.path("photo.jpg");
+    std::fs::write(&photo, &photo_bytes).unwrap();
+    let card = w.path("hanako.card");
+    let issued = json_of(&shomei(&[
+        "card",
+        "issue",
+        "--authority",
+        &w.url,
+        "--operator-token-file",
+        w.dir.join("operator.token").to_str().unwrap(),
+        "--name",
+        "鈴木 花子",
+        "--address",
+        "北海道札幌市中央区2-2",
+        "--birth",
+        "1984-06-07",
+        "--sex",
+        "2",
+        "--sign-password",
+        CARD_PW,
+        "--auth-pin",
+        CARD_PIN,
+        "--portrait",
+        photo.to_str().unwrap(),
+        "--out",
+        card.to_str().unwrap(),
+        "--json",
+    ]));
+    let face = &issued["card_face"];
+    let pin_b = format!(
+        "840607{}{}",
+        &face["expiry"].as_str().unwrap()[..4],
+        face["security_code"].as_str().unwrap()
+    );
+    let provision = |phone: &Path, pin_b: &str| {
+        shomei(&[
+            "phone",
+            "provision",
+            "--authority",
+            &w.url,
+            "--card",
+            card.to_str().unwrap(),
+            "--card-password",
+            CARD_PW,
+            "--phone",
+            phone.to_str().unwrap(),
+            "--sign-password",
+            PHONE_PW,
+            "--auth-pin",
+            PHONE_PIN,
+            "--face-pin-b",
+            pin_b,
+            "--json",
+        ])
+    };
+    // A wrong PIN B: refused as the user's error, no phone is made.
+    let phone = w.path("phone-hanako");
+    let wrong = if pin_b.ends_with('0') {
+        format!("{}1", &pin_b[..pin_b.len() - 1])
+    } else {
+        format!("{}0", &pin_b[..pin_b.len() - 1])
+    };
+    let (code, msg) = failure(&provision(&phone, &wrong));
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("PIN"), "{msg}");
+    assert!(!msg.contains(&wrong), "the PIN is not echoed: {msg}");
+    assert!(!phone.join("phone.json").exists());
+
+    let p = json_of(&provision(&phone, &pin_b));
+    assert_eq!(p["mdoc"]["doc_type"], "org.iso.23220.1.jp.mnc", "{p}");
+    let (mut child, uri) = present(&phone, &[]);
+    let v = json_of(&reader(&w, &uri, "portrait,full_name_unicode"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(
+        v["items"]["portrait"].as_str().unwrap(),
+        base64::engine::general_purpose::STANDARD.encode(&photo_bytes),
+        "{v}"
+    );
+    assert_eq!(v["items"]["full_name_unicode"], "鈴木\u{3000}花子");
+    assert!(child.wait().unwrap().success());
+}
+
 /// ISO 18013-5 device authentication by MAC (§9.1.3.5): the phone's secure
 /// element does the ECDH of the mobile ID's device key with the reader's
 /// ephemeral key (the key never leaves it), gated by the auth PIN like a

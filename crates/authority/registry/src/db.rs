@@ -143,6 +143,7 @@ pub(crate) enum Arg {
     Int(Option<i64>),
     Bool(Option<bool>),
     Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
     Ts(Option<Timestamp>),
 }
 
@@ -252,6 +253,7 @@ macro_rules! bind_all {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Bool(v) => q.bind(*v),
                 Arg::Bytes(v) => q.bind(v.as_slice()),
+                Arg::OptBytes(v) => q.bind(v.as_deref()),
                 Arg::Ts(v) => q.bind(v.as_ref().map($ts)),
             };
         }
@@ -401,6 +403,15 @@ impl Row {
         match self {
             Self::S(r) => r.try_get::<Vec<u8>, _>(col),
             Self::P(r) => r.try_get::<Vec<u8>, _>(col),
+        }
+        .map_err(|_| corrupt(col))
+    }
+
+    /// A nullable binary column.
+    pub(crate) fn opt_bytes(&self, col: &'static str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Self::S(r) => r.try_get::<Option<Vec<u8>>, _>(col),
+            Self::P(r) => r.try_get::<Option<Vec<u8>>, _>(col),
         }
         .map_err(|_| corrupt(col))
     }

@@ -49,8 +49,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use error::RegistryError;
 pub use model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, MdocRecord, MdocStatusRow,
-    RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, MAX_MDOC_PORTRAIT, MdocRecord,
+    MdocStatusRow, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 
 /// The authority's registry.
@@ -280,13 +280,17 @@ pub trait Registry: Send + Sync {
     async fn successor(&self, serial: &Serial) -> Result<Option<CertRecord>, RegistryError>;
 
     /// The mobile ID of phone `device_id`, allocating its status-list index
-    /// (the next free one, from 0) on first call with `events`, atomically.
-    /// Later calls return the same record; a different `device_key` for the
-    /// same phone is refused with [`RegistryError::Invalid`].
+    /// (the next free one, from 0) on first call with `events`, atomically,
+    /// and keeping `portrait` (1 to [`MAX_MDOC_PORTRAIT`] bytes, else
+    /// [`RegistryError::Invalid`]) with it. Later calls return the same
+    /// record (with the portrait of the first call); a different
+    /// `device_key` for the same phone is refused with
+    /// [`RegistryError::Invalid`].
     async fn mdoc_for_device(
         &self,
         device_id: &str,
         device_key: &[u8],
+        portrait: Option<&[u8]>,
         now: Timestamp,
         events: &[Event],
     ) -> Result<MdocRecord, RegistryError>;

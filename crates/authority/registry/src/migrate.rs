@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
         "mdocs",
         include_str!("../migrations/sqlite/0004_mdocs.sql"),
     ),
+    (
+        5,
+        "mdoc_portrait",
+        include_str!("../migrations/sqlite/0005_mdoc_portrait.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -61,6 +66,11 @@ const POSTGRES: &[Migration] = &[
         4,
         "mdocs",
         include_str!("../migrations/postgres/0004_mdocs.sql"),
+    ),
+    (
+        5,
+        "mdoc_portrait",
+        include_str!("../migrations/postgres/0005_mdoc_portrait.sql"),
     ),
 ];
 

@@ -339,9 +339,14 @@ pub struct GroupCommitStats {
     pub largest_batch: u64,
 }
 
+/// Largest portrait kept with a mobile ID (the card face's photo limit).
+pub const MAX_MDOC_PORTRAIT: usize = 24 * 1024;
+
 /// A phone's mobile ID (ISO 18013-5 mdoc) at the authority: its index in
-/// the Token Status List and the attested device key it is bound to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// the Token Status List, the attested device key it is bound to, and the
+/// portrait the holder brought from the card, if any (personal data: the
+/// `Debug` output only says whether there is one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct MdocRecord {
     /// Index in the status list.
     pub idx: u64,
@@ -351,6 +356,24 @@ pub struct MdocRecord {
     pub device_key: Vec<u8>,
     /// When the index was allocated.
     pub created_at: Timestamp,
+    /// The card face's photo (1 to [`MAX_MDOC_PORTRAIT`] bytes), if the
+    /// holder brought it at provisioning.
+    pub portrait: Option<Vec<u8>>,
+}
+
+impl core::fmt::Debug for MdocRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MdocRecord")
+            .field("idx", &self.idx)
+            .field("device_id", &self.device_id)
+            .field("device_key", &self.device_key)
+            .field("created_at", &self.created_at)
+            .field(
+                "portrait",
+                &self.portrait.as_ref().map(|_| "<personal data>"),
+            )
+            .finish()
+    }
 }
 
 /// What the status list is built from: one mobile ID, its phone's status

@@ -12,8 +12,8 @@ use crate::db::{Arg, Conn, Db, Row};
 use crate::group::GroupCommit;
 use crate::model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
-    Event, GroupCommitStats, HolderContact, HolderRecord, MdocRecord, MdocStatusRow,
-    RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
+    Event, GroupCommitStats, HolderContact, HolderRecord, MAX_MDOC_PORTRAIT, MdocRecord,
+    MdocStatusRow, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 use crate::{Registry, RegistryError};
 
@@ -482,7 +482,7 @@ fn relying_party_from_row(r: &Row) -> Result<RelyingPartyRecord> {
     })
 }
 
-const MDOC_COLS: &str = "idx, device_id, device_key, created_at";
+const MDOC_COLS: &str = "idx, device_id, device_key, created_at, portrait";
 
 fn mdoc_from_row(r: &Row) -> Result<MdocRecord> {
     Ok(MdocRecord {
@@ -491,6 +491,7 @@ fn mdoc_from_row(r: &Row) -> Result<MdocRecord> {
         device_id: r.text("device_id")?,
         device_key: r.bytes("device_key")?,
         created_at: r.ts("created_at")?,
+        portrait: r.opt_bytes("portrait")?,
     })
 }
 
@@ -1166,6 +1167,7 @@ impl Registry for SqlRegistry {
         &self,
         device_id: &str,
         device_key: &[u8],
+        portrait: Option<&[u8]>,
         now: Timestamp,
         events: &[Event],
     ) -> Result<MdocRecord> {
@@ -1174,6 +1176,11 @@ impl Registry for SqlRegistry {
             return Err(RegistryError::Invalid(
                 "a device key is 1 to 512 bytes of SPKI".into(),
             ));
+        }
+        if portrait.is_some_and(|p| p.is_empty() || p.len() > MAX_MDOC_PORTRAIT) {
+            return Err(RegistryError::Invalid(format!(
+                "a portrait is 1 to {MAX_MDOC_PORTRAIT} bytes"
+            )));
         }
         in_write_tx!(self, OP, |c| async {
             let existing = c
@@ -1196,14 +1203,15 @@ impl Registry for SqlRegistry {
                 .fetch_optional(
                     OP,
                     &format!(
-                        "INSERT INTO mdocs (idx, device_id, device_key, created_at) \
-                         SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3 FROM mdocs \
+                        "INSERT INTO mdocs (idx, device_id, device_key, created_at, portrait) \
+                         SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3, $4 FROM mdocs \
                          RETURNING {MDOC_COLS}"
                     ),
                     &[
                         Arg::text(device_id),
                         Arg::Bytes(device_key.to_vec()),
                         Arg::ts(now)?,
+                        Arg::OptBytes(portrait.map(<[u8]>::to_vec)),
                     ],
                 )
                 .await?

@@ -1404,28 +1404,37 @@ mod cases {
         assert!(reg.mdoc_statuses().await.unwrap().is_empty());
         let key1 = vec![0x30, 1, 2, 3];
         let m1 = reg
-            .mdoc_for_device("p1", &key1, T1, &[event("mdoc_issued", Some("h"), None)])
+            .mdoc_for_device(
+                "p1",
+                &key1,
+                None,
+                T1,
+                &[event("mdoc_issued", Some("h"), None)],
+            )
             .await
             .unwrap();
         assert_eq!((m1.idx, m1.device_id.as_str()), (0, "p1"));
         assert_eq!(m1.device_key, key1);
         // Again: the same index, no new row, no new event.
-        let again = reg.mdoc_for_device("p1", &key1, T1, &[]).await.unwrap();
+        let again = reg
+            .mdoc_for_device("p1", &key1, None, T1, &[])
+            .await
+            .unwrap();
         assert_eq!(again, m1);
         assert_eq!(reg.mdoc("p1").await.unwrap(), Some(m1.clone()));
         let events = reg.events_for_holder("h").await.unwrap().len();
         // Refusals change nothing: another key for the phone, an unknown phone.
         assert!(matches!(
-            reg.mdoc_for_device("p1", &[9, 9], T1, &[event("x", Some("h"), None)])
+            reg.mdoc_for_device("p1", &[9, 9], None, T1, &[event("x", Some("h"), None)])
                 .await,
             Err(RegistryError::Invalid(_))
         ));
         assert!(
-            reg.mdoc_for_device("nope", &key1, T1, &[event("x", Some("h"), None)])
+            reg.mdoc_for_device("nope", &key1, None, T1, &[event("x", Some("h"), None)])
                 .await
                 .is_err()
         );
-        assert!(reg.mdoc_for_device("p1", &[], T1, &[]).await.is_err());
+        assert!(reg.mdoc_for_device("p1", &[], None, T1, &[]).await.is_err());
         assert_eq!(reg.events_for_holder("h").await.unwrap().len(), events);
         assert_eq!(reg.mdoc("nope").await.unwrap(), None);
         let rows = reg.mdoc_statuses().await.unwrap();
@@ -1448,11 +1457,34 @@ mod cases {
         second.plan = supersede_phones(reg, "h").await;
         second.wipe = vec!["p1".into()];
         reg.provision_device(&second, t2, &[]).await.unwrap();
+        // A portrait must be 1 to 24 KiB (refused before anything is
+        // allocated); one that is kept comes back with the record, also
+        // when asked again without one.
+        for bad in [vec![], vec![7u8; shomei_registry::MAX_MDOC_PORTRAIT + 1]] {
+            assert!(matches!(
+                reg.mdoc_for_device("p2", &[0x30, 7], Some(&bad), t2, &[])
+                    .await,
+                Err(RegistryError::Invalid(_))
+            ));
+        }
+        let photo = vec![0x89u8; shomei_registry::MAX_MDOC_PORTRAIT];
         let m2 = reg
-            .mdoc_for_device("p2", &[0x30, 7], t2, &[])
+            .mdoc_for_device("p2", &[0x30, 7], Some(&photo), t2, &[])
             .await
             .unwrap();
         assert_eq!(m2.idx, 1);
+        assert_eq!(m2.portrait.as_deref(), Some(photo.as_slice()));
+        assert_eq!(reg.mdoc("p2").await.unwrap(), Some(m2.clone()));
+        let again = reg
+            .mdoc_for_device("p2", &[0x30, 7], None, t2, &[])
+            .await
+            .unwrap();
+        assert_eq!(again.portrait.as_deref(), Some(photo.as_slice()));
+        assert!(
+            !format!("{m2:?}").contains("137"),
+            "no photo bytes in Debug"
+        );
+        assert_eq!(reg.mdoc("p1").await.unwrap().unwrap().portrait, None);
         let rows = reg.mdoc_statuses().await.unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].device_id, "p1");

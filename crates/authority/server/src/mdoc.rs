@@ -10,10 +10,23 @@
 //!   act of the holder, like a login, never silent.
 //! * **Content.** Built from the holder's basic four in the registry. The
 //!   registry holds neither the My Number (it lives on the card only) nor
-//!   the local government code nor a portrait, so
-//!   `individual_number_unicode`, `local_gov_code_unicode` and `portrait`
-//!   are omitted; every other element of [`shomei_mdoc::jp`] is written
-//!   with that module's own encoders.
+//!   the local government code, so `individual_number_unicode` and
+//!   `local_gov_code_unicode` are omitted; every other element of
+//!   [`shomei_mdoc::jp`] is written with that module's own encoders.
+//! * **Portrait.** The authority keeps no photos of holders. A holder who
+//!   wants the portrait on the phone brings it from the card at
+//!   provisioning: the phone reads the card face (券面AP, with PIN B or the
+//!   text AP's PIN; never the My Number) and sends the face EF as
+//!   `card_face`. The authority accepts it only if it verifies under its
+//!   own card-face key ([`shomei_pki::cardface::verify_face`], else 403
+//!   `bad_card_face`) and is this holder's — birth date, sex and the name
+//!   and address texts of the images equal the basic four of the live card
+//!   certificates (else 403 `card_face_mismatch`) — and carries a photo;
+//!   a refusal changes nothing. The photo is then kept with the phone's
+//!   `mdocs` row (`portrait`, at most 24 KiB), written as `portrait` (bstr,
+//!   the card's bytes as they are) in `org.iso.23220.1.jp`, and carried by
+//!   every refresh; it ends with the row. It is personal data: never
+//!   logged, never in an error or event.
 //! * **Validity.** At most [`MDOC_LIFETIME`] (30 days), never past the next
 //!   birthday in Japan (the age elements change), the phone certificates'
 //!   notAfter, nor the document signer's. The phone refreshes it at sync
@@ -115,6 +128,16 @@ pub(crate) fn check_device_key(
 
 /// The document from the basic four (see the module docs for what is left out).
 pub fn content(holder: &BasicFour, now: Timestamp) -> Result<DocumentContent, ServerError> {
+    content_with_portrait(holder, None, now)
+}
+
+/// [`content`], plus the card's photo as `portrait` when the holder brought
+/// it (see the module docs).
+pub fn content_with_portrait(
+    holder: &BasicFour,
+    portrait: Option<&[u8]>,
+    now: Timestamp,
+) -> Result<DocumentContent, ServerError> {
     let birth = holder.birth_date();
     let today = jp::date_in_japan(now);
     if birth.date() > today {
@@ -122,7 +145,7 @@ pub fn content(holder: &BasicFour, now: Timestamp) -> Result<DocumentContent, Se
     }
     let age = birth.age_on(today);
     let age_u = u64::try_from(age).map_err(|_| ServerError::Internal("age".into()))?;
-    let jp_ns = vec![
+    let mut jp_ns = vec![
         (elements::FULL_NAME.to_owned(), Value::from(holder.name())),
         (
             elements::RESIDENT_ADDRESS.to_owned(),
@@ -137,6 +160,9 @@ pub fn content(holder: &BasicFour, now: Timestamp) -> Result<DocumentContent, Se
             Value::from(jp::sex_unicode(holder.sex())),
         ),
     ];
+    if let Some(photo) = portrait {
+        jp_ns.push((elements::PORTRAIT.to_owned(), Value::Bytes(photo.to_vec())));
+    }
     let mut iso = vec![
         (elements::BIRTH_DATE.to_owned(), full_date(birth.date())),
         (
@@ -158,6 +184,48 @@ pub fn content(holder: &BasicFour, now: Timestamp) -> Result<DocumentContent, Se
             (jp::NS_ISO23220.to_owned(), iso),
         ],
     })
+}
+
+/// The photo of a card face EF the phone read from the holder's card
+/// (`card_face`), once the face is shown to be the authority's and this
+/// holder's (see the module docs). Errors never carry the face's contents.
+pub(crate) fn portrait_from_card_face(
+    face_ef: &[u8],
+    trusted_spki: &[u8],
+    holder: &BasicFour,
+) -> Result<Vec<u8>, ServerError> {
+    use shomei_pki::cardface;
+    if face_ef.len() > cardface::MAX_EF {
+        return Err(ServerError::BadInput(
+            "card_face is larger than a card EF".into(),
+        ));
+    }
+    let face = cardface::verify_face(face_ef, trusted_spki).map_err(|e| {
+        ServerError::Forbidden("bad_card_face", format!("card_face is refused: {e}"))
+    })?;
+    let d = holder.birth_date().date();
+    let birth = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    let same = face.birth == birth
+        && face.sex == holder.sex().code().to_string()
+        && face.name().as_deref() == Some(holder.name())
+        && face.address().as_deref() == Some(holder.address());
+    if !same {
+        return Err(ServerError::Forbidden(
+            "card_face_mismatch",
+            "card_face is not the face of the card certificate's holder (birth date, sex, name or address differ)"
+                .into(),
+        ));
+    }
+    if face.photo.is_empty() || face.photo.len() > cardface::MAX_PHOTO {
+        return Err(ServerError::Forbidden(
+            "bad_card_face",
+            format!(
+                "card_face must carry a photo of 1 to {} bytes",
+                cardface::MAX_PHOTO
+            ),
+        ));
+    }
+    Ok(face.photo.clone())
 }
 
 /// A signed mobile ID.
@@ -188,10 +256,12 @@ fn ds_not_after(cert_der: &[u8]) -> Result<Timestamp, ServerError> {
 }
 
 /// Signs the holder's mobile ID for `key` under status index `idx`, valid
-/// until at most `phone_not_after`.
+/// until at most `phone_not_after`, with the card's photo if the holder
+/// brought it.
 pub(crate) fn sign(
     s: &AppState,
     holder: &BasicFour,
+    portrait: Option<&[u8]>,
     key: &DeviceKey,
     idx: u64,
     phone_not_after: Timestamp,
@@ -221,7 +291,7 @@ pub(crate) fn sign(
         uri: status_uri(s),
     };
     let signed = issue(
-        &content(holder, now)?,
+        &content_with_portrait(holder, portrait, now)?,
         key,
         validity,
         Some(status),
@@ -342,7 +412,15 @@ pub(crate) async fn refresh(
         .ok_or(ServerError::NotFound("holder"))?;
     let key = DeviceKey::from_spki(&record.device_key)
         .map_err(|_| ServerError::Corrupt("mdocs.device_key".into()))?;
-    let issued = sign(&s, &holder.basic_four, &key, record.idx, not_after, now)?;
+    let issued = sign(
+        &s,
+        &holder.basic_four,
+        record.portrait.as_deref(),
+        &key,
+        record.idx,
+        not_after,
+        now,
+    )?;
     let events = [Event {
         at: now,
         actor: shomei_registry::Actor::Holder(device.holder_id.clone()),

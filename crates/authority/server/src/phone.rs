@@ -212,6 +212,9 @@ pub(crate) struct PhoneBody {
     mdoc_device_key: Option<String>,
     /// Its attestation chain (base64 DER, leaf first); with `mdoc_device_key`.
     mdoc_attestation: Option<Vec<String>>,
+    /// The card's face EF (券面AP, base64) as the phone read it, for the
+    /// mobile ID's portrait; with `mdoc_device_key`. Personal data.
+    card_face: Option<String>,
 }
 
 fn check_kind(kind: &str) -> Result<(), ServerError> {
@@ -290,6 +293,15 @@ pub(crate) async fn provision(
             ));
         }
     };
+    let card_face = match (&body.card_face, &mdoc_key) {
+        (Some(f), Some(_)) => Some(b64_field("card_face", f)?),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(ServerError::BadInput(
+                "card_face comes with mdoc_device_key (it is the mobile ID's portrait)".into(),
+            ));
+        }
+    };
     let email = body
         .notify_email
         .as_deref()
@@ -353,6 +365,18 @@ pub(crate) async fn provision(
         .holder(&holder_id)
         .await?
         .ok_or(ServerError::NotFound("holder"))?;
+
+    // The portrait the holder brought from the card: the authority's face,
+    // of this holder (the basic four the live card certificates carry).
+    let portrait = card_face
+        .map(|ef| {
+            crate::mdoc::portrait_from_card_face(
+                &ef,
+                shomei_core::Signer::public_key_spki(s.card_face_key.as_ref()),
+                &holder.basic_four,
+            )
+        })
+        .transpose()?;
 
     // Everything else is the authority core's to decide.
     let holder_basic = holder.basic_four.clone();
@@ -542,10 +566,23 @@ pub(crate) async fn provision(
             let done = async {
                 let rec = s
                     .registry
-                    .mdoc_for_device(&device_id, spki, now, std::slice::from_ref(&mdoc_event))
+                    .mdoc_for_device(
+                        &device_id,
+                        spki,
+                        portrait.as_deref(),
+                        now,
+                        std::slice::from_ref(&mdoc_event),
+                    )
                     .await?;
-                let issued =
-                    crate::mdoc::sign(&s, &holder_basic, key, rec.idx, phone_not_after, now)?;
+                let issued = crate::mdoc::sign(
+                    &s,
+                    &holder_basic,
+                    rec.portrait.as_deref(),
+                    key,
+                    rec.idx,
+                    phone_not_after,
+                    now,
+                )?;
                 Ok::<_, ServerError>(issued)
             }
             .await;

@@ -2239,3 +2239,256 @@ on_both_backends!(forged_mdoc_attestation_is_refused, |env: Env| async move {
     );
     env.stop().await;
 });
+
+// ---------------------------------------------------------------------------
+// The card's portrait in the mobile ID, brought from the card by the holder
+
+/// A stand-in photo (real cards: greyscale JPEG 2000), distinct per call.
+fn card_photo() -> Vec<u8> {
+    let mut photo = b"\xff\xd8\xff\xe0 shomei test portrait ".to_vec();
+    photo.extend_from_slice(&rand_label().to_be_bytes());
+    photo.extend((0..4000u32).map(|i| (i % 251) as u8));
+    photo
+}
+
+impl Env {
+    /// Enrols a card for a holder with `photo` on its face: the card and the
+    /// authority-signed face EF (券面AP EF 0002) the card holds.
+    async fn enrol_with_face(
+        &self,
+        name: &str,
+        address: &str,
+        birth: &str,
+        photo: &[u8],
+    ) -> (Card, Vec<u8>) {
+        let (s, a) = (
+            RsaSigner::generate().unwrap(),
+            RsaSigner::generate().unwrap(),
+        );
+        let (code, v) = self
+            .post(
+                "/v1/cards",
+                json!({
+                    "holder": {"name": name, "address": address, "birth_date": birth, "sex": "1"},
+                    "sign_csr": B64.encode(build_csr(&s, "s").unwrap()),
+                    "auth_csr": B64.encode(build_csr(&a, "a").unwrap()),
+                    "portrait": B64.encode(photo),
+                }),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let face = B64
+            .decode(v["card_face"]["visual"]["face"].as_str().unwrap())
+            .unwrap();
+        let card = Card {
+            holder_id: v["holder_id"].as_str().unwrap().into(),
+            sign_serial: v["sign_serial"].as_str().unwrap().into(),
+            auth_serial: v["auth_serial"].as_str().unwrap().into(),
+            sign_cert: B64.decode(v["sign_cert"].as_str().unwrap()).unwrap(),
+            auth_cert: B64.decode(v["auth_cert"].as_str().unwrap()).unwrap(),
+            sign_key: s,
+            auth_key: a,
+        };
+        (card, face)
+    }
+
+    /// Provisions `phone` from `card` with a mobile-ID key and `card_face`;
+    /// must succeed.
+    async fn provision_with_face(
+        &self,
+        card: &Card,
+        phone: &Phone,
+        face: &[u8],
+    ) -> (Provisioned, Value) {
+        let recipe = Recipe {
+            mdoc: Some(MdocKey::Good),
+            ..Recipe::default()
+        };
+        let (mut body, sign_key, auth_key) = self.request(card, phone, &recipe).await;
+        body["card_face"] = json!(B64.encode(face));
+        let mdoc_spki = body["mdoc_device_key"]
+            .as_str()
+            .map(|k| B64.decode(k).unwrap());
+        let (code, v) = self.post_open("/v1/phones", body).await;
+        assert_eq!(code, 201, "{v}");
+        (
+            Provisioned {
+                device_id: v["device_id"].as_str().unwrap().into(),
+                token: v["device_token"].as_str().unwrap().into(),
+                sign_serial: v["sign_serial"].as_str().unwrap().into(),
+                auth_serial: v["auth_serial"].as_str().unwrap().into(),
+                sign_cert: B64.decode(v["sign_cert"].as_str().unwrap()).unwrap(),
+                auth_cert: B64.decode(v["auth_cert"].as_str().unwrap()).unwrap(),
+                sign_key,
+                auth_key,
+                mdoc_spki,
+            },
+            v,
+        )
+    }
+}
+
+on_both_backends!(
+    mobile_id_carries_the_card_portrait_when_the_holder_brings_it,
+    |env: Env| async move {
+        use shomei_mdoc::jp::{NS_JP, elements};
+        let photo = card_photo();
+        let (card, face) = env.enrol_with_face(NAME, ADDRESS, BIRTH, &photo).await;
+        let phone = Phone::with(&env.manufacturer);
+        let (p, v) = env.provision_with_face(&card, &phone, &face).await;
+        let ok = env.verify_mdoc(&v["mdoc"]).await.unwrap();
+        assert_eq!(
+            ok.element(NS_JP, elements::PORTRAIT),
+            Some(&ciborium::Value::Bytes(photo.clone())),
+            "the card's photo, byte for byte"
+        );
+        assert_eq!(Some(ok.device_key().to_spki()), p.mdoc_spki);
+        // Still the basic four beside it, and no My Number.
+        assert_eq!(
+            ok.element(NS_JP, elements::FULL_NAME),
+            Some(&ciborium::Value::from(NAME.replace(' ', "\u{3000}")))
+        );
+        assert_eq!(ok.element(NS_JP, elements::INDIVIDUAL_NUMBER), None);
+
+        // A refresh at sync keeps it (the authority kept it with the mobile ID).
+        let (code, fresh) = env.refresh_mdoc(&p).await;
+        assert_eq!(code, 200, "{fresh}");
+        assert_eq!(fresh["status_idx"], v["mdoc"]["status_idx"]);
+        let again = env.verify_mdoc(&fresh).await.unwrap();
+        assert_eq!(
+            again.element(NS_JP, elements::PORTRAIT),
+            Some(&ciborium::Value::Bytes(photo.clone()))
+        );
+        // The photo is in no event.
+        let events = serde_json::to_string(&env.events(&card.holder_id).await).unwrap();
+        assert!(events.contains("mdoc_refreshed"), "{events}");
+        assert!(!events.contains(&B64.encode(&photo[..48])));
+
+        // A new phone without the face: its mobile ID has no portrait (the
+        // photo went with the superseded phone's mobile ID).
+        let phone2 = Phone::with(&env.manufacturer);
+        let with_mdoc = Recipe {
+            mdoc: Some(MdocKey::Good),
+            ..Recipe::default()
+        };
+        let (p2, v2) = env.provision(&card, &phone2, &with_mdoc).await;
+        let second = env.verify_mdoc(&v2["mdoc"]).await.unwrap();
+        assert_eq!(second.element(NS_JP, elements::PORTRAIT), None);
+        let (code, fresh2) = env.refresh_mdoc(&p2).await;
+        assert_eq!(code, 200, "{fresh2}");
+        let second = env.verify_mdoc(&fresh2).await.unwrap();
+        assert_eq!(second.element(NS_JP, elements::PORTRAIT), None);
+        env.stop().await;
+    }
+);
+
+on_both_backends!(
+    forged_card_face_is_refused_and_changes_nothing,
+    |env: Env| async move {
+        use shomei_pki::cardface;
+        let photo = card_photo();
+        let (card, face) = env.enrol_with_face(NAME, ADDRESS, BIRTH, &photo).await;
+        let phone = Phone::with(&env.manufacturer);
+        let with_face = |mut body: Value, face: &[u8]| {
+            body["card_face"] = json!(B64.encode(face));
+            body
+        };
+        let recipe = Recipe {
+            mdoc: Some(MdocKey::Good),
+            ..Recipe::default()
+        };
+
+        // The same holder's face, signed by a key that is not the authority's.
+        let holder = shomei_core::BasicFour::new(
+            NAME,
+            ADDRESS,
+            BIRTH.parse().unwrap(),
+            shomei_core::Sex::Male,
+        )
+        .unwrap();
+        let forger = shomei_pki::EcdsaP256Signer::generate().unwrap();
+        let forged = cardface::build(
+            &cardface::FaceInput {
+                holder: &holder,
+                my_number: &shomei_core::MyNumber::parse("123456789018").unwrap(),
+                expiry: time::Date::from_calendar_date(2035, time::Month::April, 1).unwrap(),
+                security_code: "1234",
+                photo: b"\xff\xd8\xff forged",
+                issuer: "Test Authority",
+            },
+            &forger,
+        )
+        .unwrap()
+        .visual_face;
+        let (body, _, _) = env.request(&card, &phone, &recipe).await;
+        refused(&env, &card, with_face(body, &forged), 403, "bad_card_face").await;
+
+        // The authority's face with one byte of the photo changed.
+        let mut tampered = face.clone();
+        let at = tampered
+            .windows(photo.len())
+            .position(|w| w == photo.as_slice())
+            .unwrap();
+        tampered[at + 100] ^= 1;
+        let (body, _, _) = env.request(&card, &phone, &recipe).await;
+        refused(
+            &env,
+            &card,
+            with_face(body, &tampered),
+            403,
+            "bad_card_face",
+        )
+        .await;
+
+        // The authority's face of another holder (another card's face).
+        let (_, other_face) = env
+            .enrol_with_face(
+                "佐藤 花子",
+                "大阪府大阪市北区1-1",
+                "1985-12-24",
+                &card_photo(),
+            )
+            .await;
+        let (body, _, _) = env.request(&card, &phone, &recipe).await;
+        refused(
+            &env,
+            &card,
+            with_face(body, &other_face),
+            403,
+            "card_face_mismatch",
+        )
+        .await;
+
+        // Not a face at all, not base64, or without a mobile-ID key.
+        let (body, _, _) = env.request(&card, &phone, &recipe).await;
+        refused(
+            &env,
+            &card,
+            with_face(body, b"\x01\x02"),
+            403,
+            "bad_card_face",
+        )
+        .await;
+        let (mut body, _, _) = env.request(&card, &phone, &recipe).await;
+        body["card_face"] = json!("not base64!");
+        refused(&env, &card, body, 400, "bad_request").await;
+        let (body, _, _) = env.request(&card, &phone, &Recipe::default()).await;
+        refused(&env, &card, with_face(body, &face), 400, "bad_request").await;
+
+        // No device and no mobile ID were made: the holder has no phone, and
+        // a good request afterwards gets the first status index.
+        let h = env.holder(&card.holder_id).await;
+        assert!(h["devices"].as_array().is_none_or(|d| d.is_empty()), "{h}");
+        let (_, v) = env.provision_with_face(&card, &phone, &face).await;
+        assert_eq!(
+            v["mdoc"]["status_idx"], 0,
+            "the refusals allocated no index"
+        );
+        let ok = env.verify_mdoc(&v["mdoc"]).await.unwrap();
+        assert_eq!(
+            ok.element(shomei_mdoc::jp::NS_JP, shomei_mdoc::jp::elements::PORTRAIT),
+            Some(&ciborium::Value::Bytes(photo))
+        );
+        env.stop().await;
+    }
+);

@@ -55,7 +55,8 @@ pub use applet::{PhoneApplet, SeBackend};
 pub use error::PhoneError;
 pub use http::{AuthorityHttp, HttpRequest, HttpResponse, Method};
 pub use phone::{
-    AuthUnlock, Phone, PhoneClient, ProvisionRequest, Provisioned, Retired, SyncReport,
+    AuthUnlock, CardFaceSecret, Phone, PhoneClient, ProvisionRequest, Provisioned, Retired,
+    SyncReport,
 };
 pub use state::{
     FileWalletStore, INBOX_LIMIT, MemoryWalletStore, Notification, Registration, WALLET_FORMAT,

@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use shomei_card::{
-    CardError, CardSigner, CertKind, InProcess, JpkiClient, KeyKind, PinKind, TokenKind, Transport,
+    CardError, CardSigner, CertKind, FaceRead, InProcess, JpkiClient, KeyKind, PinKind, TokenKind,
+    Transport,
 };
 use shomei_core::{Signer as _, Timestamp};
 use shomei_se_sim::{DEVICE_FILE, SimManufacturer, SimSecureElement};
@@ -71,6 +72,53 @@ impl core::fmt::Debug for ProvisionRequest<'_> {
             .field("authority", &self.authority)
             .field("notify_email", &self.notify_email.map(|_| "<redacted>"))
             .finish_non_exhaustive()
+    }
+}
+
+/// Which secret opens the card face when the holder brings the card's
+/// photo to the phone's mobile ID ([`Phone::provision_with_card_face`]).
+/// Never PIN A (the My Number): the My Number is not sent anywhere.
+#[derive(Clone, Copy)]
+pub enum CardFaceSecret<'a> {
+    /// PIN B (照合番号B): birth date YYMMDD + expiry year YYYY + the
+    /// 4-digit security code. Cannot read the My Number at all.
+    PinB(&'a str),
+    /// The text AP's 4-digit PIN. The card then opens its face with the My
+    /// Number as PIN A (as real readers do); the phone reads it for that
+    /// only, and neither keeps nor sends it.
+    TextPin(&'a str),
+}
+
+impl core::fmt::Debug for CardFaceSecret<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::PinB(_) => "CardFaceSecret::PinB(<redacted>)",
+            Self::TextPin(_) => "CardFaceSecret::TextPin(<redacted>)",
+        })
+    }
+}
+
+/// The card's face EF (券面AP), read with `secret`. Only the face leaves
+/// this function: the text AP's attributes and (text PIN) the My Number
+/// are dropped here.
+fn read_card_face_ef<T: Transport>(
+    card: &mut JpkiClient<T>,
+    secret: CardFaceSecret<'_>,
+) -> Result<Vec<u8>, PhoneError> {
+    let with = match secret {
+        CardFaceSecret::PinB(b) => FaceRead::PinB(b),
+        CardFaceSecret::TextPin(p) => FaceRead::TextPin(p),
+    };
+    match card.read_card_face(with) {
+        Ok(read) => Ok(read.face),
+        Err(CardError::WrongPin { tries_left }) => Err(PhoneError::BadInput(format!(
+            "the card face PIN is wrong ({tries_left} tries left on the card)"
+        ))),
+        Err(CardError::Blocked) => Err(PhoneError::BadInput(
+            "the card face PIN is blocked: reset it at the municipal window".into(),
+        )),
+        Err(e @ CardError::BadFacePinFormat(_)) => Err(PhoneError::BadInput(e.to_string())),
+        Err(e) => Err(PhoneError::Card(e)),
     }
 }
 
@@ -604,6 +652,23 @@ impl Phone {
         http: &mut dyn AuthorityHttp,
         req: &ProvisionRequest<'_>,
     ) -> Result<Provisioned, PhoneError> {
+        self.provision_with_card_face(card, http, req, None)
+    }
+
+    /// [`Phone::provision`], and with `face` the holder brings the card's
+    /// photo to the mobile ID: before anything else the phone reads the
+    /// card face (券面AP) over the same transport with that secret (a wrong
+    /// one is counted on the card and answers [`PhoneError::BadInput`]) and
+    /// sends the face EF as `card_face`; the authority checks that it is
+    /// its own and this holder's, and the mobile ID then carries the photo
+    /// as `portrait`. The My Number is never sent.
+    pub fn provision_with_card_face<T: Transport>(
+        &mut self,
+        card: &mut JpkiClient<T>,
+        http: &mut dyn AuthorityHttp,
+        req: &ProvisionRequest<'_>,
+        face: Option<CardFaceSecret<'_>>,
+    ) -> Result<Provisioned, PhoneError> {
         if self.is_provisioned() {
             return Err(PhoneError::AlreadyProvisioned);
         }
@@ -613,6 +678,11 @@ impl Phone {
         if base.is_empty() {
             return Err(PhoneError::BadInput("the authority URL is empty".into()));
         }
+
+        // 0. The card face, first: selecting the card's other APs clears
+        //    the JPKI AP's verified PINs, so it cannot come between the
+        //    signing password and the card's signature.
+        let card_face = face.map(|f| read_card_face_ef(card, f)).transpose()?;
 
         // 1. The card, through APDUs only.
         card.select_jpki().map_err(PhoneError::Card)?;
@@ -643,7 +713,15 @@ impl Phone {
 
         // 3–5 change the element: undo on failure.
         self.clear_leftovers()?;
-        match self.provision_keys(card, http, base, req, &challenge, &card_sign_cert) {
+        match self.provision_keys(
+            card,
+            http,
+            base,
+            req,
+            &challenge,
+            &card_sign_cert,
+            card_face.as_deref(),
+        ) {
             Ok((provisioned, registration, sign, auth)) => {
                 self.state.registration = Some(registration);
                 self.state.certificates = WalletCertificates {
@@ -686,7 +764,7 @@ impl Phone {
         Ok(())
     }
 
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn provision_keys<T: Transport>(
         &mut self,
         card: &mut JpkiClient<T>,
@@ -695,6 +773,7 @@ impl Phone {
         req: &ProvisionRequest<'_>,
         challenge: &[u8],
         card_sign_cert: &[u8],
+        card_face: Option<&[u8]>,
     ) -> Result<(Provisioned, Registration, Vec<u8>, Vec<u8>), PhoneError> {
         // (The mobile ID travels in `Provisioned::mdoc`.)
         let se_device_id = self.state.se_device_id.clone();
@@ -786,6 +865,9 @@ impl Phone {
         });
         if let Some(email) = req.notify_email {
             body["notify_email"] = json!(email);
+        }
+        if let Some(face) = card_face {
+            body["card_face"] = json!(b64(face));
         }
         let v = call(http, base, &HttpRequest::post("/v1/phones", body))?;
         let sign_cert = base64_field(&v, "sign_cert")?;

@@ -31,6 +31,10 @@ const CARD_PIN: &str = "1111";
 const PHONE_PW: &str = "PHONE2026";
 const PHONE_PIN: &str = "2468";
 const BASE: &str = "http://authority.test";
+const MY_NUMBER: &str = "123456789018";
+const CARD_PHOTO: &[u8] = b"\xff\xd8\xff card photo";
+/// PIN B of the fixture card: birth YYMMDD + expiry year + security code.
+const CARD_PIN_B: &str = "90040120364321";
 
 struct Counter(u8);
 impl RandomSource for Counter {
@@ -47,6 +51,8 @@ impl RandomSource for Counter {
 /// and a manufacturer: made once (RSA key generation is slow).
 struct Fixture {
     authority: Authority,
+    /// The authority's card-face key (signs the card's 券面AP face).
+    face_key: shomei_pki::EcdsaP256Signer,
     holder: BasicFour,
     card_image: Vec<u8>,
     card_sign: Vec<u8>,
@@ -115,9 +121,26 @@ fn fixture() -> &'static Fixture {
                 auth_ca: authority.root(Root::Auth).cert_der(),
             })
             .unwrap();
+        // The card face (券面AP), signed by the authority's face key; the
+        // text AP's PIN stays the auth PIN set at manufacture.
+        let face_key = shomei_pki::EcdsaP256Signer::generate().unwrap();
+        let face = shomei_pki::cardface::build(
+            &shomei_pki::cardface::FaceInput {
+                holder: &holder,
+                my_number: &shomei_core::MyNumber::parse(MY_NUMBER).unwrap(),
+                expiry: time::macros::date!(2036 - 04 - 01),
+                security_code: "4321",
+                photo: CARD_PHOTO,
+                issuer: "Test",
+            },
+            &face_key,
+        )
+        .unwrap();
+        client.write_face(&face).unwrap();
         client.activate().unwrap();
         Fixture {
             authority,
+            face_key,
             holder,
             card_image: chip.load().unwrap().to_vec(),
             card_sign,
@@ -259,6 +282,8 @@ struct Mock {
     devices: HashMap<String, MockDevice>,
     events: Vec<Value>,
     calls: Vec<String>,
+    /// The body of the last `POST /v1/phones`, as sent.
+    last_phone_body: Option<String>,
     refuse_phones: bool,
     /// When the mock signs a refreshed mobile ID.
     clock: Option<Timestamp>,
@@ -396,7 +421,10 @@ impl Mock {
                 self.challenges.insert(c.clone());
                 Self::ok(201, json!({"challenge": B64.encode(c)}))
             }
-            (Method::Post, ["", "v1", "phones"]) => self.provision(&body),
+            (Method::Post, ["", "v1", "phones"]) => {
+                self.last_phone_body = Some(body.to_string());
+                self.provision(&body)
+            }
             (Method::Get, ["", "v1", "devices", id, "sync", query]) => {
                 self.device_for(req, id)?;
                 let after: i64 = query.trim_start_matches("after=").parse().unwrap();
@@ -1031,4 +1059,56 @@ fn sync_refreshes_the_mdoc_past_half_validity_and_drops_it_when_superseded() {
     assert!(r.wiped_now);
     assert_eq!(p.phone.mdoc(), None);
     assert!(p.phone.mdoc_signer(AuthUnlock::Pin(PHONE_PIN)).is_err());
+}
+
+#[test]
+fn provisioning_brings_the_card_face_but_never_the_my_number() {
+    let f = fixture();
+    for secret in [
+        CardFaceSecret::PinB(CARD_PIN_B),
+        CardFaceSecret::TextPin(CARD_PIN),
+    ] {
+        let mut mock = Mock::default();
+        let mut p = new_phone();
+        let (mut card, _) = fresh_card();
+        p.phone
+            .provision_with_card_face(&mut card, &mut mock, &request(CARD_PW), Some(secret))
+            .unwrap();
+        let sent = mock.last_phone_body.clone().unwrap();
+        let body: Value = serde_json::from_str(&sent).unwrap();
+        let face = B64.decode(body["card_face"].as_str().unwrap()).unwrap();
+        let checked =
+            shomei_pki::cardface::verify_face(&face, f.face_key.public_key_spki()).unwrap();
+        assert_eq!(checked.photo, CARD_PHOTO, "{secret:?}");
+        assert!(!sent.contains(MY_NUMBER), "{secret:?}: no My Number sent");
+        // The card's signing password was verified after the face was read
+        // (another AP clears it): the card still signed.
+        assert!(p.phone.is_provisioned());
+    }
+    // Without a secret, no face; with a wrong one, the try is counted on the
+    // card, nothing is sent and the phone stays empty.
+    let mut mock = Mock::default();
+    let mut p = new_phone();
+    let (mut card, _) = fresh_card();
+    p.phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    let body: Value = serde_json::from_str(&mock.last_phone_body.unwrap()).unwrap();
+    assert!(body.get("card_face").is_none());
+    let mut mock = Mock::default();
+    let mut p = new_phone();
+    let (mut card, _) = fresh_card();
+    let err = p
+        .phone
+        .provision_with_card_face(
+            &mut card,
+            &mut mock,
+            &request(CARD_PW),
+            Some(CardFaceSecret::PinB("90040120360000")),
+        )
+        .unwrap_err();
+    assert!(matches!(err, PhoneError::BadInput(_)), "{err:?}");
+    assert!(err.is_user_error());
+    assert!(mock.calls.is_empty(), "nothing sent");
+    assert!(!p.phone.is_provisioned());
 }
