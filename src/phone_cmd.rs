@@ -90,7 +90,9 @@ pub struct PresentArgs {
     /// With --consent auto: also release the individual number if asked.
     #[arg(long)]
     pub release_individual_number: bool,
-    /// The device key is unlocked like the authentication key: the PIN…
+    /// Unlock the device key by the authentication PIN (optional: without
+    /// --pin, --pin-file or --biometric the holder's presence unlocks it —
+    /// running `present` under its --consent policy is the holder's act)…
     #[arg(long)]
     pub pin: Option<String>,
     #[arg(long)]
@@ -752,23 +754,41 @@ fn login(a: LoginArgs, json: bool) -> anyhow::Result<()> {
 /// `phone present`: one in-person presentation of the mobile ID.
 fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
     use shomei_mdoc::present::{ConsentPolicy, DeviceAuthKey, Presenter};
+    // The contract form (`present --phone P`) names no secret: the holder's
+    // presence unlocks the device key (a user-presence confirmation in the
+    // secure element, no PIN, no key export); --pin/--biometric as before.
     let (pin, sample) = match &a.biometric {
-        Some(Some(f)) => (String::new(), Some(read_file(f, "biometric sample")?)),
+        Some(Some(f)) => (None, Some(read_file(f, "biometric sample")?)),
         Some(None) => (
-            String::new(),
+            None,
             Some(read_file(
                 &a.phone.join(SENSOR_SAMPLE),
                 "biometric sensor (enrol one first)",
             )?),
         ),
+        None if a.pin.is_none() && a.pin_file.is_none() => (None, None),
         None => (
-            card_cmd::secret(
+            Some(card_cmd::secret(
                 a.pin.clone(),
                 a.pin_file.as_deref(),
                 "authentication PIN (or --biometric): it unlocks the mobile ID's device key",
-            )?,
+            )?),
             None,
         ),
+    };
+    let how = match (&sample, &pin) {
+        (Some(s), _) => AuthUnlock::Biometric(s),
+        (None, Some(p)) => AuthUnlock::Pin(p),
+        (None, None) => AuthUnlock::Presence,
+    };
+    let unlock_error = |e: PhoneError| match (&e, how) {
+        (
+            PhoneError::SecureElement(shomei_secure_element::SeError::WrongGate { .. }),
+            AuthUnlock::Presence,
+        ) => Failure::input(
+            "this phone's mobile ID key predates presence unlock: give --pin (or --pin-file) or --biometric",
+        ),
+        _ => phone_error(e),
     };
     let mut p = open(&a.phone)?;
     let mdoc = p.mdoc().cloned().ok_or_else(|| {
@@ -779,15 +799,11 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
     let agreement;
     let device_auth = match a.device_auth {
         DeviceAuthArg::Signature => {
-            signer = p
-                .mdoc_signer(auth_unlock(&pin, &sample)?)
-                .map_err(phone_error)?;
+            signer = p.mdoc_signer(how).map_err(unlock_error)?;
             DeviceAuthKey::Signature(&signer)
         }
         DeviceAuthArg::Mac => {
-            agreement = p
-                .mdoc_agreement(auth_unlock(&pin, &sample)?)
-                .map_err(phone_error)?;
+            agreement = p.mdoc_agreement(how).map_err(unlock_error)?;
             DeviceAuthKey::Mac(&agreement)
         }
     };

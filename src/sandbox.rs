@@ -294,7 +294,7 @@ async fn phone_story(
     manufacturer: &shomei_se_sim::SimManufacturer,
     running: &shomei_authority_server::RunningAuthority,
 ) -> anyhow::Result<Phones> {
-    use shomei_phone::{Phone, ProvisionRequest};
+    use shomei_phone::{CardFaceSecret, Phone, ProvisionRequest};
 
     let sign_root = running.state.sign_root_der.clone();
     let provision = |name: &str| {
@@ -308,8 +308,10 @@ async fn phone_story(
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut phone = phone?;
             let mut card = card_cmd::open(&card)?;
+            // She also brings the portrait from the card face (read with
+            // the face PIN), for in-person checks of the mobile ID.
             let out = phone
-                .provision(
+                .provision_with_card_face(
                     &mut card,
                     &mut phone_cmd::Http::new()?,
                     &ProvisionRequest {
@@ -319,6 +321,7 @@ async fn phone_story(
                         auth_pin: "2468",
                         notify_email: None,
                     },
+                    Some(CardFaceSecret::TextPin("1234")),
                 )
                 .map_err(phone_cmd::phone_error)?;
             let cert = phone.state().certificates.sign.clone();
@@ -331,6 +334,7 @@ async fn phone_story(
         "She puts the card on her phone (one step)",
         &[
             "the phone reads the card over APDUs; the card's signing password is verified on the card".into(),
+            "with the face PIN it also reads the card face, so the mobile ID can carry her portrait (the authority checks its own face signature and that it is hers)".into(),
             format!("the phone's secure element ({}) makes two RSA-2048 keys inside, attested by the simulated manufacturer; the phone sets its own password and PIN", old.se_device_id),
             "the card's signing key signs the provisioning message (challenge, device, both public keys)".into(),
             format!("the authority issues phone signing certificate {} and authentication certificate {} (device {})", old.sign_serial, old.auth_serial, old.device_id),

@@ -450,6 +450,7 @@ fn sandbox_runs_the_story_and_prints_one_json_object() {
     assert!(age.contains("status list: valid"), "{age}");
     let full = step("full identity");
     assert!(full.contains("verified full_name_unicode"), "{full}");
+    assert!(full.contains("verified portrait"), "{full}");
     assert!(!full.contains("verified individual_number"), "{full}");
     let lost = step("cannot use its mobile ID");
     assert!(lost.contains("suspended"), "{lost}");

@@ -1250,3 +1250,69 @@ fn mobile_id_device_mac_through_the_secure_element() {
     assert_eq!(v["device_auth"], "signature", "{v}");
     assert!(child.wait().unwrap().success());
 }
+
+/// The contract form: `phone present --phone P` names no PIN — the holder's
+/// presence (running `present` under its consent policy) unlocks the device
+/// key inside the secure element — and a reader gets a valid response, by
+/// signature and by MAC; no try of the authentication PIN is spent.
+#[test]
+fn present_without_pin_follows_the_contract() {
+    use std::io::BufRead as _;
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    assert_eq!(p["mdoc"]["doc_type"], "org.iso.23220.1.jp.mnc", "{p}");
+    let spawn = |extra: &[&str]| {
+        #[allow(clippy::zombie_processes)] // waited below
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+            .args(["phone", "present", "--phone", phone.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        (child, line.trim().to_owned())
+    };
+
+    let (mut child, uri) = spawn(&["--json"]);
+    assert!(uri.starts_with("mdoc:"), "{uri}");
+    let v = json_of(&reader(&w, &uri, "age_over_20"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["device_auth"], "signature", "{v}");
+    assert_eq!(v["items"], json!({"age_over_20": true}));
+    assert!(child.wait().unwrap().success());
+
+    // The same by MAC (ECDH inside the element), with the contract's flags.
+    let (mut child, uri) = spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--consent",
+        "auto",
+        "--device-auth",
+        "mac",
+        "--json",
+    ]);
+    let v = json_of(&reader(&w, &uri, "age_over_20,full_name_unicode"));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["device_auth"], "mac", "{v}");
+    assert_eq!(v["items"]["full_name_unicode"], "鈴木\u{3000}一郎", "{v}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(status(&w, &phone)["auth_pin_tries_left"], 3);
+
+    // The PIN still works, and a wrong one is still counted and refused.
+    let (mut child, uri) = present(&phone, &[]);
+    assert_eq!(json_of(&reader(&w, &uri, "age_over_20"))["valid"], true);
+    assert!(child.wait().unwrap().success());
+    let (code, msg) = failure(&w.phone(&[
+        "present",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--pin",
+        "0000",
+    ]));
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("PIN"), "{msg}");
+}

@@ -174,11 +174,15 @@ pub struct IssuedPhone {
 ///   A–Z0–9, 5 tries), never by a biometric.
 /// * Authentication key: unlocked by the 4-digit PIN gate (3 tries); a
 ///   biometric may stand in.
-/// * Both: RSA-2048, as every JPKI key.
+/// * Both: RSA-2048, as every JPKI key, and never unlocked by a mere
+///   presence confirmation (that is for the mobile ID's device key only).
 pub fn check_key_policy(key: PhoneKey, attested: &AttestedKey) -> Result<(), CaError> {
     let refuse = |why: &'static str| Err(CaError::KeyPolicy { key, why });
     if attested.kind != KeyKind::Rsa2048 {
         return refuse("the key must be RSA-2048");
+    }
+    if attested.policy.presence_allowed() {
+        return refuse("a presence confirmation must not unlock a JPKI key");
     }
     let gate = attested.policy.gate();
     match key {
@@ -738,6 +742,19 @@ mod tests {
             ..attested
         };
         assert!(check_key_policy(PhoneKey::Auth, &auth).is_ok());
+        // The mobile ID's presence policy never passes for a JPKI key.
+        let presence = AttestedKey {
+            policy: KeyPolicy::MDOC_PRESENCE,
+            ..attested
+        };
+        assert!(matches!(
+            check_key_policy(PhoneKey::Auth, &presence),
+            Err(CaError::KeyPolicy {
+                key: PhoneKey::Auth,
+                why
+            }) if why.contains("presence")
+        ));
+        assert!(check_key_policy(PhoneKey::Sign, &presence).is_err());
     }
 
     #[test]

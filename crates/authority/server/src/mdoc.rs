@@ -4,10 +4,15 @@
 //!
 //! * **Device key.** A P-256 key made in the phone's secure element,
 //!   attested exactly like the JPKI phone keys (same device, same
-//!   provisioning challenge, a trusted manufacturer root) and with the
-//!   authentication-key policy [`KeyPolicy::PHONE_AUTH`] (auth PIN, a
-//!   confirmed biometric may stand in): presenting the mobile ID is an
-//!   act of the holder, like a login, never silent.
+//!   provisioning challenge, a trusted manufacturer root), on the auth PIN
+//!   gate: [`KeyPolicy::MDOC_PRESENCE`] (auth PIN, a confirmed biometric,
+//!   or the holder's presence confirmation in the wallet — a consent
+//!   screen, as real wallets present) or, from phones made before
+//!   presence existed, the authentication-key policy
+//!   [`KeyPolicy::PHONE_AUTH`]. Nothing weaker or other (a
+//!   signing-password key, a PIN-only key) is accepted: presenting the
+//!   mobile ID is an act of the holder, never silent, and the key never
+//!   leaves the secure element.
 //! * **Content.** Built from the holder's basic four in the registry. The
 //!   registry holds neither the My Number (it lives on the card only) nor
 //!   the local government code, so `individual_number_unicode` and
@@ -86,7 +91,8 @@ pub fn status_uri(s: &AppState) -> String {
 
 /// Checks the mobile-ID device key's attestation: P-256, certified by a
 /// trusted manufacturer for `challenge`, on the phone `device_id` (the one
-/// whose JPKI keys were attested), under [`KeyPolicy::PHONE_AUTH`].
+/// whose JPKI keys were attested), under [`KeyPolicy::MDOC_PRESENCE`] or
+/// [`KeyPolicy::PHONE_AUTH`] (nothing else).
 pub(crate) fn check_device_key(
     spki: &[u8],
     chain: &[Vec<u8>],
@@ -111,10 +117,12 @@ pub(crate) fn check_device_key(
             "the attested mobile-ID device key is not P-256".into(),
         ));
     }
-    if attested.policy != KeyPolicy::PHONE_AUTH {
+    if ![KeyPolicy::MDOC_PRESENCE, KeyPolicy::PHONE_AUTH].contains(&attested.policy) {
         return Err(ServerError::Forbidden(
             "bad_mdoc_key_policy",
-            "the mobile-ID device key must be gated by the auth PIN (biometric allowed)".into(),
+            "the mobile-ID device key must be gated by the auth PIN (biometric or \
+             presence confirmation allowed)"
+                .into(),
         ));
     }
     if !attested.device_id.to_hex().eq_ignore_ascii_case(device_id) {

@@ -328,14 +328,20 @@ struct Provisioned {
 /// Whether and how the request carries a mobile-ID device key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MdocKey {
-    /// A P-256 key of the same element, auth-PIN policy, same challenge.
+    /// A P-256 key of the same element, same challenge, under the mobile
+    /// ID's policy (auth PIN gate; PIN, biometric or presence).
     Good,
+    /// Like `Good` but with the authentication key's policy (phones made
+    /// before presence existed): still accepted.
+    LegacyAuthPolicy,
     /// Attested for another challenge.
     WrongChallenge,
     /// Made in another phone's element.
     OtherDevice,
     /// Gated by the signing password instead.
     WrongPolicy,
+    /// The auth PIN without biometric or presence: not the rule either.
+    PinOnlyPolicy,
 }
 
 /// How to build a provisioning request (defaults: everything right).
@@ -600,10 +606,11 @@ impl Env {
             } else {
                 challenge.clone()
             };
-            let policy = if how == MdocKey::WrongPolicy {
-                KeyPolicy::PHONE_SIGN
-            } else {
-                KeyPolicy::PHONE_AUTH
+            let policy = match how {
+                MdocKey::WrongPolicy => KeyPolicy::PHONE_SIGN,
+                MdocKey::PinOnlyPolicy => KeyPolicy::new(GateId::AuthPin, false).unwrap(),
+                MdocKey::LegacyAuthPolicy => KeyPolicy::PHONE_AUTH,
+                _ => KeyPolicy::MDOC_PRESENCE,
             };
             let mut se = se.lock().unwrap();
             let k = se
@@ -2168,6 +2175,7 @@ on_both_backends!(forged_mdoc_attestation_is_refused, |env: Env| async move {
         (MdocKey::WrongChallenge, "bad_mdoc_attestation"),
         (MdocKey::OtherDevice, "device_mismatch"),
         (MdocKey::WrongPolicy, "bad_mdoc_key_policy"),
+        (MdocKey::PinOnlyPolicy, "bad_mdoc_key_policy"),
     ] {
         let recipe = Recipe {
             mdoc: Some(how),
@@ -2237,6 +2245,20 @@ on_both_backends!(forged_mdoc_attestation_is_refused, |env: Env| async move {
         v["mdoc"]["status_idx"], 0,
         "the refusals allocated no index"
     );
+    // A device key with the authentication key's policy (phones made before
+    // the presence policy) is still accepted.
+    let older = Phone::with(&env.manufacturer);
+    let (_, v) = env
+        .provision(
+            &card,
+            &older,
+            &Recipe {
+                mdoc: Some(MdocKey::LegacyAuthPolicy),
+                ..Recipe::default()
+            },
+        )
+        .await;
+    assert_eq!(v["mdoc"]["status_idx"], 1, "{v}");
     env.stop().await;
 });
 

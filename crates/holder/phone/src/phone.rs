@@ -33,13 +33,17 @@ const MAX_SYNC_ROUNDS: usize = 50;
 /// A JPKI client over the phone's own applet.
 pub type PhoneClient = JpkiClient<InProcess<PhoneApplet>>;
 
-/// How the holder unlocks the phone's authentication key.
+/// How the holder unlocks the phone's authentication key (or the mobile
+/// ID's device key).
 #[derive(Clone, Copy)]
 pub enum AuthUnlock<'a> {
     /// The 4-digit authentication PIN.
     Pin(&'a str),
     /// A biometric sample (only once the PIN has confirmed the enrolment).
     Biometric(&'a [u8]),
+    /// The holder's confirmation in the app, no secret: unlocks only the
+    /// mobile ID's device key ([`KeyPolicy::MDOC_PRESENCE`]), never a JPKI key.
+    Presence,
 }
 
 impl core::fmt::Debug for AuthUnlock<'_> {
@@ -47,6 +51,7 @@ impl core::fmt::Debug for AuthUnlock<'_> {
         f.write_str(match self {
             Self::Pin(_) => "AuthUnlock::Pin(<secret>)",
             Self::Biometric(_) => "AuthUnlock::Biometric(<sample>)",
+            Self::Presence => "AuthUnlock::Presence",
         })
     }
 }
@@ -387,7 +392,8 @@ impl Phone {
     /// Unlocks the authentication key for one operation: by the auth PIN
     /// (counted by the element; success also confirms a biometric
     /// enrolment) or by a biometric sample. The signing key is never
-    /// unlocked by a biometric.
+    /// unlocked by a biometric, and no JPKI key by presence
+    /// ([`AuthUnlock::Presence`] is [`PhoneError::BadInput`] here).
     pub fn unlock_auth(&mut self, how: AuthUnlock<'_>) -> Result<Unlock, PhoneError> {
         let mut se = lock(&self.element);
         Ok(match how {
@@ -395,7 +401,32 @@ impl Phone {
             AuthUnlock::Biometric(sample) => {
                 se.verify_biometric(GateId::AuthPin, sample, UnlockScope::Once)?
             }
+            AuthUnlock::Presence => {
+                return Err(PhoneError::BadInput(
+                    "the authentication key needs the PIN or a biometric".into(),
+                ));
+            }
         })
+    }
+
+    /// Unlocks the mobile ID's device key `key` for one operation: like
+    /// [`Phone::unlock_auth`], or by presence if the key's policy admits it
+    /// (a key made before presence existed answers [`SeError::WrongGate`]
+    /// at once, before anything is shown to a reader).
+    fn unlock_mdoc(&mut self, key: &KeyHandle, how: AuthUnlock<'_>) -> Result<Unlock, PhoneError> {
+        match how {
+            AuthUnlock::Presence => {
+                let mut se = lock(&self.element);
+                if !se.key_info(key)?.policy.presence_allowed() {
+                    return Err(SeError::WrongGate {
+                        needed: GateId::AuthPin,
+                    }
+                    .into());
+                }
+                Ok(se.confirm_presence(UnlockScope::Once)?)
+            }
+            other => self.unlock_auth(other),
+        }
     }
 
     /// The authentication key as a [`shomei_core::Signer`], for one signature.
@@ -414,8 +445,10 @@ impl Phone {
     }
 
     /// The mobile ID's device key as a [`shomei_core::Signer`] (ECDSA P-256,
-    /// DER signatures), for one device authentication, unlocked like the
-    /// authentication key (auth PIN or biometric).
+    /// DER signatures), for one device authentication, unlocked by the auth
+    /// PIN, a biometric, or the holder's presence confirmation
+    /// ([`AuthUnlock::Presence`], keys made under
+    /// [`KeyPolicy::MDOC_PRESENCE`] only).
     pub fn mdoc_signer(&mut self, how: AuthUnlock<'_>) -> Result<SeSigner, PhoneError> {
         let label = match &self.state.mdoc {
             Some(m) => m.key_label.clone(),
@@ -426,14 +459,14 @@ impl Phone {
             }
         };
         let key = self.key(&label)?;
-        let unlock = self.unlock_auth(how)?;
+        let unlock = self.unlock_mdoc(&key, how)?;
         Ok(SeSigner::new(self.element.clone(), key, unlock)?)
     }
 
     /// The mobile ID's device key for key agreement (ECDH P-256 inside the
     /// element), for one device authentication by MAC (ISO/IEC 18013-5
-    /// §9.1.3.5); unlocked like [`Phone::mdoc_signer`] (auth PIN or
-    /// biometric, the same gate and retry counter).
+    /// §9.1.3.5); unlocked like [`Phone::mdoc_signer`] (auth PIN,
+    /// biometric or presence; the same gate and retry counter).
     pub fn mdoc_agreement(&mut self, how: AuthUnlock<'_>) -> Result<SeKeyAgreement, PhoneError> {
         let label = match &self.state.mdoc {
             Some(m) => m.key_label.clone(),
@@ -444,7 +477,7 @@ impl Phone {
             }
         };
         let key = self.key(&label)?;
-        let unlock = self.unlock_auth(how)?;
+        let unlock = self.unlock_mdoc(&key, how)?;
         SeKeyAgreement::new(self.element.clone(), key, unlock)
     }
 
@@ -554,7 +587,7 @@ impl Phone {
                     now,
                 )?)
             }
-            AuthUnlock::Biometric(_) => {
+            AuthUnlock::Biometric(_) | AuthUnlock::Presence => {
                 let signer = self.auth_signer(how)?;
                 let cert = self.state.certificates.auth.clone();
                 Ok(shomei_pki::cms::sign_detached(
@@ -595,7 +628,7 @@ impl Phone {
                     .map_err(|e| PhoneError::Pki(e.to_string()))?;
                 Ok((cert, sig))
             }
-            AuthUnlock::Biometric(_) => {
+            AuthUnlock::Biometric(_) | AuthUnlock::Presence => {
                 let signer = self.auth_signer(how)?;
                 let sig = shomei_core::Signer::sign(&signer, challenge)
                     .map_err(|e| PhoneError::Pki(e.to_string()))?;
@@ -804,13 +837,15 @@ impl Phone {
             )?;
             let sign_chain = se.attest(&sign_key)?;
             let auth_chain = se.attest(&auth_key)?;
-            // The mobile ID's device key: P-256, gated like the
-            // authentication key (auth PIN, or a confirmed biometric), so
-            // presenting the mobile ID is always the holder's act.
+            // The mobile ID's device key: P-256 on the auth PIN gate; the
+            // PIN, a confirmed biometric or the holder's presence
+            // confirmation in the app (a consent screen, as real wallets)
+            // unlocks it, so presenting the mobile ID is always the
+            // holder's act. Never exported; no JPKI key admits presence.
             let mdoc_key = se.create_key(
                 MDOC_KEY_LABEL,
                 shomei_secure_element::KeyKind::EcP256,
-                KeyPolicy::PHONE_AUTH,
+                KeyPolicy::MDOC_PRESENCE,
                 challenge,
             )?;
             let mdoc_chain = se.attest(&mdoc_key)?;

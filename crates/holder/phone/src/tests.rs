@@ -552,7 +552,7 @@ fn provisioning_puts_attested_keys_and_certificates_on_the_phone() {
             ),
             (
                 MDOC_KEY_LABEL.to_owned(),
-                shomei_secure_element::KeyPolicy::PHONE_AUTH
+                shomei_secure_element::KeyPolicy::MDOC_PRESENCE
             )
         ]
     );
@@ -1111,4 +1111,69 @@ fn provisioning_brings_the_card_face_but_never_the_my_number() {
     assert!(err.is_user_error());
     assert!(mock.calls.is_empty(), "nothing sent");
     assert!(!p.phone.is_provisioned());
+}
+
+#[test]
+fn presence_unlocks_the_mdoc_key_but_no_jpki_key() {
+    let mut mock = Mock::default();
+    let mut p = provisioned(&mut mock);
+    {
+        let se = lock(p.phone.element());
+        let k = se.find_key(MDOC_KEY_LABEL).unwrap();
+        assert_eq!(
+            se.key_info(&k).unwrap().policy,
+            shomei_secure_element::KeyPolicy::MDOC_PRESENCE
+        );
+    }
+    // The holder's confirmation unlocks the device key, one use, no PIN.
+    let signer = p.phone.mdoc_signer(AuthUnlock::Presence).unwrap();
+    assert!(!signer.sign(b"device authentication").unwrap().is_empty());
+    assert_eq!(
+        signer.sign(b"again").unwrap_err(),
+        SignError::Locked,
+        "one use"
+    );
+    p.phone.mdoc_agreement(AuthUnlock::Presence).unwrap();
+    // No JPKI key: not the authentication key, not for a login or a
+    // signature; and no try of the auth PIN is spent.
+    assert!(matches!(
+        p.phone.auth_signer(AuthUnlock::Presence),
+        Err(PhoneError::BadInput(_))
+    ));
+    assert!(matches!(
+        p.phone.answer_challenge(AuthUnlock::Presence, b"challenge"),
+        Err(PhoneError::BadInput(_))
+    ));
+    assert!(matches!(
+        p.phone
+            .sign_detached_auth(AuthUnlock::Presence, b"document", NOW),
+        Err(PhoneError::BadInput(_))
+    ));
+    assert_eq!(lock(p.phone.element()).tries_left(GateId::AuthPin), 3);
+    // A device key made before presence existed (auth-PIN policy) answers
+    // WrongGate at once; the PIN still unlocks it.
+    {
+        let mut se = lock(p.phone.element());
+        let k = se.find_key(MDOC_KEY_LABEL).unwrap();
+        se.delete_key(&k).unwrap();
+        se.create_key(
+            MDOC_KEY_LABEL,
+            shomei_secure_element::KeyKind::EcP256,
+            shomei_secure_element::KeyPolicy::PHONE_AUTH,
+            b"",
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        p.phone.mdoc_signer(AuthUnlock::Presence),
+        Err(PhoneError::SecureElement(SeError::WrongGate {
+            needed: GateId::AuthPin
+        }))
+    ));
+    assert!(matches!(
+        p.phone.mdoc_agreement(AuthUnlock::Presence),
+        Err(PhoneError::SecureElement(SeError::WrongGate { .. }))
+    ));
+    let signer = p.phone.mdoc_signer(AuthUnlock::Pin(PHONE_PIN)).unwrap();
+    assert!(!signer.sign(b"device authentication").unwrap().is_empty());
 }

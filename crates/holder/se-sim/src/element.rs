@@ -620,6 +620,21 @@ impl SecureElement for SimSecureElement {
         self.mint(gate, UnlockMethod::Biometric, scope)
     }
 
+    fn confirm_presence(&mut self, scope: UnlockScope) -> Result<Unlock, SeError> {
+        self.check_ready()?;
+        scope.check()?;
+        let gate = GateId::AuthPin;
+        match self.gate_status(gate) {
+            GateStatus::NotSet => return Err(SeError::GateNotSet(gate)),
+            GateStatus::Blocked => return Err(SeError::Blocked(gate)),
+            _ => {}
+        }
+        // Nothing secret is compared, so nothing is counted or written; the
+        // session is volatile like every other (`authorize` refuses it once
+        // the gate blocks, and only presence-admitting policies accept it).
+        self.mint(gate, UnlockMethod::Presence, scope)
+    }
+
     fn lock_all(&mut self) {
         self.sessions.clear();
     }

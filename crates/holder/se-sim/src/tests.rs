@@ -1289,3 +1289,185 @@ fn agree_on_a_wiped_element_is_refused() {
         SeError::NotUnlocked
     );
 }
+
+/// A P-256 key `mdoc.device` under [`KeyPolicy::MDOC_PRESENCE`].
+fn presence_key(se: &mut SimSecureElement) -> KeyHandle {
+    se.create_key(
+        "mdoc.device",
+        KeyKind::EcP256,
+        KeyPolicy::MDOC_PRESENCE,
+        b"mdoc challenge",
+    )
+    .unwrap()
+}
+
+#[test]
+fn presence_unlocks_only_the_mdoc_presence_key() {
+    let (mut se, rig) = open();
+    let (sign, auth) = keys(&se);
+    let mdoc = presence_key(&mut se);
+    let counter = rig.device.counter().unwrap();
+
+    // A presence unlock signs (and agrees) with the presence key; nothing
+    // secret was compared, so no try is counted and nothing is written.
+    let once = se.confirm_presence(UnlockScope::Once).unwrap();
+    assert_eq!(
+        (once.gate(), once.method()),
+        (GateId::AuthPin, UnlockMethod::Presence)
+    );
+    let sig = se.sign(&mdoc, b"device authentication", &once).unwrap();
+    verify_ec(
+        &se.public_key(&mdoc).unwrap(),
+        b"device authentication",
+        &sig,
+    );
+    // Spent by that one operation.
+    assert_eq!(
+        se.sign(&mdoc, b"again", &once).unwrap_err(),
+        SeError::NotUnlocked
+    );
+    let (peer, peer_point) = peer_key();
+    let s = se.confirm_presence(session()).unwrap();
+    let z = se.agree(&mdoc, &peer_point, &s).unwrap();
+    assert_eq!(
+        z.as_bytes().to_vec(),
+        peer_side_ecdh(&peer, &se.public_key(&mdoc).unwrap())
+    );
+    assert_eq!(se.tries_left(GateId::AuthPin), 3);
+    assert_eq!(rig.device.counter().unwrap(), counter);
+
+    // The JPKI keys refuse it: the auth key (PHONE_AUTH) and the signing
+    // key (PHONE_SIGN), for signing, ECDH and DigestInfo alike.
+    assert_eq!(
+        se.sign(&auth, b"m", &s).unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::AuthPin
+        }
+    );
+    assert_eq!(
+        se.agree(&auth, &peer_point, &s).unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::AuthPin
+        }
+    );
+    assert_eq!(
+        se.sign(&sign, b"m", &s).unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::SignPassword
+        }
+    );
+    assert_eq!(
+        se.sign_digest_info(&sign, &[0; 51], &s).unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::SignPassword
+        }
+    );
+    // Nor can it change the PIN.
+    assert_eq!(
+        se.change_pin(GateId::AuthPin, &s, "9999").unwrap_err(),
+        SeError::WrongGate {
+            needed: GateId::AuthPin
+        }
+    );
+    // The PIN and a confirmed biometric still unlock the presence key.
+    let pin = se
+        .verify_pin(GateId::AuthPin, AUTH_PIN, UnlockScope::Once)
+        .unwrap();
+    se.sign(&mdoc, b"m", &pin).unwrap();
+    se.enrol_biometric(FINGER).unwrap();
+    se.verify_pin(GateId::AuthPin, AUTH_PIN, UnlockScope::Once)
+        .unwrap();
+    let bio = se
+        .verify_biometric(GateId::AuthPin, FINGER, UnlockScope::Once)
+        .unwrap();
+    se.sign(&mdoc, b"m", &bio).unwrap();
+    // Locking ends presence sessions like any other.
+    let s = se.confirm_presence(session()).unwrap();
+    se.lock_all();
+    assert_eq!(se.sign(&mdoc, b"m", &s).unwrap_err(), SeError::NotUnlocked);
+    // Bad scopes are refused.
+    assert!(
+        se.confirm_presence(UnlockScope::Session {
+            ttl: Duration::from_secs(601),
+            max_uses: 1,
+        })
+        .is_err()
+    );
+
+    // The attestation carries the policy, so the authority can tell.
+    let attested = verify_attestation(
+        se.attest(&mdoc).unwrap().certs(),
+        &[fixture().root.clone()],
+        &se.public_key(&mdoc).unwrap(),
+        b"mdoc challenge",
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(attested.policy, KeyPolicy::MDOC_PRESENCE);
+    // And it survives a reopen (the image stores the policy).
+    drop(se);
+    let se = rig.open().unwrap();
+    let info = se.key_info(&se.find_key("mdoc.device").unwrap()).unwrap();
+    assert_eq!(info.policy, KeyPolicy::MDOC_PRESENCE);
+    assert_eq!(se.key_info(&auth).unwrap().policy, KeyPolicy::PHONE_AUTH);
+}
+
+#[test]
+fn key_policy_serde_is_backward_compatible() {
+    // Images written before presence existed name no `presence`.
+    let old: KeyPolicy = serde_json::from_str(r#"{"gate":"auth_pin","biometric":true}"#).unwrap();
+    assert_eq!(old, KeyPolicy::PHONE_AUTH);
+    assert_eq!(
+        serde_json::to_string(&KeyPolicy::PHONE_AUTH).unwrap(),
+        r#"{"gate":"auth_pin","biometric":true}"#
+    );
+    let text = serde_json::to_string(&KeyPolicy::MDOC_PRESENCE).unwrap();
+    assert_eq!(
+        serde_json::from_str::<KeyPolicy>(&text).unwrap(),
+        KeyPolicy::MDOC_PRESENCE
+    );
+    assert!(
+        serde_json::from_str::<KeyPolicy>(
+            r#"{"gate":"sign_password","biometric":false,"presence":true}"#
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn presence_is_refused_while_the_auth_pin_is_blocked() {
+    let (mut se, _rig) = open();
+    let mdoc = presence_key(&mut se);
+    let earlier = se.confirm_presence(session()).unwrap();
+    for _ in 0..3 {
+        se.verify_pin(GateId::AuthPin, "0000", UnlockScope::Once)
+            .unwrap_err();
+    }
+    assert_eq!(se.gate_status(GateId::AuthPin), GateStatus::Blocked);
+    assert_eq!(
+        se.confirm_presence(UnlockScope::Once).unwrap_err(),
+        SeError::Blocked(GateId::AuthPin)
+    );
+    // A session from before the block no longer unlocks.
+    assert_eq!(
+        se.sign(&mdoc, b"m", &earlier).unwrap_err(),
+        SeError::NotUnlocked
+    );
+}
+
+#[test]
+fn presence_is_refused_on_a_wiped_element() {
+    let (mut se, _rig) = open();
+    let mdoc = presence_key(&mut se);
+    let s = se.confirm_presence(session()).unwrap();
+    se.wipe().unwrap();
+    assert_eq!(
+        se.confirm_presence(UnlockScope::Once).unwrap_err(),
+        SeError::GateNotSet(GateId::AuthPin)
+    );
+    assert_eq!(se.sign(&mdoc, b"m", &s).unwrap_err(), SeError::UnknownKey);
+    // A new presence key under the old label is not reachable with the old unlock.
+    se.set_pin(GateId::AuthPin, "4321").unwrap();
+    let fresh = presence_key(&mut se);
+    assert_eq!(se.sign(&fresh, b"m", &s).unwrap_err(), SeError::NotUnlocked);
+}

@@ -27,9 +27,16 @@
 //!     origin            ENUMERATED { generatedInside (1), imported (2) },
 //!     exportable        BOOLEAN,                       -- FALSE: no API exports it
 //!     unlockGate        ENUMERATED { authPin (1), signPassword (2) },
-//!     biometricAllowed  BOOLEAN                        -- only with authPin
+//!     biometricAllowed  BOOLEAN,                       -- only with authPin
+//!     presenceAllowed   [0] IMPLICIT BOOLEAN DEFAULT FALSE
+//!                                                      -- only with authPin
 //! }
 //! ```
+//!
+//! `presenceAllowed` (a user-presence confirmation unlocks the key,
+//! [`KeyPolicy::MDOC_PRESENCE`]) came later: descriptions without it read as
+//! before, and, as DER requires of a DEFAULT, it is written only when TRUE
+//! (an encoded FALSE is refused).
 //!
 //! * `1.3.6.1.4.1.55555.1.2` — device identity (non-critical, in the device
 //!   attestation certificate): `ShomeiDeviceId ::= OCTET STRING (SIZE (16))`.
@@ -114,6 +121,8 @@ struct KeyDescriptionAsn1 {
     exportable: bool,
     unlock_gate: GateAsn1,
     biometric_allowed: bool,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    presence_allowed: Option<bool>,
 }
 
 impl KeyDescription {
@@ -144,6 +153,7 @@ impl KeyDescription {
                 GateId::SignPassword => GateAsn1::SignPassword,
             },
             biometric_allowed: self.policy.biometric_allowed(),
+            presence_allowed: self.policy.presence_allowed().then_some(true),
         }
         .to_der()
         .map_err(bad)
@@ -165,8 +175,16 @@ impl KeyDescription {
             GateAsn1::AuthPin => GateId::AuthPin,
             GateAsn1::SignPassword => GateId::SignPassword,
         };
+        let presence = match a.presence_allowed {
+            None => false,
+            Some(true) => true,
+            // DER: a DEFAULT value is never encoded.
+            Some(false) => return Err(bad("presenceAllowed FALSE must be absent".into())),
+        };
         let policy = KeyPolicy::new(gate, a.biometric_allowed)
             .map_err(|_| bad("biometric allowed for the signing password".into()))?;
+        let policy = KeyPolicy::with_presence(gate, policy.biometric_allowed(), presence)
+            .map_err(|_| bad("presence allowed for the signing password".into()))?;
         Ok(Self {
             challenge: a.challenge.as_bytes().to_vec(),
             device_id: DeviceId::from_bytes(device_id),
@@ -553,6 +571,54 @@ mod tests {
             device_id_from_der(&device_id_der(&id).unwrap()).unwrap(),
             id
         );
+    }
+
+    #[test]
+    fn presence_flag_is_backward_compatible_and_strict() {
+        let mut d = KeyDescription {
+            challenge: b"nonce".to_vec(),
+            device_id: DeviceId::from_bytes([3; 16]),
+            kind: KeyKind::EcP256,
+            policy: KeyPolicy::PHONE_AUTH,
+            generated_inside: true,
+            exportable: false,
+        };
+        let old = d.to_der().unwrap();
+        // Without presence the encoding ends with biometricAllowed, as before.
+        assert_eq!(&old[old.len() - 3..], &[0x01, 0x01, 0xff]);
+        d.policy = KeyPolicy::MDOC_PRESENCE;
+        let new = d.to_der().unwrap();
+        // [0] IMPLICIT BOOLEAN TRUE appended; the outer length grows by 3.
+        assert_eq!(&new[new.len() - 3..], &[0x80, 0x01, 0xff]);
+        assert_eq!(&new[..new.len() - 3][2..], &old[2..]);
+        assert_eq!(KeyDescription::from_der(&new).unwrap(), d);
+        assert_eq!(
+            KeyDescription::from_der(&old).unwrap().policy,
+            KeyPolicy::PHONE_AUTH
+        );
+        // An encoded FALSE (a DEFAULT written out) is refused.
+        let mut explicit_false = new.clone();
+        let n = explicit_false.len();
+        explicit_false[n - 1] = 0x00;
+        assert!(matches!(
+            KeyDescription::from_der(&explicit_false),
+            Err(AttestationError::BadExtension(_))
+        ));
+        // Presence with the signing password is refused.
+        let mut sign = new.clone();
+        let n = sign.len();
+        assert_eq!(&sign[n - 9..n - 6], &[0x0a, 0x01, 0x01]);
+        sign[n - 7] = 2;
+        sign[n - 4] = 0x00; // biometricAllowed FALSE, so only presence is wrong
+        assert!(matches!(
+            KeyDescription::from_der(&sign),
+            Err(AttestationError::BadExtension(m)) if m.contains("presence")
+        ));
+        // Another tag in its place is refused.
+        let mut other_tag = new;
+        let n = other_tag.len();
+        other_tag[n - 3] = 0x81;
+        assert!(KeyDescription::from_der(&other_tag).is_err());
     }
 
     #[test]

@@ -26,6 +26,10 @@
 //!   latter). A new or changed enrolment does not unlock anything until the
 //!   auth PIN has been entered once; changing it also ends every biometric
 //!   session.
+//! * **Presence**: [`SecureElement::confirm_presence`] unlocks the auth PIN
+//!   gate by a user-presence confirmation, no secret. Only
+//!   [`KeyPolicy::MDOC_PRESENCE`] (the mobile ID's device key) accepts it;
+//!   the JPKI keys never do.
 //! * **Unlocks are proof values.** Passing a gate yields an [`Unlock`] that
 //!   names a session in the issuing element's volatile table, tied to the gate
 //!   and method, and good for one operation ([`UnlockScope::Once`]) or a short
@@ -127,6 +131,14 @@ pub trait SecureElement: Send {
         sample: &[u8],
         scope: UnlockScope,
     ) -> Result<Unlock, SeError>;
+
+    /// Unlocks the auth PIN gate by a user-presence confirmation (the holder
+    /// confirmed in the app; no secret, so no try is counted). The unlock has
+    /// method [`UnlockMethod::Presence`]: only keys whose policy admits it
+    /// ([`KeyPolicy::MDOC_PRESENCE`]) accept it. Refused like other unlocks
+    /// while the gate is not set or blocked, and by a wiped or must-reopen
+    /// element.
+    fn confirm_presence(&mut self, scope: UnlockScope) -> Result<Unlock, SeError>;
 
     /// Ends every unlock session (screen lock, app to background).
     fn lock_all(&mut self);

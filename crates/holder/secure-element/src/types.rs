@@ -128,6 +128,10 @@ pub enum UnlockMethod {
     Knowledge,
     /// A biometric match standing in for the auth PIN.
     Biometric,
+    /// A user-presence confirmation with no secret (the holder confirmed
+    /// in the app, e.g. a consent screen): only keys whose policy admits it
+    /// ([`KeyPolicy::MDOC_PRESENCE`]) accept it; never a JPKI key.
+    Presence,
 }
 
 /// Longest session an [`Unlock`] may open.
@@ -274,15 +278,18 @@ impl KeyKind {
     }
 }
 
-/// Which gate unlocks a key, and whether a biometric may stand in for it.
+/// Which gate unlocks a key, whether a biometric may stand in for it, and
+/// whether a user-presence confirmation may.
 ///
-/// Only the auth PIN gate may admit biometrics: [`KeyPolicy::new`] refuses
-/// a signing-password policy with biometrics, so no such key can exist.
+/// Only the auth PIN gate may admit biometrics or presence: [`KeyPolicy::new`]
+/// refuses a signing-password policy with biometrics and
+/// [`KeyPolicy::with_presence`] one with presence, so no such key can exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "KeyPolicyRepr", into = "KeyPolicyRepr")]
 pub struct KeyPolicy {
     gate: GateId,
     biometric: bool,
+    presence: bool,
 }
 
 impl KeyPolicy {
@@ -290,21 +297,49 @@ impl KeyPolicy {
     pub const PHONE_SIGN: Self = Self {
         gate: GateId::SignPassword,
         biometric: false,
+        presence: false,
     };
 
     /// The phone authentication key's policy: the auth PIN, or a confirmed biometric.
     pub const PHONE_AUTH: Self = Self {
         gate: GateId::AuthPin,
         biometric: true,
+        presence: false,
     };
 
-    /// A policy; [`SeError::BiometricNotAllowed`] if `biometric` is asked
-    /// for a gate that does not allow it.
+    /// The mobile ID (mdoc) device key's policy: the auth PIN, a confirmed
+    /// biometric, or a user-presence confirmation
+    /// ([`crate::SecureElement::confirm_presence`]) — as real wallets present
+    /// after a consent screen. Still refused while the auth PIN is blocked.
+    pub const MDOC_PRESENCE: Self = Self {
+        gate: GateId::AuthPin,
+        biometric: true,
+        presence: true,
+    };
+
+    /// A policy without presence; [`SeError::BiometricNotAllowed`] if
+    /// `biometric` is asked for a gate that does not allow it.
     pub fn new(gate: GateId, biometric: bool) -> Result<Self, SeError> {
+        Self::with_presence(gate, biometric, false)
+    }
+
+    /// A policy; [`SeError::BiometricNotAllowed`] if `biometric` is asked
+    /// for a gate that does not allow it, [`SeError::BadInput`] if
+    /// `presence` is (only the auth PIN gate admits presence).
+    pub fn with_presence(gate: GateId, biometric: bool, presence: bool) -> Result<Self, SeError> {
         if biometric && !gate.allows_biometric() {
             return Err(SeError::BiometricNotAllowed(gate));
         }
-        Ok(Self { gate, biometric })
+        if presence && gate != GateId::AuthPin {
+            return Err(SeError::BadInput(
+                "only the authentication PIN gate admits a presence confirmation",
+            ));
+        }
+        Ok(Self {
+            gate,
+            biometric,
+            presence,
+        })
     }
 
     /// The gate.
@@ -317,12 +352,18 @@ impl KeyPolicy {
         self.biometric
     }
 
+    /// Whether a user-presence confirmation unlocks the key.
+    pub fn presence_allowed(&self) -> bool {
+        self.presence
+    }
+
     /// Whether an unlock of `gate` obtained by `method` satisfies the policy.
     pub fn accepts(&self, gate: GateId, method: UnlockMethod) -> bool {
         gate == self.gate
             && match method {
                 UnlockMethod::Knowledge => true,
                 UnlockMethod::Biometric => self.biometric,
+                UnlockMethod::Presence => self.presence,
             }
     }
 }
@@ -331,13 +372,16 @@ impl KeyPolicy {
 struct KeyPolicyRepr {
     gate: GateId,
     biometric: bool,
+    /// Absent in images and wallets written before presence existed.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    presence: bool,
 }
 
 impl TryFrom<KeyPolicyRepr> for KeyPolicy {
     type Error = SeError;
 
     fn try_from(r: KeyPolicyRepr) -> Result<Self, SeError> {
-        Self::new(r.gate, r.biometric)
+        Self::with_presence(r.gate, r.biometric, r.presence)
     }
 }
 
@@ -346,6 +390,7 @@ impl From<KeyPolicy> for KeyPolicyRepr {
         Self {
             gate: p.gate,
             biometric: p.biometric,
+            presence: p.presence,
         }
     }
 }
@@ -557,8 +602,32 @@ mod tests {
             KeyPolicy::try_from(KeyPolicyRepr {
                 gate: GateId::SignPassword,
                 biometric: true,
+                presence: false,
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn only_the_mdoc_policy_accepts_presence() {
+        assert!(KeyPolicy::MDOC_PRESENCE.accepts(GateId::AuthPin, UnlockMethod::Presence));
+        assert!(KeyPolicy::MDOC_PRESENCE.accepts(GateId::AuthPin, UnlockMethod::Knowledge));
+        assert!(KeyPolicy::MDOC_PRESENCE.accepts(GateId::AuthPin, UnlockMethod::Biometric));
+        assert!(!KeyPolicy::MDOC_PRESENCE.accepts(GateId::SignPassword, UnlockMethod::Presence));
+        for p in [
+            KeyPolicy::PHONE_AUTH,
+            KeyPolicy::PHONE_SIGN,
+            KeyPolicy::new(GateId::AuthPin, false).unwrap(),
+        ] {
+            assert!(!p.presence_allowed());
+            for gate in GateId::ALL {
+                assert!(!p.accepts(gate, UnlockMethod::Presence), "{p:?}");
+            }
+        }
+        assert!(KeyPolicy::with_presence(GateId::SignPassword, false, true).is_err());
+        assert_eq!(
+            KeyPolicy::with_presence(GateId::AuthPin, true, true),
+            Ok(KeyPolicy::MDOC_PRESENCE)
         );
     }
 
