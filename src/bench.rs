@@ -106,6 +106,18 @@ pub async fn run(cmd: BenchCmd, json: bool) -> anyhow::Result<()> {
             }
             tokio::task::block_in_place(|| se_sign(iterations, json))
         }
+        BenchCmd::Present { count } => {
+            if count == 0 {
+                return Err(Failure::input("--count must be at least 1"));
+            }
+            crate::bench_mdoc::present(count, json).await
+        }
+        BenchCmd::MdocVerify { seconds } => {
+            if seconds <= 0.0 || !seconds.is_finite() {
+                return Err(Failure::input("--seconds must be positive"));
+            }
+            tokio::task::block_in_place(|| crate::bench_mdoc::mdoc_verify(seconds, json))
+        }
     }
 }
 

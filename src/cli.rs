@@ -327,4 +327,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 200)]
         count: usize,
     },
+    /// Mobile ID in person: full ISO 18013-5 presentations over loopback
+    /// TCP (engagement, session, request, device signature in the simulated
+    /// secure element, reader verification with a status list), p50/p95/p99
+    /// vs the bare TCP round trip and the crypto floor.
+    Present {
+        /// Presentations.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
+    /// Reader verifications/s of one decrypted DeviceResponse (1 core) vs
+    /// three raw P-256 verifications, and vs @auth0/mdl on the same response.
+    MdocVerify {
+        /// Measuring time in seconds (half ours and the baseline, half @auth0/mdl).
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+    },
 }

@@ -3,6 +3,7 @@
 
 mod authority_cmd;
 mod bench;
+mod bench_mdoc;
 mod bench_rp;
 mod card_cmd;
 mod cli;
