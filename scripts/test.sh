@@ -48,8 +48,11 @@ if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("pymdoc
 fi
 if [ ! -f tests/mdoc_checkers/node_modules/.package-lock.json ] \
    || [ tests/mdoc_checkers/package-lock.json -nt tests/mdoc_checkers/node_modules/.package-lock.json ]; then
-  log "installing the npm mdoc checkers (npm ci)"
-  (cd tests/mdoc_checkers && npm ci --no-audit --no-fund)
+  # `npm install`, not `npm ci`: npm 11's `ci` refuses this lockfile for
+  # the optional per-platform cbor-extract builds it leaves out, while
+  # `install` keeps every locked version and only adds those.
+  log "installing the npm mdoc checkers (npm install from the lockfile)"
+  (cd tests/mdoc_checkers && npm install --no-audit --no-fund)
 fi
 
 # PC/SC stack for the OpenSC cross-check (pcscd, vpcd, OpenSC, pcsc-tools).

@@ -541,7 +541,7 @@ fn run_auth0(
     }
     if !checkers.join("node_modules/@auth0/mdl").exists() {
         anyhow::bail!(
-            "@auth0/mdl is not installed (cd {} && npm ci --no-audit --no-fund)",
+            "@auth0/mdl is not installed (cd {} && npm install --no-audit --no-fund)",
             checkers.display()
         );
     }

@@ -1,5 +1,5 @@
 // Independent ISO 18013-5 check of a Shōmei DeviceResponse with @auth0/mdl
-// (pinned in package.json / package-lock.json; `npm ci` in this directory).
+// (pinned in package.json / package-lock.json; `npm install` in this directory).
 //
 //   node check_auth0.mjs --response R.cbor --transcript ST.cbor --iaca IACA.pem \
 //        [--reader-key-hex HEX] [--now 2026-11-21T04:00:00Z]

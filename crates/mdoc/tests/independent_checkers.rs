@@ -109,7 +109,7 @@ fn missing_node() -> Vec<String> {
         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
         .and_then(|j| j["version"].as_str().map(str::to_owned));
     if version.as_deref() != Some("3.0.1") {
-        m.push("tests/mdoc_checkers/node_modules with @auth0/mdl 3.0.1 (npm ci there)".into());
+        m.push("tests/mdoc_checkers/node_modules with @auth0/mdl 3.0.1 (npm install there)".into());
     }
     m
 }
