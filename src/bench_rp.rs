@@ -330,10 +330,13 @@ async fn oidc_measure(
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let verifier = "bench-code-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
-    let challenge =
-        shomei_rp_service::online::b64url(&shomei_rp_service::online::sha256(verifier.as_bytes()));
-    let redirect = "http://127.0.0.1:9/callback";
+    let flow = crate::oidc_demo::CodeFlow {
+        http: &http,
+        issuer: &issuer,
+        client_id: "demo",
+        redirect: "http://127.0.0.1:9/callback",
+        verifier: "bench-code-verifier-0123456789abcdefghijklmnopqrstuvwxyz",
+    };
     let pb = bar(json, count as u64, "OIDC login round trip");
     let mut times = Vec::with_capacity(count);
     let mut base_times = Vec::with_capacity(count);
@@ -349,25 +352,9 @@ async fn oidc_measure(
         base_times.push(t.elapsed().as_micros() as u64);
 
         let t = Instant::now();
-        let auth: serde_json::Value = http
-            .get(format!(
-                "{issuer}/authorize?client_id=demo&redirect_uri={}&response_type=code&scope=openid&state=s{i}&nonce=n{i}&code_challenge={challenge}&code_challenge_method=S256",
-                shomei_rp_service::oidc::urlencode(redirect)
-            ))
-            .header("accept", "application/json")
-            .send()
-            .await?
-            .json()
+        let (login_url, ch) = flow
+            .authorize("openid", &format!("s{i}"), &format!("n{i}"))
             .await?;
-        let login_url = auth["login_url"]
-            .as_str()
-            .context("no login_url")?
-            .to_owned();
-        let offer: serde_json::Value = http.get(&login_url).send().await?.json().await?;
-        let ch = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            offer["challenge"].as_str().context("no challenge")?,
-        )?;
         let tp = Instant::now();
         let (cert, sig) = tokio::task::block_in_place(|| {
             phone
@@ -375,44 +362,8 @@ async fn oidc_measure(
                 .map_err(crate::phone_cmd::phone_error)
         })?;
         phone_times.push(tp.elapsed().as_micros() as u64);
-        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
-        let r = http
-            .post(&login_url)
-            .json(&json!({"auth_certificate": b64(&cert), "auth_signature": b64(&sig), "method": "pin"}))
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("login refused: {}", r.text().await?);
-        }
-        let r = http.get(format!("{login_url}/continue")).send().await?;
-        let loc = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .context("no redirect")?
-            .to_owned();
-        let code = loc
-            .split("code=")
-            .nth(1)
-            .and_then(|s| s.split('&').next())
-            .context("no code")?
-            .to_owned();
-        let tok: serde_json::Value = http
-            .post(format!("{issuer}/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("client_id", "demo"),
-                ("code", &code),
-                ("redirect_uri", redirect),
-                ("code_verifier", verifier),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        if tok["id_token"].as_str().is_none() {
-            bail!("no ID token: {tok}");
-        }
+        flow.answer(&login_url, (&cert, &sig), None).await?;
+        flow.redeem(&login_url).await?;
         times.push(t.elapsed().as_micros() as u64);
         pb.inc(1);
     }

@@ -10,6 +10,7 @@ mod cli;
 mod face_cmd;
 mod login;
 mod mdoc_cmd;
+mod oidc_demo;
 mod output;
 mod phone_cmd;
 mod qr;

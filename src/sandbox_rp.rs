@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use serde_json::{Value, json};
 use shomei_rp_service::{Config, StatusMode, oidc::Client};
 
@@ -73,28 +72,16 @@ pub async fn chapter(
     );
 
     // 2. Log in with the phone: authorization code flow with PKCE.
-    let verifier = "sandbox-pkce-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
-    let challenge =
-        shomei_rp_service::online::b64url(&shomei_rp_service::online::sha256(verifier.as_bytes()));
-    let enc = shomei_rp_service::oidc::urlencode;
-    let auth: Value = http
-        .get(format!(
-            "{issuer}/authorize?client_id=demo-bank&redirect_uri={}&response_type=code&scope={}&state=sandbox-state&nonce=sandbox-nonce&code_challenge={challenge}&code_challenge_method=S256",
-            enc(REDIRECT),
-            enc("openid name birthdate")
-        ))
-        .header("accept", "application/json")
-        .send()
-        .await?
-        .json()
+    let flow = crate::oidc_demo::CodeFlow {
+        http: &http,
+        issuer: &issuer,
+        client_id: "demo-bank",
+        redirect: REDIRECT,
+        verifier: "sandbox-pkce-verifier-0123456789abcdefghijklmnopqrstuvwxyz",
+    };
+    let (login_url, ch) = flow
+        .authorize("openid name birthdate", "sandbox-state", "sandbox-nonce")
         .await?;
-    let login_url = auth["login_url"]
-        .as_str()
-        .context("no login_url")?
-        .to_owned();
-    let offer: Value = http.get(&login_url).send().await?.json().await?;
-    let ch = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(offer["challenge"].as_str().context("no challenge")?)?;
     let (path, pw, pin) = (
         phone_path.to_path_buf(),
         phone_password.to_owned(),
@@ -113,50 +100,13 @@ pub async fn chapter(
             Ok((a, s))
         })
         .await??;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let answered = http
-        .post(&login_url)
-        .json(&json!({
-            "auth_certificate": b64(&auth_cert), "auth_signature": b64(&auth_sig),
-            "sign_certificate": b64(&sign_cert), "sign_signature": b64(&sign_sig),
-            "method": "pin",
-        }))
-        .send()
-        .await?;
-    if !answered.status().is_success() {
-        bail!("the login was refused: {}", answered.text().await?);
-    }
-    let back = http.get(format!("{login_url}/continue")).send().await?;
-    let location = back
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("no redirect after the login")?
-        .to_owned();
-    let code = location
-        .split("code=")
-        .nth(1)
-        .and_then(|s| s.split('&').next())
-        .context("no code in the redirect")?
-        .to_owned();
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "demo-bank"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id_token = tokens["id_token"].as_str().context("no ID token")?;
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(id_token.split('.').nth(1).context("not a JWT")?)?,
-    )?;
+    flow.answer(
+        &login_url,
+        (&auth_cert, &auth_sig),
+        Some((&sign_cert, &sign_sig)),
+    )
+    .await?;
+    let claims = flow.redeem(&login_url).await?;
     story.step(
         "She logs in to the bank with her phone",
         &[
