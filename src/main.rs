@@ -14,6 +14,7 @@ mod oidc_demo;
 mod output;
 mod phone_cmd;
 mod qr;
+mod reader_cmd;
 mod sandbox;
 mod sandbox_mdoc;
 mod sandbox_rp;

@@ -34,6 +34,7 @@ use shomei_mdoc::issuer::{StatusCheck, StatusOutcome, TrustedIacas};
 use shomei_mdoc::jp::{self, NS_ISO23220, NS_JP, elements};
 use shomei_mdoc::present::{Presenter, parse_age_over};
 use shomei_mdoc::reader::Reader;
+use shomei_mdoc::reader_auth::ReaderAuthKey;
 use shomei_mdoc::request::ItemsRequest;
 use shomei_mdoc::session::{
     DeviceEngagement, MAX_SESSION_MESSAGE_LEN, RetrievalMethod, parse_device_engagement_uri,
@@ -218,6 +219,28 @@ pub enum ReaderCmd {
         /// then reported as "not_checked").
         #[arg(long)]
         offline: bool,
+        /// Sign the request (ISO 18013-5 §9.1.4 reader authentication) with
+        /// this P-256 PKCS#8 key (from `reader enrol`); needs --reader-cert.
+        #[arg(long, requires = "reader_cert")]
+        reader_key: Option<PathBuf>,
+        /// The reader certificate (PEM) of --reader-key.
+        #[arg(long, requires = "reader_key")]
+        reader_cert: Option<PathBuf>,
+    },
+    /// Get this relying party's reader a key and a reader-authentication
+    /// certificate from the authority: the key is made here (PKCS#8, 0600)
+    /// and only its public key is sent; writes reader.p8, reader.pem and
+    /// reader-ca.pem into --out.
+    Enrol {
+        /// The authority's base URL.
+        #[arg(long)]
+        authority: String,
+        /// A file holding the relying party's token (from registration).
+        #[arg(long)]
+        rp_token_file: PathBuf,
+        /// The folder to write the key and certificates into.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -339,12 +362,25 @@ pub(crate) async fn request_presentation(
     timeout: u64,
     offline: bool,
 ) -> anyhow::Result<ReaderOutcome> {
+    request_presentation_as(engagement, request, None, trust, timeout, offline).await
+}
+
+/// As [`request_presentation`], the request signed with `auth` when given
+/// (ISO 18013-5 §9.1.4 reader authentication).
+pub(crate) async fn request_presentation_as(
+    engagement: &str,
+    request: ItemsRequest,
+    auth: Option<&ReaderAuthKey<'_>>,
+    trust: &TrustedIacas,
+    timeout: u64,
+    offline: bool,
+) -> anyhow::Result<ReaderOutcome> {
     let parsed = parse_device_engagement_uri(engagement.trim())
         .map_err(|e| Failure::input(format!("--engagement: {e}")))?;
     let addr = tcp_address(&parsed).ok_or_else(|| {
         Failure::input("--engagement advertises no TCP retrieval method this reader can use")
     })?;
-    let mut reader = Reader::new(parsed.as_bytes(), request, &mut SystemRng)
+    let mut reader = Reader::new_authenticated(parsed.as_bytes(), request, auth, &mut SystemRng)
         .map_err(|e| anyhow::anyhow!("cannot start the session: {e}"))?;
 
     let (mut stream, answer) =
@@ -401,22 +437,58 @@ pub(crate) fn trusted_iacas(path: &std::path::Path) -> anyhow::Result<TrustedIac
 }
 
 pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
-    let ReaderCmd::Request {
-        engagement,
-        items,
-        trust,
-        save_response,
-        save_transcript,
-        timeout,
-        offline,
-    } = cmd;
+    let (engagement, items, trust, save_response, save_transcript, timeout, offline, auth) =
+        match cmd {
+            ReaderCmd::Enrol {
+                authority,
+                rp_token_file,
+                out,
+            } => return crate::reader_cmd::enrol(&authority, &rp_token_file, &out, json_out).await,
+            ReaderCmd::Request {
+                engagement,
+                items,
+                trust,
+                save_response,
+                save_transcript,
+                timeout,
+                offline,
+                reader_key,
+                reader_cert,
+            } => {
+                let auth = crate::reader_cmd::load_optional(
+                    reader_key.as_deref(),
+                    reader_cert.as_deref(),
+                )?;
+                (
+                    engagement,
+                    items,
+                    trust,
+                    save_response,
+                    save_transcript,
+                    timeout,
+                    offline,
+                    auth,
+                )
+            }
+        };
     let request = items_request(&items)?;
     let trust = trusted_iacas(&trust)?;
+    let auth_key = auth
+        .as_ref()
+        .map(crate::reader_cmd::ReaderAuthFiles::auth_key);
     let ReaderOutcome {
         reader,
         verdict,
         status_failure,
-    } = request_presentation(&engagement, request, &trust, timeout, offline).await?;
+    } = request_presentation_as(
+        &engagement,
+        request,
+        auth_key.as_ref(),
+        &trust,
+        timeout,
+        offline,
+    )
+    .await?;
 
     if let Some(path) = &save_transcript {
         std::fs::write(path, reader.session_transcript().as_bytes())
@@ -466,6 +538,7 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
                 "items": flat,
                 "device_auth": v.device_auth.as_str(),
                 "status": status,
+                "reader_auth": reader.is_authenticated(),
             });
             emit(json_out, &value, &human);
             Ok(())
@@ -657,6 +730,8 @@ mod tests {
             save_transcript: Some(tr_path.clone()),
             timeout: 10,
             offline: true,
+            reader_key: None,
+            reader_cert: None,
         };
         let (served, ran) =
             tokio::join!(serve_one(&listener, &mut presenter), run_reader(cmd, true));

@@ -112,6 +112,43 @@ pub struct PresentArgs {
     /// the secure element) with the reader's ephemeral key.
     #[arg(long, value_enum, default_value = "signature")]
     pub device_auth: DeviceAuthArg,
+    /// The reader CA certificate(s) (PEM) that authenticate readers (ISO
+    /// 18013-5 §9.1.4). Default: the authority's reader CA stored at
+    /// provisioning (PHONE/trusted-readers.pem). A signed request that does
+    /// not verify under them is refused whole.
+    #[arg(long)]
+    pub trusted_readers: Option<PathBuf>,
+    /// With --consent auto: release these elements (comma separated) only to
+    /// an authenticated reader (the individual number always is).
+    #[arg(long, value_delimiter = ',')]
+    pub require_authenticated_reader: Vec<String>,
+}
+
+/// The authority's reader CA as the phone stores it at provisioning.
+pub const TRUSTED_READERS_FILE: &str = "trusted-readers.pem";
+
+/// Fetches the authority's reader CA into PHONE/trusted-readers.pem (best
+/// effort: an authority without one leaves the phone trusting no reader).
+fn store_trusted_readers(http: &mut Http, authority: &str, phone: &Path) -> anyhow::Result<()> {
+    let resp = http
+        .send(
+            authority.trim_end_matches('/'),
+            &HttpRequest::get("/ca/reader-ca.pem"),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if resp.status != 200 {
+        anyhow::bail!("HTTP {}", resp.status);
+    }
+    let certs = shomei_pki::pem::pem_certificates(&resp.body);
+    shomei_mdoc::reader_auth::TrustedReaderCas::new(certs.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in it");
+    }
+    let tmp = phone.join(format!(".{TRUSTED_READERS_FILE}.tmp"));
+    std::fs::write(&tmp, &resp.body)?;
+    std::fs::rename(&tmp, phone.join(TRUSTED_READERS_FILE))?;
+    Ok(())
 }
 
 /// `phone present --device-auth`.
@@ -521,6 +558,11 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
             });
         }
     };
+    if let Err(e) = store_trusted_readers(&mut http, &a.authority, &a.phone) {
+        eprintln!(
+            "warning: the authority's reader CA could not be stored ({e:#}): `phone present` will refuse signed requests unless given --trusted-readers"
+        );
+    }
     emit(
         json,
         &json!({
@@ -812,15 +854,36 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(a.listen))
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
+    let trusted_readers = match &a.trusted_readers {
+        Some(path) => crate::reader_cmd::trusted_readers(path)?,
+        None if a.phone.join(TRUSTED_READERS_FILE).exists() => {
+            crate::reader_cmd::trusted_readers(&a.phone.join(TRUSTED_READERS_FILE))?
+        }
+        None => shomei_mdoc::reader_auth::TrustedReaderCas::default(),
+    };
     let consent = match a.consent {
         ConsentArg::Auto => ConsentPolicy::Auto {
             release_individual_number: a.release_individual_number,
+            require_authenticated_reader: a.require_authenticated_reader.clone(),
         },
         ConsentArg::Ask => {
             ConsentPolicy::Ask(Box::new(|r: &shomei_mdoc::present::ConsentRequest<'_>| {
                 use std::io::Write as _;
+                // Names from a verified certificate; control characters were refused.
+                let who = match r.reader {
+                    Some(reader) => format!(
+                        "the authenticated reader \"{}\"{}",
+                        reader.display_name(),
+                        reader
+                            .organization
+                            .as_deref()
+                            .filter(|o| Some(*o) != reader.common_name.as_deref())
+                            .map_or(String::new(), |o| format!(" ({o})"))
+                    ),
+                    None => "an unauthenticated reader".to_owned(),
+                };
                 eprint!(
-                    "the reader asks for {}/{}{}: release it? [y/N] ",
+                    "{who} asks for {}/{}{}: release it? [y/N] ",
                     r.namespace,
                     r.element,
                     if r.intent_to_retain {
@@ -847,6 +910,7 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
         now(),
     )
     .map_err(|e| anyhow::anyhow!("the mobile ID cannot be shown: {e} ({})", e.code()))?;
+    presenter.trust_readers(trusted_readers, now());
     // The contract: the engagement URI is the first line of stdout; the QR
     // code goes to stderr so it never mixes with the machine-readable lines.
     let uri = presenter.engagement_uri();
@@ -873,11 +937,23 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
     }
     let released = rt.block_on(crate::mdoc_cmd::serve_one(&listener, &mut presenter))?;
     let names: Vec<String> = released.iter().map(|(ns, e)| format!("{ns}/{e}")).collect();
+    let reader = presenter.reader();
     emit(
         json,
-        &json!({"released": names}),
+        &json!({
+            "released": names,
+            "reader": {
+                "authenticated": reader.is_some(),
+                "name": reader.map(|r| r.display_name()),
+                "organization": reader.and_then(|r| r.organization.as_deref()),
+            },
+        }),
         &format!(
-            "released: {}",
+            "reader: {}\nreleased: {}",
+            reader.map_or("not authenticated".to_owned(), |r| format!(
+                "{} (authenticated)",
+                r.display_name()
+            )),
             if names.is_empty() {
                 "nothing".to_owned()
             } else {

@@ -50,6 +50,7 @@ async fn show(
         // individual number.
         ConsentPolicy::Auto {
             release_individual_number: false,
+            require_authenticated_reader: Vec::new(),
         },
         vec![mdoc_cmd::tcp_retrieval_method(addr)],
         &mut rng,

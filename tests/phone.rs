@@ -1316,3 +1316,198 @@ fn present_without_pin_follows_the_contract() {
     assert_eq!(code, 2, "{msg}");
     assert!(msg.contains("PIN"), "{msg}");
 }
+
+/// Reader authentication (ISO 18013-5 §9.1.4) end to end: a registered
+/// relying party's reader enrols (`reader enrol`: key made locally, the
+/// certificate from the authority), signs its request (`reader request
+/// --reader-key --reader-cert`), and `phone present --trusted-readers`
+/// reports the reader authenticated by its registered name; with
+/// `--require-authenticated-reader` chosen elements go only to such a
+/// reader (as the individual number always does — the authority's mobile
+/// ID does not carry it). A reader the phone's trust does not cover is
+/// refused whole.
+#[test]
+fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
+    use std::io::{BufRead as _, Read as _};
+    use std::os::unix::fs::PermissionsExt as _;
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    // Provisioning stored the authority's reader CA as the phone's default trust.
+    let stored = std::fs::read_to_string(phone.join("trusted-readers.pem")).unwrap();
+    let reader_ca = w.dir.join("ca/reader-ca.pem");
+    assert_eq!(stored, std::fs::read_to_string(&reader_ca).unwrap());
+
+    let (code, rp) = w.operator("/v1/relying-parties", json!({"name": "city-office.jp"}));
+    assert_eq!(code, 201, "{rp}");
+    let token_file = w.path("rp.token");
+    std::fs::write(&token_file, rp["token"].as_str().unwrap()).unwrap();
+    let out = w.path("reader");
+    let e = json_of(&shomei(&[
+        "reader",
+        "enrol",
+        "--authority",
+        &w.url,
+        "--rp-token-file",
+        token_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(e["name"], "city-office.jp", "{e}");
+    let key = out.join("reader.p8");
+    let cert = out.join("reader.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (ok, msg) = openssl(&[
+        "verify",
+        "-CAfile",
+        reader_ca.to_str().unwrap(),
+        "-purpose",
+        "any",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(ok, "{msg}");
+    let (ok, msg) = openssl(&[
+        "pkey",
+        "-inform",
+        "DER",
+        "-in",
+        key.to_str().unwrap(),
+        "-noout",
+    ]);
+    assert!(ok, "{msg}");
+    // Enrolling into the same folder again is refused (nothing overwritten).
+    let (code, msg) = failure(&shomei(&[
+        "reader",
+        "enrol",
+        "--authority",
+        &w.url,
+        "--rp-token-file",
+        token_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{msg}");
+
+    // The phone, its result JSON read after the session.
+    let spawn = |extra: &[&str]| {
+        #[allow(clippy::zombie_processes)] // waited below
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+            .args(["phone", "present", "--phone", phone.to_str().unwrap()])
+            .args([
+                "--require-authenticated-reader",
+                "full_name_unicode",
+                "--json",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        (child, stdout, line.trim().to_owned())
+    };
+    let finish = |mut child: Child, mut stdout: std::io::BufReader<std::process::ChildStdout>| {
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let ok = child.wait().unwrap().success();
+        (ok, rest)
+    };
+    let iaca = w.dir.join("ca/iaca.pem");
+    let request = |uri: &str, signed: bool| {
+        let mut args = vec![
+            "reader",
+            "request",
+            "--engagement",
+            uri,
+            "--items",
+            "full_name_unicode,age_over_20",
+            "--trust",
+            iaca.to_str().unwrap(),
+            "--json",
+        ];
+        if signed {
+            args.extend([
+                "--reader-key",
+                key.to_str().unwrap(),
+                "--reader-cert",
+                cert.to_str().unwrap(),
+            ]);
+        }
+        shomei(&args)
+    };
+
+    // Signed, trusted explicitly: authenticated, the full name released.
+    let (child, stdout, uri) = spawn(&["--trusted-readers", reader_ca.to_str().unwrap()]);
+    let v = json_of(&request(&uri, true));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["reader_auth"], true, "{v}");
+    assert!(v["items"]["full_name_unicode"].is_string(), "{v}");
+    let (ok, rest) = finish(child, stdout);
+    assert!(ok, "{rest}");
+    let p: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(
+        p["reader"],
+        json!({"authenticated": true, "name": "city-office.jp", "organization": null}),
+        "{p}"
+    );
+    assert!(
+        p["released"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().ends_with("/full_name_unicode")),
+        "{p}"
+    );
+
+    // The default trust (stored at provisioning) authenticates it too.
+    let (child, stdout, uri) = spawn(&[]);
+    assert_eq!(json_of(&request(&uri, true))["valid"], true);
+    let (ok, rest) = finish(child, stdout);
+    assert!(ok, "{rest}");
+    let p: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(p["reader"]["authenticated"], true, "{p}");
+
+    // Unsigned: not authenticated, so the full name is withheld.
+    let (child, stdout, uri) = spawn(&[]);
+    let v = json_of(&request(&uri, false));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["reader_auth"], false, "{v}");
+    assert!(v["items"].get("full_name_unicode").is_none(), "{v}");
+    assert_eq!(v["items"]["age_over_20"], true, "{v}");
+    let (ok, rest) = finish(child, stdout);
+    assert!(ok, "{rest}");
+    let p: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(
+        p["reader"],
+        json!({"authenticated": false, "name": null, "organization": null})
+    );
+
+    // Signed under a CA the phone does not trust: the whole request is refused.
+    let (mut child, mut stdout, uri) = spawn(&["--trusted-readers", iaca.to_str().unwrap()]);
+    let r = request(&uri, true);
+    assert!(!r.status.success());
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&r.stdout).trim()).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["items"], json!({}), "{v}");
+    assert_eq!(v["error"]["code"], "device_response_status", "{v}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the phone reports the refusal"
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("untrusted_reader") || err.contains("trusted reader CA"),
+        "{err}"
+    );
+}

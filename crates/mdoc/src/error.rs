@@ -104,6 +104,21 @@ pub enum MdocError {
     },
     /// The DeviceResponse's `status` is not 0 (OK).
     DeviceResponseStatus(u64),
+    /// Reader authentication: the readerAuth is not a well-formed ES256
+    /// COSE_Sign1 with an x5chain holding a P-256 reader certificate (what).
+    ReaderAuthMalformed(&'static str),
+    /// Reader authentication: the signature does not verify over this
+    /// session's transcript and the ItemsRequestBytes received.
+    BadReaderSignature,
+    /// Reader authentication: the reader certificate is not issued by a
+    /// trusted reader CA.
+    UntrustedReader,
+    /// Reader authentication: the reader certificate or its CA is outside
+    /// its validity period at `now`.
+    ReaderCertificateNotValid,
+    /// Reader authentication: the reader certificate lacks the extended key
+    /// usage id-mdl-kp-mdlReaderAuth (1.0.18013.5.1.6).
+    ReaderCertificateUsage,
 }
 
 impl MdocError {
@@ -141,7 +156,25 @@ impl MdocError {
             Self::StatusListExpired => "status_list_expired",
             Self::PeerError { .. } => "peer_error",
             Self::DeviceResponseStatus(_) => "device_response_status",
+            Self::ReaderAuthMalformed(_) => "reader_auth_malformed",
+            Self::BadReaderSignature => "bad_reader_signature",
+            Self::UntrustedReader => "untrusted_reader",
+            Self::ReaderCertificateNotValid => "reader_certificate_not_valid",
+            Self::ReaderCertificateUsage => "reader_certificate_usage",
         }
+    }
+
+    /// Whether this is a reader-authentication failure (a request whose
+    /// readerAuth is present but invalid).
+    pub fn is_reader_auth(&self) -> bool {
+        matches!(
+            self,
+            Self::ReaderAuthMalformed(_)
+                | Self::BadReaderSignature
+                | Self::UntrustedReader
+                | Self::ReaderCertificateNotValid
+                | Self::ReaderCertificateUsage
+        )
     }
 }
 
@@ -196,6 +229,19 @@ impl fmt::Display for MdocError {
                 write!(f, "the peer ended the session with status {status}")
             }
             Self::DeviceResponseStatus(s) => write!(f, "DeviceResponse status {s}"),
+            Self::ReaderAuthMalformed(what) => write!(f, "reader authentication malformed: {what}"),
+            Self::BadReaderSignature => f.write_str(
+                "reader authentication signature does not verify over this session's request",
+            ),
+            Self::UntrustedReader => {
+                f.write_str("reader certificate does not chain to a trusted reader CA")
+            }
+            Self::ReaderCertificateNotValid => {
+                f.write_str("reader certificate outside its validity period")
+            }
+            Self::ReaderCertificateUsage => f.write_str(
+                "reader certificate lacks the mdoc reader authentication extended key usage",
+            ),
         }
     }
 }
@@ -258,6 +304,11 @@ mod tests {
             MdocError::StatusListExpired,
             MdocError::PeerError { status: 10 },
             MdocError::DeviceResponseStatus(10),
+            MdocError::ReaderAuthMalformed("x"),
+            MdocError::BadReaderSignature,
+            MdocError::UntrustedReader,
+            MdocError::ReaderCertificateNotValid,
+            MdocError::ReaderCertificateUsage,
         ];
         let mut codes: Vec<_> = all.iter().map(MdocError::code).collect();
         codes.sort_unstable();

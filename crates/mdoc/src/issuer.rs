@@ -497,7 +497,7 @@ fn cert_window(view: &CertView<'_>) -> Result<(Timestamp, Timestamp), MdocError>
     ))
 }
 
-fn check_valid_at(view: &CertView<'_>, now: Timestamp) -> Result<(), MdocError> {
+pub(crate) fn check_valid_at(view: &CertView<'_>, now: Timestamp) -> Result<(), MdocError> {
     let (nb, na) = cert_window(view)?;
     if now < nb || now > na {
         return Err(MdocError::CertificateNotValid);
@@ -506,7 +506,7 @@ fn check_valid_at(view: &CertView<'_>, now: Timestamp) -> Result<(), MdocError> 
 }
 
 /// Whether the certificate's extendedKeyUsage lists `oid_der` (DER TLV).
-fn has_eku(view: &CertView<'_>, oid_der: &[u8]) -> bool {
+pub(crate) fn has_eku(view: &CertView<'_>, oid_der: &[u8]) -> bool {
     view.extensions
         .iter()
         .filter(|e| e.extn_id.to_string() == "2.5.29.37")

@@ -10,6 +10,8 @@
 //!   as whole-second UTC `tdate`s, the 2nd-edition `status` reference).
 //! * `status`: the IETF Token Status List the authority publishes, and its
 //!   signed CWT (bounded decompression on the reader's side).
+//! * `reader_auth`: reader authentication (§9.1.4): the reader signs its
+//!   request, the holder checks it against trusted reader CAs.
 //! * `jp`: the My Number Card document `org.iso.23220.1.jp.mnc`.
 //!
 //! Conformance: the Annex D vectors in `tests/data/` pass byte for byte.
@@ -24,6 +26,7 @@ pub mod jp;
 pub mod mso;
 pub mod present;
 pub mod reader;
+pub mod reader_auth;
 pub mod request;
 pub mod session;
 pub mod status;

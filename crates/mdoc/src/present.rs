@@ -13,7 +13,8 @@
 //! * only elements both **requested** and **allowed** by the
 //!   [`ConsentPolicy`]: [`ConsentPolicy::Auto`] releases what is requested
 //!   except `individual_number_unicode` (the 個人番号, whose collection the
-//!   My Number Act restricts) unless `release_individual_number`;
+//!   My Number Act restricts) unless `release_individual_number` — and then
+//!   only to an authenticated reader;
 //!   [`ConsentPolicy::Ask`] asks a callback per element;
 //! * `age_over_NN` by the nearest rule of ISO/IEC 18013-5 §7.2.5 (see
 //!   [`nearest_age_over`]);
@@ -34,8 +35,20 @@
 //! element — with the reader's ephemeral key (§9.1.3.5). EMacKey is derived
 //! once per session. The device-signed name spaces are empty (`#6.24(h'a0')`).
 //!
-//! Reader authentication in the request is not checked here (readers are
-//! not enrolled in Shōmei); consent covers what leaves the phone.
+//! Reader authentication (§9.1.4, [`crate::reader_auth`]): every
+//! DocRequest's readerAuth, when present, is checked against this session's
+//! exact transcript and the ItemsRequestBytes received, and its certificate
+//! against the trusted reader CAs ([`Presenter::trust_readers`]). Stricter
+//! than the standard asks: a request whose readerAuth is present but
+//! invalid is refused whole — a DeviceResponse with `status` 10 and no
+//! document, then the session ends ([`Reply::error`] says why). The reader
+//! counts as authenticated ([`ConsentRequest::reader`]) only when every
+//! DocRequest for our docType is signed, all by the same certificate.
+//!
+//! The individual number (`individual_number_unicode`) only ever goes to an
+//! authenticated reader: under any policy, to an unauthenticated one it is
+//! withheld without asking. [`ConsentPolicy::Auto`]'s
+//! `require_authenticated_reader` extends this to other elements.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -49,6 +62,7 @@ use crate::error::MdocError;
 use crate::issuer::IssuerSigned;
 use crate::jp;
 use crate::mso::{DeviceKey, MobileSecurityObject};
+use crate::reader_auth::{ReaderIdentity, TrustedReaderCas, authenticate_reader};
 use crate::request::{
     MAX_DOC_REQUESTS, MAX_ELEMENTS, MAX_NAME_SPACES, NameSpaces, parse_device_request,
 };
@@ -62,6 +76,9 @@ use crate::session::{
 pub const DEVICE_RESPONSE_VERSION: &str = "1.0";
 /// DeviceResponse status 0: OK (§8.3.2.1.2.3).
 pub const STATUS_OK: u64 = 0;
+/// DeviceResponse status 10: general error (§8.3.2.1.2.3) — what a request
+/// with invalid reader authentication gets.
+pub const STATUS_GENERAL_ERROR: u64 = 10;
 /// ErrorCode 0: data not returned (§8.3.2.1.2.3, table 9).
 pub const ERROR_DATA_NOT_RETURNED: i64 = 0;
 
@@ -127,6 +144,9 @@ pub struct ConsentRequest<'a> {
     pub requested_as: &'a str,
     /// The reader's IntentToRetain.
     pub intent_to_retain: bool,
+    /// The reader, when its request was authenticated (§9.1.4); `None`
+    /// for an unauthenticated reader.
+    pub reader: Option<&'a ReaderIdentity>,
 }
 
 /// The callback of [`ConsentPolicy::Ask`]: true releases the element.
@@ -135,10 +155,16 @@ pub type AskFn = Box<dyn FnMut(&ConsentRequest<'_>) -> bool + Send>;
 /// Which requested elements the holder lets go.
 pub enum ConsentPolicy {
     /// Everything requested, except the individual number unless
-    /// `release_individual_number`.
+    /// `release_individual_number` (and then only to an authenticated
+    /// reader), and except the elements of `require_authenticated_reader`
+    /// when the reader is not authenticated.
     Auto {
-        /// Release `individual_number_unicode` when it is requested.
+        /// Release `individual_number_unicode` when it is requested by an
+        /// authenticated reader.
         release_individual_number: bool,
+        /// Element identifiers released only to an authenticated reader
+        /// (the individual number always is, listed or not).
+        require_authenticated_reader: Vec<String>,
     },
     /// The callback decides per element.
     Ask(AskFn),
@@ -149,14 +175,24 @@ impl ConsentPolicy {
     pub fn auto() -> Self {
         Self::Auto {
             release_individual_number: false,
+            require_authenticated_reader: Vec::new(),
         }
     }
 
     fn allows(&mut self, q: &ConsentRequest<'_>) -> bool {
+        let individual_number = q.element == jp::elements::INDIVIDUAL_NUMBER;
+        if individual_number && q.reader.is_none() {
+            return false;
+        }
         match self {
             Self::Auto {
                 release_individual_number,
-            } => *release_individual_number || q.element != jp::elements::INDIVIDUAL_NUMBER,
+                require_authenticated_reader,
+            } => {
+                (*release_individual_number || !individual_number)
+                    && (q.reader.is_some()
+                        || !require_authenticated_reader.iter().any(|e| e == q.element))
+            }
             Self::Ask(f) => f(q),
         }
     }
@@ -167,9 +203,11 @@ impl fmt::Debug for ConsentPolicy {
         match self {
             Self::Auto {
                 release_individual_number,
+                require_authenticated_reader,
             } => f
                 .debug_struct("Auto")
                 .field("release_individual_number", release_individual_number)
+                .field("require_authenticated_reader", require_authenticated_reader)
                 .finish(),
             Self::Ask(_) => f.write_str("Ask(..)"),
         }
@@ -377,12 +415,14 @@ pub struct Release {
 }
 
 /// Decides the release for `requested` against what `issuer_signed` holds
-/// and `consent` (see the module docs). Pure apart from the callback.
+/// and `consent` (see the module docs), for `reader` (`None`:
+/// unauthenticated). Pure apart from the callback.
 pub fn decide_release(
     issuer_signed: &IssuerSigned,
     doc_type: &str,
     requested: &NameSpaces,
     consent: &mut ConsentPolicy,
+    reader: Option<&ReaderIdentity>,
 ) -> Release {
     let mut out = Release::default();
     for (ns, elements) in requested {
@@ -429,6 +469,7 @@ pub fn decide_release(
                         element: c,
                         requested_as: element,
                         intent_to_retain: *retain,
+                        reader,
                     })
             });
             match released {
@@ -461,6 +502,8 @@ pub struct Reply {
     pub error: Option<MdocError>,
     /// Whether the session is over.
     pub ended: bool,
+    /// The authenticated reader of the request answered, if it was.
+    pub reader: Option<ReaderIdentity>,
 }
 
 /// How the holder authenticates with the MSO's device key (§9.1.3).
@@ -512,6 +555,11 @@ pub struct Presenter<'a> {
     engagement: DeviceEngagement,
     session: Option<(SessionEncryption, SessionTranscriptBytes)>,
     closed: bool,
+    reader_trust: TrustedReaderCas,
+    /// When reader certificates are checked.
+    now: Timestamp,
+    /// The reader of the last request answered, if authenticated.
+    reader: Option<ReaderIdentity>,
 }
 
 impl fmt::Debug for Presenter<'_> {
@@ -613,7 +661,23 @@ impl<'a> Presenter<'a> {
             engagement,
             session: None,
             closed: false,
+            reader_trust: TrustedReaderCas::default(),
+            now,
+            reader: None,
         })
+    }
+
+    /// Trusts these reader CAs for reader authentication, checking reader
+    /// certificates' validity at `now` (without a call: no CA is trusted,
+    /// so any signed request is refused as [`MdocError::UntrustedReader`]).
+    pub fn trust_readers(&mut self, trust: TrustedReaderCas, now: Timestamp) {
+        self.reader_trust = trust;
+        self.now = now;
+    }
+
+    /// The authenticated reader of the last request answered.
+    pub fn reader(&self) -> Option<&ReaderIdentity> {
+        self.reader.as_ref()
     }
 
     /// The DeviceEngagement.
@@ -649,6 +713,40 @@ impl<'a> Presenter<'a> {
             released: Vec::new(),
             error: Some(e),
             ended: true,
+            reader: None,
+        }
+    }
+
+    /// Refuses a request whose reader authentication failed: a
+    /// DeviceResponse with status 10 (general error) and nothing in it,
+    /// then the session is over.
+    fn refuse(&mut self, e: MdocError) -> Reply {
+        let refusal = DeviceResponse {
+            version: DEVICE_RESPONSE_VERSION.into(),
+            documents: Vec::new(),
+            document_errors: BTreeMap::new(),
+            status: STATUS_GENERAL_ERROR,
+        };
+        let sealed = match &mut self.session {
+            Some((enc, _)) => refusal
+                .encode()
+                .and_then(|r| enc.seal(&r))
+                .and_then(|m| m.encode()),
+            None => Err(MdocError::SessionClosed),
+        };
+        match sealed {
+            Ok(message) => {
+                self.closed = true;
+                self.reader = None;
+                Reply {
+                    message: Some(message),
+                    released: Vec::new(),
+                    error: Some(e),
+                    ended: true,
+                    reader: None,
+                }
+            }
+            Err(_) => self.fail(e),
         }
     }
 
@@ -710,6 +808,7 @@ impl<'a> Presenter<'a> {
                     .filter(|s| *s != SessionStatus::Termination)
                     .map(|s| MdocError::PeerError { status: s.code() }),
                 ended: self.closed,
+                reader: None,
             }),
         }
     }
@@ -727,10 +826,12 @@ impl<'a> Presenter<'a> {
                         released,
                         error: None,
                         ended: false,
+                        reader: self.reader.clone(),
                     },
                     Err(e) => self.fail(e),
                 }
             }
+            Err(e) if e.is_reader_auth() => self.refuse(e),
             Err(e) => self.fail(e),
         }
     }
@@ -773,6 +874,37 @@ impl<'a> Presenter<'a> {
             .as_ref()
             .map(|(_, t)| t.clone())
             .ok_or(MdocError::SessionClosed)?;
+        // Reader authentication first: any readerAuth present must verify
+        // (else the whole request is refused); the reader is authenticated
+        // for our document only if all its DocRequests are signed by one
+        // certificate.
+        let mut readers: Vec<Option<ReaderIdentity>> = Vec::new();
+        for r in &request.doc_requests {
+            let identity = match &r.reader_auth {
+                Some(ra) => Some(authenticate_reader(
+                    ra,
+                    &transcript,
+                    &r.items_request_bytes,
+                    &self.reader_trust,
+                    self.now,
+                )?),
+                None => None,
+            };
+            if r.items_request.doc_type == self.doc_type {
+                readers.push(identity);
+            }
+        }
+        self.reader = match readers.split_first() {
+            Some((Some(first), rest))
+                if rest.iter().all(|r| {
+                    r.as_ref()
+                        .is_some_and(|r| r.certificate == first.certificate)
+                }) =>
+            {
+                Some(first.clone())
+            }
+            _ => None,
+        };
         // All requests for our docType together; the others are errors.
         let mut wanted = NameSpaces::new();
         let mut document_errors = BTreeMap::new();
@@ -797,6 +929,7 @@ impl<'a> Presenter<'a> {
                 &self.doc_type,
                 &wanted,
                 &mut self.consent,
+                self.reader.as_ref(),
             );
             let disclosed = self
                 .issuer_signed
@@ -870,19 +1003,34 @@ mod tests {
     #[test]
     fn auto_policy_withholds_the_individual_number() {
         let mut p = ConsentPolicy::auto();
-        let q = |e| ConsentRequest {
+        let reader = ReaderIdentity {
+            common_name: Some("shop".into()),
+            organization: None,
+            certificate: Vec::new(),
+        };
+        let q = |e, reader| ConsentRequest {
             doc_type: jp::DOC_TYPE,
             namespace: jp::NS_JP,
             element: e,
             requested_as: e,
             intent_to_retain: false,
+            reader,
         };
-        assert!(!p.allows(&q(jp::elements::INDIVIDUAL_NUMBER)));
-        assert!(p.allows(&q(jp::elements::FULL_NAME)));
+        assert!(!p.allows(&q(jp::elements::INDIVIDUAL_NUMBER, None)));
+        assert!(!p.allows(&q(jp::elements::INDIVIDUAL_NUMBER, Some(&reader))));
+        assert!(p.allows(&q(jp::elements::FULL_NAME, None)));
         let mut p = ConsentPolicy::Auto {
             release_individual_number: true,
+            require_authenticated_reader: vec![jp::elements::FULL_NAME.into()],
         };
-        assert!(p.allows(&q(jp::elements::INDIVIDUAL_NUMBER)));
+        assert!(p.allows(&q(jp::elements::INDIVIDUAL_NUMBER, Some(&reader))));
+        assert!(!p.allows(&q(jp::elements::INDIVIDUAL_NUMBER, None)));
+        assert!(!p.allows(&q(jp::elements::FULL_NAME, None)));
+        assert!(p.allows(&q(jp::elements::FULL_NAME, Some(&reader))));
+        assert!(p.allows(&q(jp::elements::PORTRAIT, None)));
+        let mut ask = ConsentPolicy::Ask(Box::new(|_| true));
+        assert!(!ask.allows(&q(jp::elements::INDIVIDUAL_NUMBER, None)));
+        assert!(ask.allows(&q(jp::elements::INDIVIDUAL_NUMBER, Some(&reader))));
     }
 
     #[test]

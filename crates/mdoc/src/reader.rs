@@ -22,6 +22,10 @@
 //! 5. device-signed name spaces must be empty (Shōmei documents carry all
 //!    data issuer-signed; device-signed values are not trusted here).
 //!
+//! With a [`ReaderAuthKey`] ([`Reader::new_authenticated`]) the
+//! DocRequest carries readerAuth (§9.1.4), signed through the reader's
+//! [`shomei_core::Signer`].
+//!
 //! Session messages go through [`SessionEncryption`]: a replayed,
 //! reordered, reflected or foreign message fails with
 //! [`MdocError::Replayed`], [`MdocError::OutOfOrder`],
@@ -39,6 +43,7 @@ use crate::error::MdocError;
 use crate::issuer::{StatusCheck, StatusOutcome, TrustedIacas, verify_issuer_signed};
 use crate::mso::{MobileSecurityObject, StatusRef, ValidityInfo};
 use crate::present::{DeviceResponse, STATUS_OK, ephemeral_key, parse_age_over};
+use crate::reader_auth::{ReaderAuthKey, sign_reader_auth};
 use crate::request::{DeviceRequest, DocRequest, ItemsRequest};
 use crate::session::{
     DeviceEngagement, EphemeralKey, Handover, KeyAgreement, Role, SessionEncryption, SessionKeys,
@@ -170,6 +175,7 @@ pub struct Reader {
     session: SessionEncryption,
     establishment: Vec<u8>,
     response: Option<Vec<u8>>,
+    authenticated: bool,
 }
 
 impl fmt::Debug for Reader {
@@ -188,7 +194,7 @@ impl Reader {
         request: ItemsRequest,
         rng: &mut dyn RandomSource,
     ) -> Result<Self, MdocError> {
-        Self::with_engagement(parse_device_engagement_uri(uri)?, request, rng)
+        Self::with_engagement(parse_device_engagement_uri(uri)?, request, None, rng)
     }
 
     /// From the DeviceEngagement bytes.
@@ -197,17 +203,28 @@ impl Reader {
         request: ItemsRequest,
         rng: &mut dyn RandomSource,
     ) -> Result<Self, MdocError> {
-        Self::with_engagement(parse_device_engagement(engagement)?, request, rng)
+        Self::with_engagement(parse_device_engagement(engagement)?, request, None, rng)
+    }
+
+    /// As [`Reader::new`], signing the DocRequest's readerAuth (§9.1.4)
+    /// with `auth` when given: ReaderAuthentication over this session's
+    /// transcript and the ItemsRequestBytes sent.
+    pub fn new_authenticated(
+        engagement: &[u8],
+        request: ItemsRequest,
+        auth: Option<&ReaderAuthKey<'_>>,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Self, MdocError> {
+        Self::with_engagement(parse_device_engagement(engagement)?, request, auth, rng)
     }
 
     fn with_engagement(
         engagement: DeviceEngagement,
         request: ItemsRequest,
+        auth: Option<&ReaderAuthKey<'_>>,
         rng: &mut dyn RandomSource,
     ) -> Result<Self, MdocError> {
         let ephemeral = ephemeral_key(rng)?;
-        let device_request =
-            DeviceRequest::new(vec![DocRequest::new(request.clone())?])?.encode()?;
         let e_reader_key = ephemeral.public_key();
         let transcript = SessionTranscript {
             device_engagement: engagement.as_bytes().to_vec(),
@@ -215,6 +232,16 @@ impl Reader {
             handover: Handover::Qr,
         }
         .to_bytes()?;
+        let mut doc_request = DocRequest::new(request.clone())?;
+        if let Some(auth) = auth {
+            doc_request.reader_auth = Some(sign_reader_auth(
+                auth,
+                &transcript,
+                &doc_request.items_request_bytes,
+            )?);
+        }
+        let authenticated = doc_request.reader_auth.is_some();
+        let device_request = DeviceRequest::new(vec![doc_request])?.encode()?;
         let keys = SessionKeys::derive(&ephemeral, engagement.e_device_key(), &transcript)?;
         let mut session = SessionEncryption::new(Role::Reader, keys);
         let establishment = session.establish(&e_reader_key, &device_request)?;
@@ -230,7 +257,13 @@ impl Reader {
             session,
             establishment: establishment.encode()?,
             response: None,
+            authenticated,
         })
+    }
+
+    /// Whether the request carries reader authentication.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// The SessionEstablishment to send (message 1).

@@ -330,19 +330,21 @@ fn full_identity_with_portrait_withholds_the_individual_number_under_auto() {
 }
 
 #[test]
-fn individual_number_released_only_when_explicitly_allowed() {
+fn individual_number_never_goes_to_an_unauthenticated_reader() {
+    // Even when the holder allows it: the individual number goes only to
+    // an authenticated reader (tests/reader_auth.rs has the released case).
     let h = Holder::new(AGES_19);
     let (v, _) = present(
         &h,
         ConsentPolicy::Auto {
             release_individual_number: true,
+            require_authenticated_reader: Vec::new(),
         },
         FULL,
     );
-    assert_eq!(
-        v.unwrap().items[NS_JP][elements::INDIVIDUAL_NUMBER],
-        Value::from("123456789018")
-    );
+    let v = v.unwrap();
+    assert!(!v.items[NS_JP].contains_key(elements::INDIVIDUAL_NUMBER));
+    assert!(v.items[NS_JP].contains_key(elements::FULL_NAME));
 }
 
 #[test]

@@ -665,6 +665,195 @@ fn der_uri_names(uri: &str) -> Vec<u8> {
     }
 }
 
+/// id-mdl-kp-mdlReaderAuth (ISO/IEC 18013-5 Annex B): extended key usage
+/// of an mdoc reader authentication certificate.
+pub const MDL_READER_AUTH_EKU: &[u64] = &[1, 0, 18013, 5, 1, 6];
+
+/// Longest life of a reader authentication certificate issued here.
+pub const MAX_READER_CERT_DAYS: i64 = 397;
+
+/// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point.
+const P256_SPKI_PREFIX: [u8; 27] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
+
+/// Checks that `spki` is a P-256 SubjectPublicKeyInfo (uncompressed point
+/// on the curve); returns the SEC1 point.
+pub fn p256_spki_point(spki: &[u8]) -> Result<&[u8], PkiError> {
+    if spki.first() != Some(&0x30) {
+        return Err(PkiError::malformed("public key", "not a DER SEQUENCE"));
+    }
+    if spki.len() != P256_SPKI_PREFIX.len() + 64 || !spki.starts_with(&P256_SPKI_PREFIX) {
+        return Err(PkiError::Unsupported(
+            "public key: a P-256 SubjectPublicKeyInfo (uncompressed point) only".into(),
+        ));
+    }
+    let point = &spki[P256_SPKI_PREFIX.len() - 1..];
+    aws_lc_rs::agreement::ParsedPublicKey::try_from(aws_lc_rs::agreement::UnparsedPublicKey::new(
+        &aws_lc_rs::agreement::ECDH_P256,
+        point,
+    ))
+    .map_err(|_| PkiError::BadKey("the public key is not a point on P-256".into()))?;
+    Ok(point)
+}
+
+/// The mdoc reader CA (ISO/IEC 18013-5 §9.1.4, Annex B): a self-signed
+/// P-256 root like the IACA (critical keyUsage keyCertSign+cRLSign,
+/// critical basicConstraints CA pathLen 0) that certifies the readers of
+/// registered relying parties for reader authentication.
+pub struct ReaderCa {
+    authority_name: String,
+    cert_der: Vec<u8>,
+    key: RcgenKey,
+}
+
+impl ReaderCa {
+    /// Creates the reader CA (lives [`IACA_YEARS`]).
+    pub fn create(
+        authority_name: &str,
+        points: &PublicationPoints,
+        signer: Arc<dyn Signer>,
+        serial: &Serial,
+        now: Timestamp,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        let mut params = reader_ca_params(authority_name, points);
+        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        params.not_before = truncate_to_second(now);
+        params.not_after = end_of_day_jst(
+            now.date()
+                .replace_year(now.year() + IACA_YEARS)
+                .unwrap_or(now.date()),
+        );
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| PkiError::Build(e.to_string()))?;
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der: cert.der().to_vec(),
+            key,
+        })
+    }
+
+    /// Loads the reader CA from its certificate and key.
+    pub fn load(
+        authority_name: &str,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        if crate::csr::certificate_spki(&cert_der)? != key.signer.public_key_spki() {
+            return Err(PkiError::BadKey(
+                "the key does not match the reader CA certificate".into(),
+            ));
+        }
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der,
+            key,
+        })
+    }
+
+    /// DER certificate.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Issues a reader authentication certificate for the P-256 key
+    /// `reader_spki`: subject C=JP, CN=`common_name`; critical keyUsage
+    /// digitalSignature, critical EKU id-mdl-kp-mdlReaderAuth
+    /// (1.0.18013.5.1.6), AKI/SKI, not a CA, `days` (1 to
+    /// [`MAX_READER_CERT_DAYS`]) from `now`.
+    pub fn issue_reader(
+        &self,
+        points: &PublicationPoints,
+        reader_spki: &[u8],
+        common_name: &str,
+        serial: &Serial,
+        now: Timestamp,
+        days: i64,
+    ) -> Result<Vec<u8>, PkiError> {
+        if !(1..=MAX_READER_CERT_DAYS).contains(&days) {
+            return Err(PkiError::Build(format!(
+                "a reader certificate lives 1 to {MAX_READER_CERT_DAYS} days"
+            )));
+        }
+        if common_name.is_empty() || common_name.len() > 64 {
+            return Err(PkiError::Build(
+                "a reader's common name has 1 to 64 bytes".into(),
+            ));
+        }
+        let point = p256_spki_point(reader_spki)?;
+        if reader_spki == self.key.signer.public_key_spki() {
+            return Err(PkiError::BadKey(
+                "the reader key is the reader CA's own key".into(),
+            ));
+        }
+        let mut p = CertificateParams::default();
+        p.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        p.not_before = truncate_to_second(now);
+        p.not_after = truncate_to_second(now) + Duration::days(days);
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CountryName,
+            DnValue::PrintableString("JP".try_into().unwrap_or_else(|_| unreachable_printable())),
+        );
+        dn.push(
+            DnType::CommonName,
+            DnValue::Utf8String(common_name.to_owned()),
+        );
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.use_authority_key_identifier_extension = true;
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let mut eku =
+            CustomExtension::from_oid_content(&[2, 5, 29, 37], der_eku(MDL_READER_AUTH_EKU));
+        eku.set_criticality(true);
+        p.custom_extensions.push(eku);
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            oids::ISSUER_ALT_NAME,
+            der_uri_names(points.base()),
+        ));
+        let subject = SubjectKey {
+            raw: point.to_vec(),
+            alg: rcgen_alg(SignatureAlgorithm::EcdsaP256Sha256),
+        };
+        let issuer = Issuer::new(reader_ca_params(&self.authority_name, points), &self.key);
+        let cert = p
+            .signed_by(&subject, &issuer)
+            .map_err(|e| PkiError::Build(e.to_string()))?;
+        Ok(cert.der().to_vec())
+    }
+}
+
+fn reader_ca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        DnValue::PrintableString("JP".try_into().unwrap_or_else(|_| unreachable_printable())),
+    );
+    dn.push(
+        DnType::OrganizationName,
+        DnValue::Utf8String(authority_name.into()),
+    );
+    dn.push(
+        DnType::CommonName,
+        DnValue::Utf8String(format!("{authority_name} mdoc reader CA")),
+    );
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.custom_extensions.push(CustomExtension::from_oid_content(
+        oids::ISSUER_ALT_NAME,
+        der_uri_names(points.base()),
+    ));
+    p
+}
+
 #[cfg(test)]
 mod iaca_tests {
     use std::process::Command;
@@ -685,6 +874,73 @@ mod iaca_tests {
             .unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn reader_ca_and_reader_certificate() {
+        let now = datetime!(2026-11-21 04:00:00 UTC);
+        let points = PublicationPoints::new("http://127.0.0.1:8700");
+        let ca = ReaderCa::create(
+            "Shomei Test",
+            &points,
+            Arc::new(EcdsaP256Signer::generate().unwrap()),
+            &Serial::from_be_bytes(&[0x43, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
+            now,
+        )
+        .unwrap();
+        let t = text(ca.cert_der());
+        assert!(t.contains("CN = Shomei Test mdoc reader CA"), "{t}");
+        assert!(
+            t.contains("X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:0"),
+            "{t}"
+        );
+        let reader = EcdsaP256Signer::generate().unwrap();
+        let serial = Serial::from_be_bytes(&[0x44, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap();
+        let cert = ca
+            .issue_reader(
+                &points,
+                reader.public_key_spki(),
+                "shop-1",
+                &serial,
+                now,
+                90,
+            )
+            .unwrap();
+        let t = text(&cert);
+        assert!(t.contains("Subject: C = JP, CN = shop-1"), "{t}");
+        assert!(
+            t.contains("X509v3 Extended Key Usage: critical\n                1.0.18013.5.1.6"),
+            "{t}"
+        );
+        assert!(t.contains("Not After : Feb 19 04:00:00 2027 GMT"), "{t}");
+        crate::cms::check_issued_by(&cert, ca.cert_der()).unwrap();
+        // Not P-256, the CA's own key, bad lengths: refused.
+        let rsa = crate::RsaSigner::generate().unwrap();
+        assert!(matches!(
+            ca.issue_reader(&points, rsa.public_key_spki(), "x", &serial, now, 90),
+            Err(PkiError::Unsupported(_))
+        ));
+        let mut off_curve = reader.public_key_spki().to_vec();
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        assert!(matches!(
+            ca.issue_reader(&points, &off_curve, "x", &serial, now, 90),
+            Err(PkiError::BadKey(_))
+        ));
+        assert!(
+            ca.issue_reader(&points, b"junk", "x", &serial, now, 90)
+                .is_err()
+        );
+        assert!(
+            ca.issue_reader(&points, reader.public_key_spki(), "x", &serial, now, 0)
+                .is_err()
+        );
+        assert!(
+            ca.issue_reader(&points, reader.public_key_spki(), "", &serial, now, 9)
+                .is_err()
+        );
+        let again = ReaderCa::load("Shomei Test", ca.cert_der().to_vec(), Arc::new(reader));
+        assert!(again.is_err(), "wrong key");
     }
 
     #[test]

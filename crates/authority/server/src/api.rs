@@ -55,6 +55,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/phones", post(crate::phone::provision))
         .route("/v1/relying-parties", post(crate::linkage::register))
         .route("/v1/linkage/{serial}", get(crate::linkage::lookup))
+        .route("/v1/reader-certificates", post(crate::reader_cert::issue))
         .route("/v1/devices/{id}", get(crate::phone::device))
         .route("/v1/devices/{id}/sync", get(crate::phone::sync))
         .route("/v1/devices/{id}/mdoc", post(crate::mdoc::refresh))
@@ -164,6 +165,8 @@ async fn trust_anchor(
         "auth.der" => (&s.auth_root_der, false),
         "iaca.pem" => (&s.iaca.cert_der().to_vec(), true),
         "iaca.der" => (&s.iaca.cert_der().to_vec(), false),
+        "reader-ca.pem" => (&s.reader_ca.cert_der().to_vec(), true),
+        "reader-ca.der" => (&s.reader_ca.cert_der().to_vec(), false),
         "card-face.der" => {
             use shomei_core::Signer as _;
             return Ok(der_response(

@@ -13,6 +13,10 @@
 //!                           (created on first load if an older folder lacks it)
 //! DIR/ca/{sign,auth}.{der,pem}, DIR/ca/ocsp-{sign,auth}.der
 //! DIR/ca/iaca.{der,pem}, DIR/ca/ds.der   mobile-ID IACA and document signer
+//! DIR/keys/reader-ca.p8, DIR/ca/reader-ca.{der,pem}
+//!                           the mdoc reader CA (ISO 18013-5 §9.1.4): certifies
+//!                           registered relying parties' readers (created on
+//!                           first load if an older folder lacks it)
 //! DIR/registry.sqlite       the registry (embedded default)
 //! DIR/manufacturers/*.{der,pem}  secure-element manufacturer roots trusted
 //!                           for phone key attestation (may be empty)
@@ -33,7 +37,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use shomei_core::{RandomSource, Root, Serial, Signer, Timestamp};
-use shomei_pki::profile::{Iaca, PublicationPoints, RootCa, issue_ocsp_responder};
+use shomei_pki::profile::{Iaca, PublicationPoints, ReaderCa, RootCa, issue_ocsp_responder};
 use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
 
 use crate::ServerError;
@@ -105,6 +109,76 @@ pub struct Home {
     pub linkage_key: LinkageKey,
     /// The card-face signing key (P-256).
     pub card_face_key: Arc<EcdsaP256Signer>,
+}
+
+/// File under `DIR/keys/` holding the reader CA's key.
+pub const READER_CA_KEY_FILE: &str = "reader-ca.p8";
+/// Files under `DIR/ca/` holding the reader CA's certificate.
+pub const READER_CA_CERT_FILE: &str = "reader-ca.der";
+/// The PEM form of [`READER_CA_CERT_FILE`].
+pub const READER_CA_PEM_FILE: &str = "reader-ca.pem";
+
+fn create_reader_ca(
+    name: &str,
+    points: &PublicationPoints,
+    rng: &mut dyn RandomSource,
+    now: Timestamp,
+) -> Result<(EcdsaP256Signer, ReaderCa), ServerError> {
+    let key = EcdsaP256Signer::generate().map_err(ServerError::Pki)?;
+    let again = EcdsaP256Signer::from_pkcs8(&key.to_pkcs8().map_err(ServerError::Pki)?)
+        .map_err(ServerError::Pki)?;
+    let serial =
+        Serial::random(rng).map_err(|_| ServerError::Internal("randomness failed".into()))?;
+    let ca =
+        ReaderCa::create(name, points, Arc::new(again), &serial, now).map_err(ServerError::Pki)?;
+    Ok((key, ca))
+}
+
+/// Loads the mdoc reader CA (`DIR/keys/reader-ca.p8`, `DIR/ca/reader-ca.der`),
+/// creating it first if the folder predates it: the key and certificate
+/// are written to temporary files and linked into place, the key first (a
+/// concurrent creator that loses the race loads the winner's).
+pub fn load_or_create_reader_ca(
+    dir: &Path,
+    config: &HomeConfig,
+    now: Timestamp,
+) -> Result<ReaderCa, ServerError> {
+    let key_path = dir.join("keys").join(READER_CA_KEY_FILE);
+    let cert_path = dir.join("ca").join(READER_CA_CERT_FILE);
+    if !key_path.exists() {
+        let mut rng = SystemRandom::new();
+        let points = PublicationPoints::new(&config.base_url);
+        let (key, ca) = create_reader_ca(&config.name, &points, &mut rng, now)?;
+        let suffix = random_hex(&mut rng, 6)?;
+        let tmp_key = dir
+            .join("keys")
+            .join(format!(".{READER_CA_KEY_FILE}.{suffix}"));
+        let tmp_cert = dir
+            .join("ca")
+            .join(format!(".{READER_CA_CERT_FILE}.{suffix}"));
+        write_private(&tmp_key, &key.to_pkcs8().map_err(ServerError::Pki)?)?;
+        write_public(&tmp_cert, ca.cert_der())?;
+        let linked = fs::hard_link(&tmp_key, &key_path);
+        let _ = fs::remove_file(&tmp_key);
+        let result = match linked {
+            Ok(()) => fs::rename(&tmp_cert, &cert_path)
+                .map_err(|e| ServerError::Io(format!("create reader CA certificate: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(ServerError::Io(format!("create reader CA key: {e}"))),
+        };
+        let _ = fs::remove_file(&tmp_cert);
+        result?;
+    }
+    let key = EcdsaP256Signer::from_pkcs8(&read(&key_path)?).map_err(ServerError::Pki)?;
+    let cert = read(&cert_path)?;
+    let ca = ReaderCa::load(&config.name, cert, Arc::new(key)).map_err(ServerError::Pki)?;
+    let pem_path = dir.join("ca").join(READER_CA_PEM_FILE);
+    if !pem_path.exists() {
+        // A convenience copy for operators (HTTP serves the loaded one); a
+        // concurrent creator may have written it first.
+        let _ = write_public(&pem_path, pem("CERTIFICATE", ca.cert_der()).as_bytes());
+    }
+    Ok(ca)
 }
 
 /// File under `DIR/keys/` holding the card-face signing key.
@@ -315,6 +389,20 @@ impl Home {
             .issue_document_signer(&points, &ds_key, &serial, now, DS_DAYS)
             .map_err(ServerError::Pki)?;
         write_public(&dir.join("ca").join("ds.der"), &ds)?;
+        // The mdoc reader CA (ISO/IEC 18013-5 §9.1.4), P-256, beside the IACA.
+        let (reader_key, reader_ca) = create_reader_ca(&opts.name, &points, rng, now)?;
+        write_private(
+            &dir.join("keys").join(READER_CA_KEY_FILE),
+            &reader_key.to_pkcs8().map_err(ServerError::Pki)?,
+        )?;
+        write_public(
+            &dir.join("ca").join(READER_CA_CERT_FILE),
+            reader_ca.cert_der(),
+        )?;
+        write_public(
+            &dir.join("ca").join(READER_CA_PEM_FILE),
+            pem("CERTIFICATE", reader_ca.cert_der()).as_bytes(),
+        )?;
         write_private(&dir.join("operator.token"), random_hex(rng, 32)?.as_bytes())?;
         write_private(
             &dir.join("keys").join(LINKAGE_KEY_FILE),

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod openapi;
 mod phone;
 pub mod publish;
+pub mod reader_cert;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub challenges: api::Challenges,
     /// The mobile-ID IACA.
     pub iaca: Arc<shomei_pki::profile::Iaca>,
+    /// The mdoc reader CA (certifies relying parties' readers).
+    pub reader_ca: Arc<shomei_pki::profile::ReaderCa>,
     /// The mobile-ID document signer (certificate DER, key).
     pub document_signer: (Vec<u8>, Arc<dyn shomei_core::Signer>),
     /// Secure-element manufacturer roots (DER) trusted for phone key
@@ -162,6 +165,12 @@ pub async fn load_with(
     options: Options,
 ) -> Result<Arc<AppState>, ServerError> {
     let home = Home::open(dir)?;
+    // Folders made before the reader CA get one now.
+    let reader_ca = Arc::new(home::load_or_create_reader_ca(
+        dir,
+        &home.config,
+        clock.now(),
+    )?);
     let url = database
         .map(str::to_owned)
         .unwrap_or_else(|| home.default_database());
@@ -189,6 +198,7 @@ pub async fn load_with(
         clock,
         challenges: api::Challenges::default(),
         iaca: home.iaca.clone(),
+        reader_ca,
         document_signer: home.document_signer.clone(),
         manufacturer_roots: options.manufacturer_roots,
         manufacturers_dir: dir.join(home::MANUFACTURERS_DIR),

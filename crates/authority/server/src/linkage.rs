@@ -184,6 +184,21 @@ async fn caller(s: &AppState, headers: &HeaderMap) -> Result<Caller, ServerError
         .ok_or(ServerError::UnauthorizedRelyingParty)
 }
 
+/// The registered relying party whose bearer token the request carries
+/// (the operator's token is not one).
+pub(crate) async fn relying_party(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<RelyingPartyRecord, ServerError> {
+    let token = bearer(headers)
+        .filter(|t| !t.is_empty())
+        .ok_or(ServerError::UnauthorizedRelyingParty)?;
+    s.registry
+        .relying_party_by_token_hash(&token_hash(token))
+        .await?
+        .ok_or(ServerError::UnauthorizedRelyingParty)
+}
+
 /// `card_sign`, `phone_auth`…
 fn class_name(c: CertClass) -> &'static str {
     match c {

@@ -35,6 +35,7 @@ pub const PATHS: &[&str] = &[
     "/v1/devices/{id}/retire",
     "/v1/relying-parties",
     "/v1/linkage/{serial}",
+    "/v1/reader-certificates",
 ];
 
 /// The document.
@@ -81,7 +82,7 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": {"get": {"summary": "200 once ready", "responses": {"200": {"description": "ready"}}}},
             "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-            "/ca/{file}": {"get": {"summary": "trust anchors: sign.pem, auth.pem, iaca.pem (mobile ID) and their .der forms", "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "/ca/{file}": {"get": {"summary": "trust anchors: sign.pem, auth.pem, iaca.pem (mobile ID), reader-ca.pem (mdoc reader authentication, ISO 18013-5 §9.1.4) and their .der forms", "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "certificate"}, "404": problem}}},
             "/crl/iaca.crl": {"get": {"summary": "CRL of the mobile-ID IACA (revoked document signers)", "responses": {"200": {"description": "DER CRL", "content": {"application/pkix-crl": {}}}}}},
             "/crl/{class}/{file}": {"get": {"summary": "CRL shard `{shard}.crl` of a certificate class (the URL in each certificate's CDP)",
@@ -188,6 +189,22 @@ pub fn document() -> Value {
                 "responses": {"201": {"description": "registered", "content": {"application/json": {"schema": {"type": "object", "required": ["id", "name", "token"], "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "token": {"type": "string", "description": "bearer token for GET /v1/linkage; shown once"}}}}}},
                     "400": problem, "401": problem, "409": {"description": "relying_party_exists: the name is taken", "content": problem["content"]}}}},
+            "/v1/reader-certificates": {"post": {"summary": "a reader authentication certificate (ISO/IEC 18013-5 §9.1.4) for a registered relying party's mdoc reader: the relying party generates a P-256 key and sends its public key; the answer is a certificate from the reader CA (/ca/reader-ca.pem) with subject C=JP, CN = the relying party's registered name, critical keyUsage digitalSignature, critical EKU id-mdl-kp-mdlReaderAuth 1.0.18013.5.1.6, valid 90 days. Holders show the CN as the authenticated reader. Stateless apart from a `reader_certificate_issued` event (actor: the relying party); refused input stores nothing. Relying-party token only.",
+                "security": [{"relying_party": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["public_key"], "additionalProperties": false, "properties": {
+                    "public_key": {"type": "string", "description": "the reader's P-256 SubjectPublicKeyInfo: PEM `PUBLIC KEY`, or base64 of the DER"}}}}}},
+                "responses": {"201": {"description": "issued", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["certificate", "certificate_der", "serial", "subject", "not_before", "not_after", "reader_ca"], "properties": {
+                    "certificate": {"type": "string", "description": "PEM"},
+                    "certificate_der": {"type": "string", "description": "base64 DER"},
+                    "serial": {"type": "string", "description": "upper-case hex"},
+                    "subject": {"type": "object", "properties": {"common_name": {"type": "string"}}},
+                    "not_before": {"type": "string", "format": "date-time"},
+                    "not_after": {"type": "string", "format": "date-time"},
+                    "reader_ca": {"type": "string", "description": "PEM of the issuing reader CA"}}}}}},
+                    "400": {"description": "bad_request (not JSON, unknown field, public_key neither PEM nor base64, not DER)", "content": {"application/problem+json": {}}},
+                    "401": {"description": "unauthorized: missing or unknown relying-party token", "content": {"application/problem+json": {}}},
+                    "422": {"description": "unsupported_key (not a P-256 SubjectPublicKeyInfo) or bad_key (not a point on the curve, or the CA's own key)", "content": {"application/problem+json": {}}}}}},
             "/v1/linkage/{serial}": {"get": {"summary": "linkage (証明書紐付け情報 / 新旧紐付け): what a relying party may know about a certificate it was shown: status, the newest certificate that replaced it (following renewals and re-issues after a basic-four change), the holder's current good certificates on the same medium (card or phone), and a pseudonym of the holder that is the same for all the holder's certificates (card and phone, across renewal and address change) for this relying party and different for every other one: base64url-no-pad(HMAC-SHA256(authority linkage key, relying-party id 0x00 holder id)). A lookup about a phone certificate is recorded as a `used` event of the holder (actor: the relying party). Relying-party token, or the operator token.",
                 "security": [{"relying_party": []}, {"operator": []}],
                 "parameters": [{"name": "serial", "in": "path", "required": true, "schema": {"type": "string"}, "description": "hex as `openssl x509 -serial` prints it (any case)"}],
