@@ -17,6 +17,7 @@ mod qr;
 mod reader_cmd;
 mod sandbox;
 mod sandbox_mdoc;
+mod transport;
 mod sandbox_rp;
 mod verifier_cmd;
 

@@ -8,8 +8,9 @@
 //! `{"host": tstr, "port": uint}`; the reader connects there over TCP and
 //! both sides exchange the ISO messages (SessionEstablishment, SessionData)
 //! unchanged, each framed as a 4-byte big-endian length followed by that
-//! many bytes. Frames are at most [`MAX_SESSION_MESSAGE_LEN`] bytes; a
-//! longer length prefix ends the connection.
+//! many bytes (see `crate::transport`). Frames are at most
+//! [`shomei_mdoc::session::MAX_SESSION_MESSAGE_LEN`] bytes; a longer length
+//! prefix ends the connection.
 //!
 //! One session: the reader sends SessionEstablishment, reads one
 //! SessionData (the DeviceResponse), verifies it, then sends the
@@ -36,14 +37,12 @@ use shomei_mdoc::present::{Presenter, parse_age_over};
 use shomei_mdoc::reader::Reader;
 use shomei_mdoc::reader_auth::ReaderAuthKey;
 use shomei_mdoc::request::ItemsRequest;
-use shomei_mdoc::session::{
-    DeviceEngagement, MAX_SESSION_MESSAGE_LEN, RetrievalMethod, parse_device_engagement_uri,
-};
+use shomei_mdoc::session::{DeviceEngagement, RetrievalMethod, parse_device_engagement_uri};
 use shomei_mdoc::status::{StatusListLimits, VerifiedStatusList, verify_status_list_token};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::output::{Failure, emit};
+use crate::transport::{Framed, SessionTransport};
 
 /// The private-use DeviceRetrievalMethod type of the TCP transport (ISO
 /// uses 1 NFC, 2 BLE, 3 Wi-Fi Aware).
@@ -85,61 +84,46 @@ pub fn tcp_address(engagement: &DeviceEngagement) -> Option<SocketAddr> {
         })
 }
 
-/// Writes one frame: 4-byte big-endian length, then the bytes.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> anyhow::Result<()> {
-    if bytes.len() > MAX_SESSION_MESSAGE_LEN {
-        anyhow::bail!("message too long to send ({} bytes)", bytes.len());
-    }
-    let len = u32::try_from(bytes.len()).context("message length")?;
-    w.write_all(&len.to_be_bytes()).await?;
-    w.write_all(bytes).await?;
-    w.flush().await?;
-    Ok(())
-}
-
-/// Reads one frame (at most [`MAX_SESSION_MESSAGE_LEN`] bytes).
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> anyhow::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)
-        .await
-        .context("connection closed before a message")?;
-    let len = usize::try_from(u32::from_be_bytes(len)).context("frame length")?;
-    if len > MAX_SESSION_MESSAGE_LEN {
-        anyhow::bail!("peer sent a frame of {len} bytes (limit {MAX_SESSION_MESSAGE_LEN})");
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)
-        .await
-        .context("connection closed inside a message")?;
-    Ok(buf)
-}
+pub use crate::transport::{read_frame, write_frame};
 
 /// The holder's side (for `phone present`): accepts one reader on
-/// `listener` and runs the session with `presenter` until it ends or the
-/// reader hangs up. Returns what was released.
+/// `listener` and runs the session with `presenter` over the framed TCP
+/// transport. Returns what was released.
 pub async fn serve_one(
     listener: &tokio::net::TcpListener,
     presenter: &mut Presenter<'_>,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let (mut stream, _) = listener.accept().await.context("accepting the reader")?;
-    let first = read_frame(&mut stream).await?;
+    let (stream, _) = listener.accept().await.context("accepting the reader")?;
+    hold_session(&mut Framed(stream), presenter).await
+}
+
+/// The holder's side of one session over any transport, until it ends or
+/// the reader hangs up. Returns what was released.
+pub(crate) async fn hold_session<T: SessionTransport>(
+    t: &mut T,
+    presenter: &mut Presenter<'_>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let first = t
+        .receive()
+        .await?
+        .context("the reader closed before its request")?;
     let reply = presenter.on_session_establishment(&first)?;
     let mut released = reply.released;
     if let Some(m) = &reply.message {
-        write_frame(&mut stream, m).await?;
+        t.send(m).await?;
     }
     if let Some(e) = reply.error {
         anyhow::bail!("session failed: {e}");
     }
     let mut ended = reply.ended;
     while !ended {
-        let Ok(next) = read_frame(&mut stream).await else {
+        let Ok(Some(next)) = t.receive().await else {
             break; // the reader hung up
         };
         let reply = presenter.on_session_data(&next)?;
         released.extend(reply.released);
         if let Some(m) = &reply.message {
-            write_frame(&mut stream, m).await?;
+            t.send(m).await?;
         }
         if let Some(e) = reply.error {
             anyhow::bail!("session failed: {e}");
@@ -149,17 +133,30 @@ pub async fn serve_one(
     Ok(released)
 }
 
-/// The reader's exchange: SessionEstablishment out, one SessionData back.
+/// The reader's side over any transport: sends the SessionEstablishment
+/// and returns the mdoc's answer (one SessionData).
+pub(crate) async fn read_answer<T: SessionTransport>(
+    t: &mut T,
+    reader: &Reader,
+) -> anyhow::Result<Vec<u8>> {
+    t.send(reader.session_establishment()).await?;
+    t.receive()
+        .await?
+        .context("the phone closed the session without an answer")
+}
+
+/// The reader's exchange over TCP: connects to `addr`, SessionEstablishment
+/// out, one SessionData back.
 pub(crate) async fn exchange(
     reader: &Reader,
     addr: SocketAddr,
 ) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr)
+    let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to the phone at {addr}"))?;
-    write_frame(&mut stream, reader.session_establishment()).await?;
-    let answer = read_frame(&mut stream).await?;
-    Ok((stream, answer))
+    let mut t = Framed(stream);
+    let answer = read_answer(&mut t, reader).await?;
+    Ok((t.0, answer))
 }
 
 /// Fetches and verifies the Status List Token at `uri` (fail closed: a
@@ -383,7 +380,7 @@ pub(crate) async fn request_presentation_as(
     let mut reader = Reader::new_authenticated(parsed.as_bytes(), request, auth, &mut SystemRng)
         .map_err(|e| anyhow::anyhow!("cannot start the session: {e}"))?;
 
-    let (mut stream, answer) =
+    let (stream, answer) =
         tokio::time::timeout(Duration::from_secs(timeout), exchange(&reader, addr))
             .await
             .map_err(|_| anyhow::anyhow!("no answer from the phone within {timeout} s"))??;
@@ -411,10 +408,11 @@ pub(crate) async fn request_presentation_as(
         }
     };
     // Say goodbye whatever happened (best effort).
+    let mut t = Framed(stream);
     if let Ok(end) = reader.terminate() {
-        let _ = write_frame(&mut stream, &end).await;
+        let _ = t.send(&end).await;
     }
-    let _ = stream.shutdown().await;
+    t.close().await;
     Ok(ReaderOutcome {
         reader,
         verdict,
@@ -565,6 +563,8 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
     use super::*;
 
     #[test]
@@ -680,17 +680,21 @@ mod tests {
             items_request(&["age_over_20".into(), "individual_number_unicode".into()]).unwrap();
         let mut reader = Reader::new(engagement.as_bytes(), request, &mut SystemRng).unwrap();
         let trust = TrustedIacas::new(vec![iaca.cert_der().to_vec()]).unwrap();
+        // The session code only sees the transport trait: here an
+        // in-memory pipe stands in for the link.
+        let (holder_end, reader_end) = tokio::io::duplex(64 * 1024);
         let reader_side = async {
-            let (mut stream, answer) = exchange(&reader, addr).await.unwrap();
+            let mut t = Framed(reader_end);
+            let answer = read_answer(&mut t, &reader).await.unwrap();
             let v = reader
                 .on_session_data(&answer, &trust, now, StatusCheck::NotChecked)
                 .unwrap();
-            write_frame(&mut stream, &reader.terminate().unwrap())
-                .await
-                .unwrap();
+            t.send(&reader.terminate().unwrap()).await.unwrap();
+            t.close().await;
             v
         };
-        let (released, v) = tokio::join!(serve_one(&listener, &mut presenter), reader_side);
+        let mut holder_t = Framed(holder_end);
+        let (released, v) = tokio::join!(hold_session(&mut holder_t, &mut presenter), reader_side);
         assert_eq!(
             released.unwrap(),
             vec![(NS_ISO23220.to_owned(), "age_over_20".to_owned())]
