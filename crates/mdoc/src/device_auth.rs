@@ -177,7 +177,7 @@ impl CoseSign1 {
         let protected = protected_with_alg(COSE_ALG_ES256)?;
         let tbs = to_be_authenticated("Signature1", &protected, payload)?;
         let der = signer.sign(&tbs)?;
-        let signature = ecdsa_der_to_raw(&der)?.to_vec();
+        let signature = crate::issuer::ecdsa_fixed(&der)?.to_vec();
         Ok(Self {
             protected,
             unprotected,
@@ -511,45 +511,6 @@ pub fn parse_device_response_device_signed(
         .collect()
 }
 
-/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` → 64-byte r‖s.
-pub fn ecdsa_der_to_raw(der: &[u8]) -> Result<[u8; 64], MdocError> {
-    let bad = MdocError::Invalid("DER ECDSA signature");
-    let body = match der {
-        [0x30, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => rest,
-        _ => return Err(bad),
-    };
-    let mut out = [0u8; 64];
-    let mut rest = body;
-    for half in 0..2 {
-        let (int, tail) = match rest {
-            [0x02, len, tail @ ..] if usize::from(*len) <= tail.len() => {
-                tail.split_at(usize::from(*len))
-            }
-            _ => return Err(bad),
-        };
-        // Strip the sign byte; refuse negative or empty integers.
-        if int.first().is_none_or(|b| b & 0x80 != 0) {
-            return Err(bad);
-        }
-        let int = match int {
-            [0, rest @ ..] if !rest.is_empty() => rest,
-            i => i,
-        };
-        if int.len() > 32 {
-            return Err(bad);
-        }
-        let end = 32 * (half + 1);
-        out.get_mut(end - int.len()..end)
-            .ok_or(bad.clone())?
-            .copy_from_slice(int);
-        rest = tail;
-    }
-    if !rest.is_empty() {
-        return Err(bad);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,23 +524,6 @@ mod tests {
         }
         .to_bytes()
         .unwrap()
-    }
-
-    #[test]
-    fn der_to_raw() {
-        let mut der = vec![0x30, 0x45, 0x02, 0x21, 0x00];
-        der.extend([0x80; 32]);
-        der.extend([0x02, 0x20]);
-        der.extend([0x01; 32]);
-        let raw = ecdsa_der_to_raw(&der).unwrap();
-        assert_eq!(raw[..32], [0x80; 32]);
-        assert_eq!(raw[32..], [0x01; 32]);
-        let short = [0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x07];
-        let raw = ecdsa_der_to_raw(&short).unwrap();
-        assert_eq!((raw[31], raw[63]), (5, 7));
-        assert!(ecdsa_der_to_raw(&[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x07]).is_err());
-        assert!(ecdsa_der_to_raw(&[0x30, 0x00]).is_err());
-        assert!(ecdsa_der_to_raw(&[]).is_err());
     }
 
     #[test]

@@ -394,41 +394,14 @@ pub(crate) fn es256_sign(unsigned: CoseSign1, signer: &dyn Signer) -> Result<Cos
     }
     let mut sign1 = unsigned;
     let der = signer.sign(&sign1.tbs_data(b""))?;
-    sign1.signature = der_to_raw_p256(&der)?.to_vec();
+    sign1.signature = ecdsa_fixed(&der)?.to_vec();
     Ok(sign1)
 }
 
-/// DER `SEQUENCE { INTEGER r, INTEGER s }` → raw `r ‖ s` (32 bytes each).
-pub fn der_to_raw_p256(der: &[u8]) -> Result<[u8; 64], MdocError> {
-    const BAD: MdocError = MdocError::Invalid("signer returned a malformed ECDSA signature");
-    let body = match der {
-        [0x30, len, rest @ ..] if usize::from(*len) == rest.len() && *len < 0x80 => rest,
-        _ => return Err(BAD),
-    };
-    let mut out = [0u8; 64];
-    let mut rest = body;
-    for half in 0..2 {
-        let (int, tail) = match rest {
-            [0x02, len, tail @ ..] if usize::from(*len) <= tail.len() => {
-                tail.split_at(usize::from(*len))
-            }
-            _ => return Err(BAD),
-        };
-        let int = match int {
-            [0, rest @ ..] => rest,
-            other => other,
-        };
-        if int.len() > 32 {
-            return Err(BAD);
-        }
-        let start = half * 32 + (32 - int.len());
-        out[start..half * 32 + 32].copy_from_slice(int);
-        rest = tail;
-    }
-    if !rest.is_empty() {
-        return Err(BAD);
-    }
-    Ok(out)
+/// A signer's DER ECDSA signature in the fixed `r ‖ s` form COSE carries.
+pub(crate) fn ecdsa_fixed(der: &[u8]) -> Result<[u8; 64], MdocError> {
+    shomei_pki::ecdsa_p256_der_to_fixed(der)
+        .map_err(|_| MdocError::Invalid("signer returned a malformed ECDSA signature"))
 }
 
 /// Verifies an ES256 COSE_Sign1 (protected `alg` ES256, external AAD
@@ -1279,23 +1252,6 @@ mod tests {
                 .status(),
             StatusOutcome::NoStatusReference
         );
-    }
-
-    #[test]
-    fn der_signatures_convert_to_raw() {
-        let mut der = vec![0x30, 0x45, 0x02, 0x21, 0x00];
-        der.extend([0x80; 32]);
-        der.extend([0x02, 0x20]);
-        der.extend([0x01; 32]);
-        let raw = der_to_raw_p256(&der).unwrap();
-        assert_eq!(&raw[..32], &[0x80; 32]);
-        assert_eq!(&raw[32..], &[0x01; 32]);
-        let short = [0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x07];
-        let raw = der_to_raw_p256(&short).unwrap();
-        assert_eq!(raw[31], 5);
-        assert_eq!(raw[63], 7);
-        assert!(der_to_raw_p256(&[0x30, 0x00]).is_err());
-        assert!(der_to_raw_p256(&[]).is_err());
     }
 
     #[test]

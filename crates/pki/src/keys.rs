@@ -187,6 +187,35 @@ const DIGEST_INFO_PREFIXES: [(
     ),
 ];
 
+/// An ECDSA P-256 signature as signers return it (`ECDSA-Sig-Value ::=
+/// SEQUENCE { r INTEGER, s INTEGER }`, DER) → the fixed 64-byte `r ‖ s`
+/// that COSE (RFC 9053 §2.1) and JWS ES256 (RFC 7518 §3.4) carry. r and s
+/// must be positive and fit in 32 bytes. The one converter for the mobile
+/// ID (MSO, device and reader signatures) and the ID tokens.
+pub fn ecdsa_p256_der_to_fixed(der_sig: &[u8]) -> Result<[u8; 64], PkiError> {
+    use der::Decode as _;
+    #[derive(der::Sequence)]
+    struct EcdsaSigValue<'a> {
+        r: der::asn1::UintRef<'a>,
+        s: der::asn1::UintRef<'a>,
+    }
+    let bad = |detail: &str| PkiError::Malformed {
+        what: "ECDSA signature",
+        detail: detail.to_owned(),
+    };
+    let sig = EcdsaSigValue::from_der(der_sig).map_err(|_| bad("not an ECDSA-Sig-Value"))?;
+    let mut out = [0u8; 64];
+    for (i, n) in [sig.r, sig.s].iter().enumerate() {
+        let b = n.as_bytes();
+        if b.len() > 32 || b.iter().all(|x| *x == 0) {
+            return Err(bad("r or s is zero or longer than 32 bytes"));
+        }
+        let end = 32 * (i + 1);
+        out[end - b.len()..end].copy_from_slice(b);
+    }
+    Ok(out)
+}
+
 /// The DER DigestInfo for a SHA-256 hash (what the card is handed).
 pub fn sha256_digest_info(message: &[u8]) -> Vec<u8> {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
@@ -258,5 +287,34 @@ mod tests {
             crate::keys::spki_subject_public_key(key.public_key_spki()).unwrap(),
         );
         pk.verify(b"x", &sig).unwrap();
+    }
+
+    #[test]
+    fn ecdsa_der_to_fixed_pads_strips_and_refuses() {
+        let key = EcdsaP256Signer::generate().unwrap();
+        let der = key.sign(b"message").unwrap();
+        let fixed = ecdsa_p256_der_to_fixed(&der).unwrap();
+        // The fixed form verifies with aws-lc-rs's FIXED algorithm.
+        let spki_key = crate::keys::spki_subject_public_key(key.public_key_spki()).unwrap();
+        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &spki_key)
+            .verify(b"message", &fixed)
+            .unwrap();
+        // Short integers are left-padded; a leading sign byte is stripped.
+        let short = [0x30, 0x07, 0x02, 0x01, 0x05, 0x02, 0x02, 0x00, 0x85];
+        let f = ecdsa_p256_der_to_fixed(&short).unwrap();
+        assert_eq!((f[31], f[63], f[62]), (5, 0x85, 0));
+        for bad in [
+            &[][..],
+            &[0x30, 0x00],
+            &[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x07], // negative r
+            &[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x07], // r = 0
+            &[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x07, 0x00], // trailing
+        ] {
+            assert!(ecdsa_p256_der_to_fixed(bad).is_err(), "{bad:02x?}");
+        }
+        let mut long = vec![0x30, 0x26, 0x02, 0x21, 0x01];
+        long.extend([0u8; 32]);
+        long.extend([0x02, 0x01, 0x01]);
+        assert!(ecdsa_p256_der_to_fixed(&long).is_err());
     }
 }

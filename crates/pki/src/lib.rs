@@ -16,4 +16,4 @@ pub mod pem;
 pub mod profile;
 
 pub use error::PkiError;
-pub use keys::{EcdsaP256Signer, RsaSigner, SystemRandom};
+pub use keys::{EcdsaP256Signer, RsaSigner, SystemRandom, ecdsa_p256_der_to_fixed};

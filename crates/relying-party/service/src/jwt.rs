@@ -62,31 +62,10 @@ impl JwtSigner {
             .signer
             .sign(input.as_bytes())
             .map_err(|e| ServiceError::Internal(format!("ID token signature: {e}")))?;
-        let raw = ecdsa_der_to_raw(&der_sig)?;
+        let raw = shomei_pki::ecdsa_p256_der_to_fixed(&der_sig)
+            .map_err(|_| ServiceError::Internal("malformed ECDSA signature".into()))?;
         Ok(format!("{input}.{}", b64url(&raw)))
     }
-}
-
-/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` to the 64-byte
-/// r‖s of JWS ES256.
-fn ecdsa_der_to_raw(sig: &[u8]) -> Result<[u8; 64], ServiceError> {
-    #[derive(der::Sequence)]
-    struct EcdsaSig<'a> {
-        r: der::asn1::UintRef<'a>,
-        s: der::asn1::UintRef<'a>,
-    }
-    let bad = || ServiceError::Internal("malformed ECDSA signature".into());
-    let parsed = EcdsaSig::from_der(sig).map_err(|_| bad())?;
-    let mut out = [0u8; 64];
-    for (i, n) in [parsed.r, parsed.s].iter().enumerate() {
-        let b = n.as_bytes();
-        if b.len() > 32 {
-            return Err(bad());
-        }
-        let end = 32 * (i + 1);
-        out[end - b.len()..end].copy_from_slice(b);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
