@@ -600,7 +600,7 @@ impl VerifiedIssuerSigned {
     /// The device key as [`crate::session::EcPublicKey`], the type
     /// `device_auth` verifies DeviceSignature with.
     pub fn device_public_key(&self) -> Result<crate::session::EcPublicKey, MdocError> {
-        crate::session::EcPublicKey::from_uncompressed(&self.mso.device_key.uncompressed())
+        Ok(self.mso.device_key.clone())
     }
     /// The verified MSO.
     pub fn mso(&self) -> &MobileSecurityObject {

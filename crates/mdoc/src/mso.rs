@@ -39,120 +39,9 @@ pub const TAG_FULL_DATE: u64 = 1004;
 /// Largest CBOR input we decode in one piece (an MSO, an item, a list token).
 pub const MAX_CBOR_BYTES: usize = 16 * 1024 * 1024;
 
-/// A P-256 public key as the MSO's `deviceKey` (COSE_Key, kty EC2, crv P-256).
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeviceKey {
-    x: [u8; 32],
-    y: [u8; 32],
-}
-
-impl core::fmt::Debug for DeviceKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DeviceKey(P-256 {:02x}{:02x}…)", self.x[0], self.x[1])
-    }
-}
-
-/// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point.
-const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
-
-impl DeviceKey {
-    /// From the 65-byte uncompressed SEC1 point `04 ‖ x ‖ y`.
-    pub fn from_uncompressed(point: &[u8]) -> Result<Self, MdocError> {
-        if point.len() != 65 || point[0] != 0x04 {
-            return Err(MdocError::Unsupported(
-                "device key: P-256 uncompressed point only",
-            ));
-        }
-        let mut x = [0u8; 32];
-        let mut y = [0u8; 32];
-        x.copy_from_slice(&point[1..33]);
-        y.copy_from_slice(&point[33..65]);
-        Ok(Self { x, y })
-    }
-
-    /// From a DER SubjectPublicKeyInfo of a P-256 key (what
-    /// [`shomei_core::Signer::public_key_spki`] returns).
-    pub fn from_spki(spki: &[u8]) -> Result<Self, MdocError> {
-        match spki.strip_prefix(&P256_SPKI_PREFIX[..]) {
-            Some(rest) if rest.len() == 64 => {
-                let mut point = [0u8; 65];
-                point[0] = 0x04;
-                point[1..].copy_from_slice(rest);
-                Self::from_uncompressed(&point)
-            }
-            _ => Err(MdocError::Unsupported("device key: P-256 SPKI only")),
-        }
-    }
-
-    /// The uncompressed SEC1 point `04 ‖ x ‖ y`.
-    pub fn uncompressed(&self) -> [u8; 65] {
-        let mut p = [0u8; 65];
-        p[0] = 0x04;
-        p[1..33].copy_from_slice(&self.x);
-        p[33..].copy_from_slice(&self.y);
-        p
-    }
-
-    /// The DER SubjectPublicKeyInfo.
-    pub fn to_spki(&self) -> Vec<u8> {
-        let mut v = P256_SPKI_PREFIX.to_vec();
-        v.extend_from_slice(&self.x);
-        v.extend_from_slice(&self.y);
-        v
-    }
-
-    /// The COSE_Key `{1: 2, -1: 1, -2: x, -3: y}`.
-    pub fn to_cose_key(&self) -> Value {
-        Value::Map(vec![
-            (Value::from(1), Value::from(2)),
-            (Value::from(-1), Value::from(1)),
-            (Value::from(-2), Value::Bytes(self.x.to_vec())),
-            (Value::from(-3), Value::Bytes(self.y.to_vec())),
-        ])
-    }
-
-    /// Parses a COSE_Key: kty EC2 (2), crv P-256 (1), 32-byte x and y.
-    /// The point must be on the curve.
-    pub fn from_cose_key(v: &Value) -> Result<Self, MdocError> {
-        let m = as_map(v, "COSE_Key")?;
-        let int = |label: i64| {
-            m.iter()
-                .find(|(k, _)| int_of(k) == Some(label))
-                .map(|(_, v)| v)
-        };
-        if int(1).and_then(int_of) != Some(2) {
-            return Err(MdocError::Unsupported("COSE_Key: kty EC2 only"));
-        }
-        if int(-1).and_then(int_of) != Some(1) {
-            return Err(MdocError::Unsupported("COSE_Key: crv P-256 only"));
-        }
-        let coord = |label| match int(label) {
-            Some(Value::Bytes(b)) if b.len() == 32 => Ok(b.clone()),
-            _ => Err(MdocError::MalformedCbor(
-                "COSE_Key: x/y must be 32-byte bstr",
-            )),
-        };
-        let mut point = vec![0x04];
-        point.extend(coord(-2)?);
-        point.extend(coord(-3)?);
-        // An off-curve point is refused here, not at first use.
-        let key = Self::from_uncompressed(&point)?;
-        if !on_curve(&point) {
-            return Err(MdocError::Invalid("COSE_Key: point not on P-256"));
-        }
-        Ok(key)
-    }
-}
-
-/// Whether an uncompressed point is a valid P-256 public key (aws-lc-rs
-/// validates the point when it parses a verification key).
-fn on_curve(point: &[u8]) -> bool {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
-    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).is_ok()
-}
+/// The MSO's `deviceKey` (COSE_Key, kty EC2, crv P-256): the same P-256
+/// key type the session uses.
+pub type DeviceKey = crate::session::EcPublicKey;
 
 /// `validityInfo`. All three instants are whole seconds, written in UTC with
 /// `Z` (18013-5 §9.1.2.4: no fractions, no offsets).
@@ -350,7 +239,7 @@ impl MobileSecurityObject {
                 Value::from("deviceKeyInfo"),
                 Value::Map(vec![(
                     Value::from("deviceKey"),
-                    self.device_key.to_cose_key(),
+                    self.device_key.to_cose_key_value(),
                 )]),
             ),
             (Value::from("docType"), Value::from(self.doc_type.as_str())),
@@ -419,7 +308,7 @@ impl MobileSecurityObject {
             text_key(m, "deviceKeyInfo").ok_or(MdocError::MalformedCbor("MSO: deviceKeyInfo"))?;
         let dk = text_key(as_map(dki, "deviceKeyInfo")?, "deviceKey")
             .ok_or(MdocError::MalformedCbor("MSO: deviceKey"))?;
-        let device_key = DeviceKey::from_cose_key(dk)?;
+        let device_key = DeviceKey::from_cose_key_value(dk)?;
         let validity = ValidityInfo::from_value(
             text_key(m, "validityInfo").ok_or(MdocError::MalformedCbor("MSO: validityInfo"))?,
         )?;
@@ -555,23 +444,26 @@ mod tests {
     #[test]
     fn cose_keys_off_curve_or_other_curves_are_refused() {
         let k = key();
-        assert_eq!(DeviceKey::from_cose_key(&k.to_cose_key()).unwrap(), k);
+        assert_eq!(
+            DeviceKey::from_cose_key_value(&k.to_cose_key_value()).unwrap(),
+            k
+        );
         let bad = Value::Map(vec![
             (Value::from(1), Value::from(2)),
             (Value::from(-1), Value::from(1)),
             (Value::from(-2), Value::Bytes(vec![1; 32])),
             (Value::from(-3), Value::Bytes(vec![2; 32])),
         ]);
-        assert!(DeviceKey::from_cose_key(&bad).is_err());
+        assert!(DeviceKey::from_cose_key_value(&bad).is_err());
         let p384 = Value::Map(vec![
             (Value::from(1), Value::from(2)),
             (Value::from(-1), Value::from(2)),
         ]);
         assert!(matches!(
-            DeviceKey::from_cose_key(&p384),
+            DeviceKey::from_cose_key_value(&p384),
             Err(MdocError::Unsupported(_))
         ));
-        assert!(DeviceKey::from_cose_key(&Value::Null).is_err());
+        assert!(DeviceKey::from_cose_key_value(&Value::Null).is_err());
     }
 
     #[test]

@@ -36,7 +36,21 @@ pub const CIPHER_SUITE_1: i64 = 1;
 
 // ------------------------------------------------------------------ keys
 
-/// A P-256 public key (affine coordinates).
+/// DER prefix of a P-256 SubjectPublicKeyInfo, up to the point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// Whether an uncompressed point is a valid P-256 public key (aws-lc-rs
+/// validates the point when it parses a verification key).
+fn on_curve(point: &[u8]) -> bool {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
+    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).is_ok()
+}
+
+/// A P-256 public key (affine coordinates): the session's ephemeral keys,
+/// and the MSO's device key ([`crate::mso::DeviceKey`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct EcPublicKey {
     x: [u8; 32],
@@ -84,11 +98,7 @@ impl EcPublicKey {
     /// From a P-256 SubjectPublicKeyInfo (DER, uncompressed point), as
     /// [`shomei_core::Signer::public_key_spki`] gives it.
     pub fn from_spki(spki: &[u8]) -> Result<Self, MdocError> {
-        const PREFIX: [u8; 26] = [
-            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
-            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-        ];
-        match spki.strip_prefix(&PREFIX[..]) {
+        match spki.strip_prefix(&P256_SPKI_PREFIX[..]) {
             Some(point) => Self::from_uncompressed(point),
             None => Err(MdocError::Unsupported("public key (P-256 SPKI only)")),
         }
@@ -128,7 +138,19 @@ impl EcPublicKey {
             Value::Bytes(b) => b.as_slice(),
             _ => return Err(MdocError::Unsupported("compressed COSE_Key")),
         };
-        Self::from_xy(x, y)
+        let key = Self::from_xy(x, y)?;
+        // An off-curve point is refused here, not at first use.
+        if !on_curve(&key.uncompressed()) {
+            return Err(MdocError::Invalid("COSE_Key: point not on P-256"));
+        }
+        Ok(key)
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn to_spki(&self) -> Vec<u8> {
+        let mut v = P256_SPKI_PREFIX.to_vec();
+        v.extend_from_slice(&self.uncompressed());
+        v
     }
 
     /// The COSE_Key `{1: 2, -1: 1, -2: x, -3: y}` (the order Annex D uses).
@@ -136,7 +158,8 @@ impl EcPublicKey {
         cbor::encode(&self.to_cose_key_value())
     }
 
-    fn to_cose_key_value(&self) -> Value {
+    /// The COSE_Key as a CBOR value (as the MSO's `deviceKey` holds it).
+    pub fn to_cose_key_value(&self) -> Value {
         Value::Map(vec![
             (Value::from(1), Value::from(2)),
             (Value::from(-1), Value::from(1)),
