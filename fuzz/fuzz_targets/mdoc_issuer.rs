@@ -2,14 +2,16 @@
 //! every input: a DeviceResponse (documents, IssuerSigned with its MSO in
 //! a COSE_Sign1, DeviceSigned) through the whole verification against the
 //! ISO 18013-5 Annex D document signer (pinned) and session; a bare
-//! IssuerSigned; a Token Status List CWT.
+//! IssuerSigned; a Token Status List CWT; a DocRequest's readerAuth
+//! (COSE_Sign1 with x5chain) as the holder authenticates a reader.
 //!
 //! The Annex D response seed verifies (issuer signature, digests, DeviceMac
 //! under the Annex D session), so mutations reach the digest, validity and
 //! MAC paths, not only the decoder.
 //!
 //! Contracts: no panic; a parsed IssuerSigned re-encodes and parses to the
-//! same value; the Annex D seed itself verifies.
+//! same value; the Annex D seeds themselves verify (the readerAuth seed up
+//! to the trust decision: its reader CA is not published).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -17,6 +19,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use shomei_mdoc::issuer::{IssuerSigned, StatusCheck, TrustedIacas, verify_issuer_signed_pinned};
 use shomei_mdoc::present::DeviceResponse;
+use shomei_mdoc::reader_auth::{TrustedReaderCas, authenticate_reader};
 use shomei_mdoc::session::{
     EphemeralKey, SessionTranscriptBytes, parse_session_transcript_bytes,
 };
@@ -40,6 +43,7 @@ struct Fixed {
     transcript: SessionTranscriptBytes,
     reader: EphemeralKey,
     trust: TrustedIacas,
+    readers: TrustedReaderCas,
 }
 
 fn fixed() -> &'static Fixed {
@@ -53,14 +57,22 @@ fn fixed() -> &'static Fixed {
             // Any certificate will do for the status-list path: the parser
             // runs before the signature check.
             trust: TrustedIacas::new(vec![DS_CERT.to_vec()]).unwrap_or_default(),
+            readers: TrustedReaderCas::new(vec![DS_CERT.to_vec()]).unwrap_or_default(),
         };
         // The seed must pass every check, or mutations would stop early.
         assert_eq!(verify_response(&f, SEED), Ok(1), "the Annex D seed verifies");
+        assert_eq!(
+            reader_auth(&f, READER_AUTH_SEED),
+            Err(shomei_mdoc::MdocError::UntrustedReader),
+            "the Annex D readerAuth verifies up to the trust decision"
+        );
         f
     })
 }
 
 const SEED: &[u8] = include_bytes!("../seeds/mdoc_issuer/annex-d-device-response.cbor");
+const READER_AUTH_SEED: &[u8] = include_bytes!("../seeds/mdoc_issuer/annex-d-reader-auth.cbor");
+const ITEMS_REQUEST: &[u8] = include_bytes!("../seeds/mdoc_session/annex-d-items-request.cbor");
 
 /// The reader's checks of a DeviceResponse: each document's IssuerSigned
 /// against the pinned DS, then its DeviceSigned over the Annex D session.
@@ -85,6 +97,17 @@ fn verify_response(f: &Fixed, data: &[u8]) -> Result<usize, String> {
     Ok(resp.documents.len())
 }
 
+fn reader_auth(f: &Fixed, data: &[u8]) -> Result<(), shomei_mdoc::MdocError> {
+    authenticate_reader(
+        data,
+        &f.transcript,
+        ITEMS_REQUEST,
+        &f.readers,
+        datetime!(2021-01-01 00:00 UTC),
+    )
+    .map(|_| ())
+}
+
 fuzz_target!(|data: &[u8]| {
     let f = fixed();
     let r = verify_response(f, data);
@@ -106,4 +129,7 @@ fuzz_target!(|data: &[u8]| {
         StatusListLimits::default(),
     );
     shomei_fuzz::debug(|| format!("status list: {:?}", r.map(|_| ())));
+
+    let r = reader_auth(f, data);
+    shomei_fuzz::debug(|| format!("readerAuth: {r:?}"));
 });

@@ -37,7 +37,6 @@ use shomei_pki::cms::CertView;
 use crate::device_auth::{COSE_HEADER_X5CHAIN, CoseSign1, reader_authentication_bytes};
 use crate::error::MdocError;
 use crate::issuer::{check_valid_at, has_eku};
-use crate::mso::DeviceKey;
 use crate::session::{EcPublicKey, SessionTranscriptBytes};
 
 /// DER of the OID id-mdl-kp-mdlReaderAuth, 1.0.18013.5.1.6.
@@ -164,8 +163,7 @@ pub fn authenticate_reader(
         .ok_or(MdocError::ReaderAuthMalformed("x5chain missing"))?;
     let leaf = CertView::parse(leaf_der)
         .map_err(|_| MdocError::ReaderAuthMalformed("reader certificate is not DER X.509"))?;
-    let key = DeviceKey::from_spki(&leaf.spki)
-        .and_then(|k| EcPublicKey::from_uncompressed(&k.uncompressed()))
+    let key = EcPublicKey::from_spki(&leaf.spki)
         .map_err(|_| MdocError::ReaderAuthMalformed("reader key: P-256 only"))?;
     let payload = reader_authentication_bytes(transcript, items_request_bytes)?;
     sign1.verify(&key, Some(&payload)).map_err(|e| match e {
