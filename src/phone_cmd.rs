@@ -316,6 +316,21 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
             let mut p = open(&phone)?;
             let mut http = Http::new()?;
             let r = p.sync_at(&mut http, now()).map_err(phone_error)?;
+            // The reader CA the phone trusts follows the authority's (a
+            // renewed CA arrives here); a wiped phone trusts no reader.
+            let readers = phone.join(TRUSTED_READERS_FILE);
+            let readers_note = match (p.is_provisioned(), &p.state().registration) {
+                (true, Some(reg)) => {
+                    let authority = reg.authority.clone();
+                    store_trusted_readers(&mut http, &authority, &phone)
+                        .err()
+                        .map(|e| format!("the reader CA was not refreshed ({e:#})"))
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&readers);
+                    None
+                }
+            };
             let certs: Vec<_> = r
                 .certificates
                 .iter()
@@ -342,6 +357,9 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
             }
             if r.mdoc_refreshed {
                 lines.push("mobile ID refreshed".into());
+            }
+            if let Some(n) = readers_note {
+                lines.push(n);
             }
             for n in &r.new_notifications {
                 lines.push(format!(

@@ -502,9 +502,18 @@ fn second_phone_supersedes_first_and_old_phone_wipes_on_sync() {
         ocsp.contains("revoked") && ocsp.contains("superseded"),
         "{ocsp}"
     );
-    // The old phone learns it at its next sync and erases itself.
+    // The old phone learns it at its next sync and erases itself, and
+    // stops trusting readers; the new phone keeps the reader CA at sync.
+    assert!(old.join("trusted-readers.pem").exists());
     let s = sync(&w, &old);
     assert_eq!(s["status"], "superseded");
+    assert!(!old.join("trusted-readers.pem").exists());
+    std::fs::remove_file(new.join("trusted-readers.pem")).unwrap();
+    sync(&w, &new);
+    assert!(
+        new.join("trusted-readers.pem").exists(),
+        "refreshed at sync"
+    );
     assert!(
         status(&w, &old)["mdoc"].is_null(),
         "the mobile ID is dropped"
@@ -1090,14 +1099,23 @@ fn engagement_qr_code_scans_back_to_the_uri() {
     let _ = child.kill();
     let _ = child.wait();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let rows: Vec<&str> = err.lines().filter(|l| l.contains('█')).collect();
     assert!(rows.len() > 10, "a QR code on stderr: {err}");
     let width = rows[0].chars().count();
     assert!(rows.iter().all(|r| r.chars().count() == width), "{err}");
     assert!(!err.contains(&uri), "the URI goes to stdout only");
 
-    match Command::new("zbarimg").args(["--raw", "-q"]).arg(&png).output() {
+    match Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+    {
         Ok(o) => {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), uri);
