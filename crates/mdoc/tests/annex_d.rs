@@ -4,6 +4,8 @@
 //! authentication).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use shomei_mdoc::MdocError;
 use shomei_mdoc::cbor;
 use shomei_mdoc::device_auth::{
@@ -17,20 +19,10 @@ use shomei_mdoc::session::{
     parse_session_establishment, parse_session_transcript_bytes,
 };
 
+use common::annex_d as v;
+
 const MDL: &str = "org.iso.18013.5.1.mDL";
 const MDL_NS: &str = "org.iso.18013.5.1";
-
-fn v(name: &str) -> Vec<u8> {
-    let json: serde_json::Value =
-        serde_json::from_str(include_str!("data/iso18013-5-annex-d.json")).unwrap();
-    let key = format!("ISO_18013_5_ANNEX_D_{name}");
-    hex::decode(
-        json[&key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no vector {key}")),
-    )
-    .unwrap()
-}
 
 fn key(prefix: &str) -> EcPublicKey {
     EcPublicKey::from_xy(&v(&format!("{prefix}_X")), &v(&format!("{prefix}_Y"))).unwrap()

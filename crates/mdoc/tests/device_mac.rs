@@ -5,43 +5,23 @@
 //! checked by `reader::Reader`; and a MAC made with the wrong private key
 //! is refused.
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ciborium::Value;
-use shomei_core::{RandomSource, Serial, SignError, Timestamp};
 use shomei_mdoc::MdocError;
 use shomei_mdoc::device_auth::{DeviceAuth, DeviceSigned, parse_device_response_device_signed};
-use shomei_mdoc::issuer::{
-    DocumentContent, DocumentSigner, IssuerSigned, StatusCheck, TrustedIacas, issue,
-};
+use shomei_mdoc::issuer::{DocumentContent, IssuerSigned, StatusCheck};
 use shomei_mdoc::jp::{self, NS_ISO23220, NS_JP, elements};
-use shomei_mdoc::mso::{DeviceKey, ValidityInfo};
 use shomei_mdoc::present::{ConsentPolicy, DeviceAuthKey, Presenter};
 use shomei_mdoc::reader::{DeviceAuthKind, Reader, VerifiedPresentation};
-use shomei_mdoc::request::ItemsRequest;
 use shomei_mdoc::session::{
     EcPublicKey, EphemeralKey, KeyAgreement, SharedSecret, parse_session_establishment,
 };
 use shomei_pki::EcdsaP256Signer;
-use shomei_pki::profile::{Iaca, PublicationPoints};
-use time::macros::datetime;
 
-const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
-
-struct TestRng(u64);
-
-impl RandomSource for TestRng {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = (self.0 >> 24) as u8;
-        }
-        Ok(())
-    }
-}
+use common::{NOW, Pki, TestRng, items};
 
 /// The static device key as a secure element offers it: ECDH only, the
 /// private key out of reach. Counts agreements; may lie about which
@@ -74,71 +54,26 @@ impl KeyAgreement for ElementKey {
     }
 }
 
-struct Pki {
-    trust: TrustedIacas,
-    ds_key: EcdsaP256Signer,
-    ds_cert: Vec<u8>,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let points = PublicationPoints::new("http://127.0.0.1:8700");
-        let iaca = Iaca::create(
-            "Shomei MAC Test",
-            &points,
-            Arc::new(EcdsaP256Signer::generate().unwrap()),
-            &Serial::from_be_bytes(&[0x41, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
-            NOW,
-        )
-        .unwrap();
-        let ds_key = EcdsaP256Signer::generate().unwrap();
-        let ds_cert = iaca
-            .issue_document_signer(
-                &points,
-                &ds_key,
-                &Serial::from_be_bytes(&[0x42, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap(),
-                NOW,
-                365,
-            )
-            .unwrap();
-        Self {
-            trust: TrustedIacas::new(vec![iaca.cert_der().to_vec()]).unwrap(),
-            ds_key,
-            ds_cert,
-        }
-    }
-
-    fn issue(&self, device_key: &EcPublicKey) -> IssuerSigned {
-        let content = DocumentContent {
-            doc_type: jp::DOC_TYPE.into(),
-            name_spaces: vec![
-                (
-                    NS_JP.into(),
-                    vec![
-                        (elements::FULL_NAME.into(), Value::from("山田 太郎")),
-                        (elements::SEX_TEXT.into(), Value::from("男")),
-                    ],
-                ),
-                (
-                    NS_ISO23220.into(),
-                    vec![
-                        ("age_over_18".to_owned(), Value::Bool(true)),
-                        ("age_over_20".to_owned(), Value::Bool(false)),
-                    ],
-                ),
-            ],
-        };
-        let dk = DeviceKey::from_uncompressed(&device_key.uncompressed()).unwrap();
-        let ds = DocumentSigner::new(&self.ds_key, self.ds_cert.clone()).unwrap();
-        issue(
-            &content,
-            &dk,
-            ValidityInfo::starting(NOW, time::Duration::days(30)),
-            None,
-            &ds,
-            &mut TestRng(0x1234_5678_9abc_def1),
-        )
-        .unwrap()
+/// The document every test here issues.
+fn content() -> DocumentContent {
+    DocumentContent {
+        doc_type: jp::DOC_TYPE.into(),
+        name_spaces: vec![
+            (
+                NS_JP.into(),
+                vec![
+                    (elements::FULL_NAME.into(), Value::from("山田 太郎")),
+                    (elements::SEX_TEXT.into(), Value::from("男")),
+                ],
+            ),
+            (
+                NS_ISO23220.into(),
+                vec![
+                    ("age_over_18".to_owned(), Value::Bool(true)),
+                    ("age_over_20".to_owned(), Value::Bool(false)),
+                ],
+            ),
+        ],
     }
 }
 
@@ -156,19 +91,9 @@ fn presenter<'a>(is: &IssuerSigned, key: &'a (dyn KeyAgreement + Sync)) -> Prese
 }
 
 fn reader_for(p: &Presenter<'_>, wanted: &[(&str, &str)]) -> Reader {
-    let mut name_spaces = std::collections::BTreeMap::<_, std::collections::BTreeMap<_, _>>::new();
-    for (ns, el) in wanted {
-        name_spaces
-            .entry((*ns).to_owned())
-            .or_default()
-            .insert((*el).to_owned(), false);
-    }
     Reader::from_uri(
         &p.engagement_uri(),
-        ItemsRequest {
-            doc_type: jp::DOC_TYPE.into(),
-            name_spaces,
-        },
+        items(wanted),
         &mut TestRng(0x0bad_cafe_0bad_cafe),
     )
     .unwrap()
@@ -196,9 +121,9 @@ fn round_trip(
 
 #[test]
 fn presentation_in_mac_mode_verifies_as_mac() {
-    let pki = Pki::new();
+    let pki = Pki::new("Shomei MAC Test");
     let key = ElementKey::honest(EphemeralKey::generate().unwrap());
-    let is = pki.issue(&key.public_key());
+    let is = pki.issue(&content(), &key.public_key());
     let mut p = presenter(&is, &key);
     assert!(p.authenticates_by_mac());
     let (v, r) = round_trip(
@@ -236,9 +161,9 @@ fn presentation_in_mac_mode_verifies_as_mac() {
 
 #[test]
 fn a_mac_made_with_the_wrong_key_is_refused() {
-    let pki = Pki::new();
+    let pki = Pki::new("Shomei MAC Test");
     let bound = EphemeralKey::generate().unwrap();
-    let is = pki.issue(&bound.public_key());
+    let is = pki.issue(&content(), &bound.public_key());
     // Claims the bound public key, but agrees with another private key.
     let wrong = ElementKey {
         public: bound.public_key(),
@@ -253,9 +178,9 @@ fn a_mac_made_with_the_wrong_key_is_refused() {
 
 #[test]
 fn presenter_in_mac_mode_refuses_a_key_the_mso_is_not_bound_to() {
-    let pki = Pki::new();
+    let pki = Pki::new("Shomei MAC Test");
     let bound = EphemeralKey::generate().unwrap();
-    let is = pki.issue(&bound.public_key());
+    let is = pki.issue(&content(), &bound.public_key());
     let other = ElementKey::honest(EphemeralKey::generate().unwrap());
     let err = Presenter::with_device_auth(
         &is.to_cbor().unwrap(),
@@ -273,10 +198,10 @@ fn presenter_in_mac_mode_refuses_a_key_the_mso_is_not_bound_to() {
 
 #[test]
 fn signature_mode_is_unchanged_through_the_new_constructor() {
-    let pki = Pki::new();
+    let pki = Pki::new("Shomei MAC Test");
     let signer = EcdsaP256Signer::generate().unwrap();
     let spki_key = EcPublicKey::from_spki(shomei_core::Signer::public_key_spki(&signer)).unwrap();
-    let is = pki.issue(&spki_key);
+    let is = pki.issue(&content(), &spki_key);
     let mut p = Presenter::with_device_auth(
         &is.to_cbor().unwrap(),
         jp::DOC_TYPE,

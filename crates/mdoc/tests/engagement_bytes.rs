@@ -10,9 +10,9 @@
 //! (`78 03`) instead of the short form (`63`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
 
-use shomei_core::{RandomSource, SignError};
+use common::{TestRng, annex_d as v};
 use shomei_mdoc::MdocError;
 use shomei_mdoc::reader::Reader;
 use shomei_mdoc::request::{ItemsRequest, parse_device_request};
@@ -20,29 +20,6 @@ use shomei_mdoc::session::{
     DeviceEngagement, EphemeralKey, Handover, Role, SessionEncryption, SessionKeys,
     SessionTranscript, parse_device_engagement, parse_session_establishment,
 };
-
-fn v(name: &str) -> Vec<u8> {
-    let json: serde_json::Value =
-        serde_json::from_str(include_str!("data/iso18013-5-annex-d.json")).unwrap();
-    hex::decode(
-        json[&format!("ISO_18013_5_ANNEX_D_{name}")]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-struct CountingRng(u8);
-
-impl RandomSource for CountingRng {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
-        for b in buf {
-            self.0 = self.0.wrapping_mul(29).wrapping_add(7);
-            *b = self.0;
-        }
-        Ok(())
-    }
-}
 
 /// The Annex D engagement with `"1.0"` written `78 03 31 2E 30`.
 fn non_preferred_engagement() -> (Vec<u8>, Vec<u8>) {
@@ -59,14 +36,10 @@ fn non_preferred_engagement() -> (Vec<u8>, Vec<u8>) {
 }
 
 fn age_request() -> ItemsRequest {
-    let mut els = BTreeMap::new();
-    els.insert("age_over_21".to_owned(), false);
-    let mut name_spaces = BTreeMap::new();
-    name_spaces.insert("org.iso.18013.5.1".to_owned(), els);
-    ItemsRequest {
-        doc_type: "org.iso.18013.5.1.mDL".into(),
-        name_spaces,
-    }
+    common::items_for(
+        "org.iso.18013.5.1.mDL",
+        &[("org.iso.18013.5.1", "age_over_21")],
+    )
 }
 
 /// The mdoc's side: its session keys over the transcript built from the
@@ -104,7 +77,7 @@ fn parsed_engagement_keeps_the_scanned_bytes() {
 #[test]
 fn reader_transcript_holds_the_engagement_as_sent_so_the_mdoc_can_decrypt() {
     let (_, long) = non_preferred_engagement();
-    let reader = Reader::new(&long, age_request(), &mut CountingRng(1)).unwrap();
+    let reader = Reader::new(&long, age_request(), &mut TestRng(1)).unwrap();
     // Our reader: the transcript embeds the scanned bytes (tag 24, bstr).
     let mut embedded = vec![0xD8, 0x18, 0x58, u8::try_from(long.len()).unwrap()];
     embedded.extend_from_slice(&long);
@@ -121,7 +94,7 @@ fn a_re_encoding_reader_derives_keys_the_mdoc_does_not_have() {
     let (preferred, long) = non_preferred_engagement();
     // A reader that re-encoded the engagement before building its
     // transcript is, in effect, a reader of the preferred bytes.
-    let re_encoding = Reader::new(&preferred, age_request(), &mut CountingRng(1)).unwrap();
+    let re_encoding = Reader::new(&preferred, age_request(), &mut TestRng(1)).unwrap();
     let err = mdoc_opens(&long, re_encoding.session_establishment()).unwrap_err();
     assert!(matches!(err, MdocError::DecryptionFailed), "{err}");
 }

@@ -22,20 +22,18 @@
 //! note, unless `CI` is set, where they fail (`scripts/test.sh` installs
 //! them).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::Value as Json;
-use shomei_core::Timestamp;
-use shomei_core::{BasicFour, BirthDate, MyNumber, RandomSource, Serial, Sex, SignError, Signer};
+use shomei_core::{BasicFour, BirthDate, MyNumber, RandomSource, Sex, Signer};
 use shomei_mdoc::device_auth::DeviceSigned;
-use shomei_mdoc::issuer::{
-    DocumentContent, DocumentSigner, IssuerSigned, StatusCheck, TrustedIacas, issue,
-};
+use shomei_mdoc::issuer::{DocumentContent, StatusCheck};
 use shomei_mdoc::jp::{self, MyNumberCardData, NS_ISO23220, NS_JP, elements};
-use shomei_mdoc::mso::{DeviceKey, ValidityInfo};
+use shomei_mdoc::mso::DeviceKey;
 use shomei_mdoc::present::{ConsentPolicy, DeviceResponse, Presenter, ResponseDocument, STATUS_OK};
 use shomei_mdoc::reader::{DeviceAuthKind, Reader};
 use shomei_mdoc::request::{ItemsRequest, parse_device_request};
@@ -44,11 +42,10 @@ use shomei_mdoc::session::{
     SessionTranscript, parse_session_establishment,
 };
 use shomei_pki::EcdsaP256Signer;
-use shomei_pki::profile::{Iaca, PublicationPoints};
-use time::macros::datetime;
+
+use common::{NOW, Pki, TestRng};
 
 /// When the IACA, the DS certificate and the MSO are made.
-const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
 /// The checkers' (pinned) clock: one hour after [`NOW`].
 const CHECK_AT: &str = "2026-11-21T05:00:00Z";
 /// After the MSO's 30 days, inside the DS certificate's 365.
@@ -184,20 +181,6 @@ fn auth0(
 
 // ------------------------------------------------------------------ fixtures
 
-struct TestRng(u64);
-
-impl RandomSource for TestRng {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = (self.0 >> 24) as u8;
-        }
-        Ok(())
-    }
-}
-
 /// A throw-away folder for the checkers' input files.
 struct TempDir(PathBuf);
 
@@ -248,56 +231,6 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-struct Pki {
-    iaca_der: Vec<u8>,
-    trust: TrustedIacas,
-    ds_key: EcdsaP256Signer,
-    ds_cert: Vec<u8>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let points = PublicationPoints::new("http://127.0.0.1:8700");
-        let iaca = Iaca::create(
-            name,
-            &points,
-            Arc::new(EcdsaP256Signer::generate().unwrap()),
-            &Serial::from_be_bytes(&[0x41, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
-            NOW,
-        )
-        .unwrap();
-        let ds_key = EcdsaP256Signer::generate().unwrap();
-        let ds_cert = iaca
-            .issue_document_signer(
-                &points,
-                &ds_key,
-                &Serial::from_be_bytes(&[0x42, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap(),
-                NOW,
-                365,
-            )
-            .unwrap();
-        Self {
-            iaca_der: iaca.cert_der().to_vec(),
-            trust: TrustedIacas::new(vec![iaca.cert_der().to_vec()]).unwrap(),
-            ds_key,
-            ds_cert,
-        }
-    }
-
-    fn issue(&self, device_key: &DeviceKey) -> IssuerSigned {
-        let ds = DocumentSigner::new(&self.ds_key, self.ds_cert.clone()).unwrap();
-        issue(
-            &content(),
-            device_key,
-            ValidityInfo::starting(NOW, time::Duration::days(30)),
-            None,
-            &ds,
-            &mut TestRng(0x1234_5678_9abc_def1),
-        )
-        .unwrap()
-    }
-}
-
 /// The jp document as the authority builds it (born 2000-04-01: 26 on NOW).
 fn content() -> DocumentContent {
     let holder = BasicFour::new(
@@ -321,17 +254,7 @@ fn content() -> DocumentContent {
 }
 
 fn items() -> ItemsRequest {
-    let mut name_spaces: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for (ns, el) in WANTED {
-        name_spaces
-            .entry((*ns).to_owned())
-            .or_default()
-            .insert((*el).to_owned(), false);
-    }
-    ItemsRequest {
-        doc_type: jp::DOC_TYPE.into(),
-        name_spaces,
-    }
+    common::items(WANTED)
 }
 
 /// The files of one presentation, in a temp folder: `response.cbor`,
@@ -387,7 +310,10 @@ fn reader_scalar(seed: u64) -> [u8; 32] {
 fn signature_presentation() -> Presented {
     let pki = Pki::new("Shomei Test");
     let key = EcdsaP256Signer::generate().unwrap();
-    let is = pki.issue(&DeviceKey::from_spki(key.public_key_spki()).unwrap());
+    let is = pki.issue(
+        &content(),
+        &DeviceKey::from_spki(key.public_key_spki()).unwrap(),
+    );
     let mut p = Presenter::new(
         &is.to_cbor().unwrap(),
         jp::DOC_TYPE,
@@ -430,8 +356,10 @@ fn signature_presentation() -> Presented {
 fn mac_presentation() -> Presented {
     let pki = Pki::new("Shomei Test");
     let static_key = EphemeralKey::from_scalar(&reader_scalar(0x5eed_0000_0000_0051)).unwrap();
-    let is =
-        pki.issue(&DeviceKey::from_uncompressed(&static_key.public_key().uncompressed()).unwrap());
+    let is = pki.issue(
+        &content(),
+        &DeviceKey::from_uncompressed(&static_key.public_key().uncompressed()).unwrap(),
+    );
     let e_device = EphemeralKey::from_scalar(&reader_scalar(0x5eed_0000_0000_00ed)).unwrap();
     let engagement = DeviceEngagement::build(&e_device.public_key(), Vec::new()).unwrap();
     let mut r = Reader::new(engagement.as_bytes(), items(), &mut TestRng(READER_SEED)).unwrap();

@@ -10,6 +10,8 @@
 //! for any document. With the IACA path (`verify_issuer_signed`) the vector
 //! is — correctly — untrusted.
 
+mod common;
+
 use ciborium::Value;
 use shomei_mdoc::MdocError;
 use shomei_mdoc::issuer::{
@@ -18,14 +20,10 @@ use shomei_mdoc::issuer::{
 };
 use time::macros::datetime;
 
+use common::annex_d;
+
 const MDL: &str = "org.iso.18013.5.1.mDL";
 const NS: &str = "org.iso.18013.5.1";
-
-fn vector(name: &str) -> Vec<u8> {
-    let all: serde_json::Value =
-        serde_json::from_str(include_str!("data/iso18013-5-annex-d.json")).unwrap();
-    hex::decode(all[name].as_str().unwrap()).unwrap()
-}
 
 fn map_get<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.as_map()
@@ -38,8 +36,7 @@ fn map_get<'a>(v: &'a Value, key: &str) -> &'a Value {
 
 /// The first document's docType and issuerSigned value.
 fn document() -> (String, Value) {
-    let dr: Value =
-        ciborium::from_reader(&vector("ISO_18013_5_ANNEX_D_DEVICE_RESPONSE")[..]).unwrap();
+    let dr: Value = ciborium::from_reader(&annex_d("DEVICE_RESPONSE")[..]).unwrap();
     let doc = &map_get(&dr, "documents").as_array().unwrap()[0];
     (
         map_get(doc, "docType").as_text().unwrap().to_owned(),
@@ -49,7 +46,7 @@ fn document() -> (String, Value) {
 
 #[test]
 fn annex_d_issuer_signed_verifies_with_the_pinned_ds() {
-    let ds = vector("ISO_18013_5_ANNEX_D_DS_CERT");
+    let ds = annex_d("DS_CERT");
     let (doc_type, v) = document();
     assert_eq!(doc_type, MDL);
     let is = IssuerSigned::from_value(&v).unwrap();
@@ -70,24 +67,18 @@ fn annex_d_issuer_signed_verifies_with_the_pinned_ds() {
     assert_eq!(els["family_name"], Value::from("Doe"));
     assert_eq!(els["document_number"], Value::from("123456789"));
     assert!(
-        matches!(&els["portrait"], Value::Bytes(b) if *b == vector("ISO_18013_5_ANNEX_D_DEVICE_RESPONSE_PORTRAIT_DATA"))
+        matches!(&els["portrait"], Value::Bytes(b) if *b == annex_d("DEVICE_RESPONSE_PORTRAIT_DATA"))
     );
     assert_eq!(els.len(), 6, "{:?}", els.keys().collect::<Vec<_>>());
     // The device key is the vector's static device key.
     let point = verified.device_key().uncompressed();
-    assert_eq!(
-        point[1..33],
-        vector("ISO_18013_5_ANNEX_D_STATIC_DEVICE_KEY_X")[..]
-    );
-    assert_eq!(
-        point[33..],
-        vector("ISO_18013_5_ANNEX_D_STATIC_DEVICE_KEY_Y")[..]
-    );
+    assert_eq!(point[1..33], annex_d("STATIC_DEVICE_KEY_X")[..]);
+    assert_eq!(point[33..], annex_d("STATIC_DEVICE_KEY_Y")[..]);
 }
 
 #[test]
 fn annex_d_failures_have_their_own_errors() {
-    let ds = vector("ISO_18013_5_ANNEX_D_DS_CERT");
+    let ds = annex_d("DS_CERT");
     let (_, v) = document();
     let is = IssuerSigned::from_value(&v).unwrap();
     let now = datetime!(2021-01-01 00:00 UTC);
@@ -106,7 +97,7 @@ fn annex_d_failures_have_their_own_errors() {
         verify_issuer_signed_pinned(
             MDL,
             &is,
-            &vector("ISO_18013_5_ANNEX_D_READER_CERT"),
+            &annex_d("READER_CERT"),
             now,
             StatusCheck::NotChecked
         )

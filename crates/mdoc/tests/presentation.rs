@@ -4,23 +4,24 @@
 //! `present::Presenter` with a P-256 device key and checked by
 //! `reader::Reader`; then every way the reader must refuse.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ciborium::Value;
-use shomei_core::{RandomSource, Serial, SignError, Signer, Timestamp};
+use shomei_core::Signer;
 use shomei_mdoc::MdocError;
 use shomei_mdoc::device_auth::DeviceSigned;
 use shomei_mdoc::issuer::StatusOutcome;
 use shomei_mdoc::issuer::{
-    DocumentContent, DocumentSigner, IssuerSigned, IssuerSignedItem, IssuerSignedItemBytes,
-    StatusCheck, TrustedIacas, issue,
+    DocumentContent, IssuerSigned, IssuerSignedItem, IssuerSignedItemBytes, StatusCheck,
 };
 use shomei_mdoc::jp::{self, NS_ISO23220, NS_JP, elements};
-use shomei_mdoc::mso::{DeviceKey, StatusRef, ValidityInfo};
+use shomei_mdoc::mso::{DeviceKey, StatusRef};
 use shomei_mdoc::present::{ConsentPolicy, DeviceResponse, Presenter, ResponseDocument, STATUS_OK};
 use shomei_mdoc::reader::{DeviceAuthKind, Reader, VerifiedPresentation};
-use shomei_mdoc::request::{DeviceRequest, ItemsRequest, parse_device_request};
+use shomei_mdoc::request::{DeviceRequest, parse_device_request};
 use shomei_mdoc::session::{
     DeviceEngagement, EphemeralKey, Handover, KeyAgreement, Role, SessionData, SessionEncryption,
     SessionKeys, SessionTranscript, SessionTranscriptBytes, parse_session_data,
@@ -31,83 +32,10 @@ use shomei_mdoc::status::{
     verify_status_list_token,
 };
 use shomei_pki::EcdsaP256Signer;
-use shomei_pki::profile::{Iaca, PublicationPoints};
-use time::macros::datetime;
 
-const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+use common::{NOW, Pki, TestRng, items, items_for};
+
 const PORTRAIT: &[u8] = b"\xff\xd8\xff\xe0 not really a JPEG";
-
-struct TestRng(u64);
-
-impl RandomSource for TestRng {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = (self.0 >> 24) as u8;
-        }
-        Ok(())
-    }
-}
-
-struct Pki {
-    trust: TrustedIacas,
-    ds_key: EcdsaP256Signer,
-    ds_cert: Vec<u8>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let points = PublicationPoints::new("http://127.0.0.1:8700");
-        let iaca = Iaca::create(
-            name,
-            &points,
-            Arc::new(EcdsaP256Signer::generate().unwrap()),
-            &Serial::from_be_bytes(&[0x41, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
-            NOW,
-        )
-        .unwrap();
-        let ds_key = EcdsaP256Signer::generate().unwrap();
-        let ds_cert = iaca
-            .issue_document_signer(
-                &points,
-                &ds_key,
-                &Serial::from_be_bytes(&[0x42, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap(),
-                NOW,
-                365,
-            )
-            .unwrap();
-        let trust = TrustedIacas::new(vec![iaca.cert_der().to_vec()]).unwrap();
-        Self {
-            trust,
-            ds_key,
-            ds_cert,
-        }
-    }
-
-    fn issue(&self, content: &DocumentContent, device_key: &DeviceKey) -> IssuerSigned {
-        self.issue_with_status(content, device_key, None)
-    }
-
-    fn issue_with_status(
-        &self,
-        content: &DocumentContent,
-        device_key: &DeviceKey,
-        status: Option<StatusRef>,
-    ) -> IssuerSigned {
-        let ds = DocumentSigner::new(&self.ds_key, self.ds_cert.clone()).unwrap();
-        issue(
-            content,
-            device_key,
-            ValidityInfo::starting(NOW, time::Duration::days(30)),
-            status,
-            &ds,
-            &mut TestRng(0x1234_5678_9abc_def1),
-        )
-        .unwrap()
-    }
-}
 
 /// The My Number Card document with the given age_over values.
 fn content(ages: &[(u8, bool)]) -> DocumentContent {
@@ -186,24 +114,10 @@ impl Holder {
     }
 }
 
-fn items(doc_type: &str, wanted: &[(&str, &str)]) -> ItemsRequest {
-    let mut name_spaces: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for (ns, el) in wanted {
-        name_spaces
-            .entry((*ns).to_owned())
-            .or_default()
-            .insert((*el).to_owned(), false);
-    }
-    ItemsRequest {
-        doc_type: doc_type.into(),
-        name_spaces,
-    }
-}
-
 fn reader_for(p: &Presenter<'_>, wanted: &[(&str, &str)]) -> Reader {
     Reader::from_uri(
         &p.engagement_uri(),
-        items(jp::DOC_TYPE, wanted),
+        items(wanted),
         &mut TestRng(0x0bad_cafe_0bad_cafe),
     )
     .unwrap()
@@ -512,7 +426,7 @@ fn unknown_doc_type_gets_document_errors_and_the_reader_refuses() {
     let mut p = h.presenter(ConsentPolicy::auto());
     let mut r = Reader::from_uri(
         &p.engagement_uri(),
-        items(
+        items_for(
             "org.iso.18013.5.1.mDL",
             &[("org.iso.18013.5.1", "family_name")],
         ),
@@ -614,12 +528,7 @@ fn manual_reader(d: &ManualDevice, wanted: &[(&str, &str)]) -> Reader {
 }
 
 fn manual_reader_seeded(d: &ManualDevice, wanted: &[(&str, &str)], seed: u64) -> Reader {
-    Reader::new(
-        d.engagement.as_bytes(),
-        items(jp::DOC_TYPE, wanted),
-        &mut TestRng(seed),
-    )
-    .unwrap()
+    Reader::new(d.engagement.as_bytes(), items(wanted), &mut TestRng(seed)).unwrap()
 }
 
 fn keep_only(is: &IssuerSigned, keep: &'static [&'static str]) -> IssuerSigned {
@@ -814,7 +723,7 @@ fn reader_refuses_a_wrong_session_key() {
     let p2 = h.presenter(ConsentPolicy::auto());
     let mut r2 = Reader::from_uri(
         &p2.engagement_uri(),
-        items(jp::DOC_TYPE, &[(NS_JP, elements::SEX_TEXT)]),
+        items(&[(NS_JP, elements::SEX_TEXT)]),
         &mut TestRng(99),
     )
     .unwrap();

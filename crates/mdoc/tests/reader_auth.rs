@@ -5,11 +5,13 @@
 //! who asks to the consent decision, and refuses the whole request when
 //! readerAuth is present but wrong.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ciborium::Value;
-use shomei_core::{RandomSource, Serial, SignError, Signer, Timestamp};
+use shomei_core::{Serial, Signer, Timestamp};
 use shomei_mdoc::MdocError;
 use shomei_mdoc::issuer::{
     DocumentContent, DocumentSigner, IssuerSigned, StatusCheck, TrustedIacas, issue,
@@ -29,24 +31,10 @@ use shomei_mdoc::session::{
 use shomei_pki::EcdsaP256Signer;
 use shomei_pki::profile::{Iaca, PublicationPoints, ReaderCa};
 use time::Duration;
-use time::macros::datetime;
 
-const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+use common::{NOW, TestRng};
+
 const NUMBER: &str = "123456789018";
-
-struct TestRng(u64);
-
-impl RandomSource for TestRng {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SignError> {
-        for b in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = (self.0 >> 24) as u8;
-        }
-        Ok(())
-    }
-}
 
 fn serial(b: u8) -> Serial {
     Serial::from_be_bytes(&[0x40 | b, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap()
