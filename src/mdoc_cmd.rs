@@ -349,22 +349,11 @@ pub(crate) struct ReaderOutcome {
 }
 
 /// The reader's whole side of one presentation over TCP: connect to the
-/// phone the engagement names, send the request, decrypt the answer, fetch
-/// the status list the MSO points to (unless `offline`), verify, and say
-/// goodbye.
+/// phone the engagement names, send the request (signed with `auth` when
+/// given: ISO 18013-5 §9.1.4 reader authentication), decrypt the answer,
+/// fetch the status list the MSO points to (unless `offline`), verify, and
+/// say goodbye.
 pub(crate) async fn request_presentation(
-    engagement: &str,
-    request: ItemsRequest,
-    trust: &TrustedIacas,
-    timeout: u64,
-    offline: bool,
-) -> anyhow::Result<ReaderOutcome> {
-    request_presentation_as(engagement, request, None, trust, timeout, offline).await
-}
-
-/// As [`request_presentation`], the request signed with `auth` when given
-/// (ISO 18013-5 §9.1.4 reader authentication).
-pub(crate) async fn request_presentation_as(
     engagement: &str,
     request: ItemsRequest,
     auth: Option<&ReaderAuthKey<'_>>,
@@ -478,7 +467,7 @@ pub async fn run_reader(cmd: ReaderCmd, json_out: bool) -> anyhow::Result<()> {
         reader,
         verdict,
         status_failure,
-    } = request_presentation_as(
+    } = request_presentation(
         &engagement,
         request,
         auth_key.as_ref(),

@@ -392,8 +392,8 @@ async fn phone_story(
     )
     .await?;
     crate::sandbox_rp::history(story, base, token.trim(), &old.holder_id).await?;
-    let iaca = dir.join("authority").join("ca").join("iaca.pem");
-    crate::sandbox_mdoc::chapter(story, &old_path, "2468", &iaca).await?;
+    let auth_dir = dir.join("authority");
+    crate::sandbox_mdoc::chapter(story, &old_path, "2468", (base, token.trim(), &auth_dir)).await?;
 
     let http = reqwest::Client::new();
     for serial in [&old.sign_serial, &old.auth_serial] {
@@ -424,7 +424,7 @@ async fn phone_story(
     if !held.contains("certificateHold") {
         bail!("expected certificateHold, OCSP said {held}");
     }
-    crate::sandbox_mdoc::refused_when_lost(story, &old_path, "2468", &iaca).await?;
+    crate::sandbox_mdoc::refused_when_lost(story, &old_path, "2468", &auth_dir).await?;
 
     let (new_path, new, new_cert) = provision("phone-new").await??;
     let old_now = ocsp_status(base, &old_cert, &sign_root).await?;

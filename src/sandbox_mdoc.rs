@@ -10,10 +10,14 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use shomei_core::Signer as _;
 use shomei_mdoc::issuer::{StatusOutcome, TrustedIacas};
 use shomei_mdoc::jp::elements;
 use shomei_mdoc::present::{ConsentPolicy, Presenter};
+use shomei_mdoc::reader_auth::{ReaderAuthKey, TrustedReaderCas};
 use shomei_phone::{AuthUnlock, Phone};
+use shomei_pki::EcdsaP256Signer;
 
 use crate::mdoc_cmd::{self, ReaderOutcome};
 use crate::phone_cmd;
@@ -22,13 +26,23 @@ use crate::sandbox::Story;
 /// The element an age check at a Japanese counter asks for.
 const AGE_OVER_20: &str = "age_over_20";
 
-/// One presentation: what the phone released, and what the reader made of it.
+/// Where the mobile ID is shown: what the reader trusts (the authority's
+/// IACA), what the phone trusts (the authority's reader CA) and, for a
+/// certified reader, its key and certificate.
+struct Counter<'a> {
+    iacas: &'a TrustedIacas,
+    readers: &'a TrustedReaderCas,
+    reader_auth: Option<ReaderAuthKey<'a>>,
+}
+
+/// One presentation: what the phone released, the reader it authenticated
+/// (if any), and what the reader made of it.
 async fn show(
     phone_path: &Path,
     pin: &str,
     items: &[&str],
-    trust: &TrustedIacas,
-) -> anyhow::Result<(Vec<String>, ReaderOutcome)> {
+    at: &Counter<'_>,
+) -> anyhow::Result<(Vec<String>, Option<String>, ReaderOutcome)> {
     let mut phone = Phone::open(phone_path).map_err(phone_cmd::phone_error)?;
     let mdoc = phone
         .mdoc()
@@ -46,26 +60,83 @@ async fn show(
         &mdoc.issuer_signed,
         &mdoc.doc_type,
         &signer,
-        // The default of `phone present`: only what is asked, and never the
-        // individual number.
+        // Only what is asked, never the individual number, and her photo
+        // only to a reader the authority certified.
         ConsentPolicy::Auto {
             release_individual_number: false,
-            require_authenticated_reader: Vec::new(),
+            require_authenticated_reader: vec![elements::PORTRAIT.to_owned()],
         },
         vec![mdoc_cmd::tcp_retrieval_method(addr)],
         &mut rng,
         now,
     )
     .map_err(|e| anyhow::anyhow!("the mobile ID cannot be shown: {e}"))?;
+    presenter.trust_readers(at.readers.clone(), now);
     let uri = presenter.engagement_uri();
     let items: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
     let request = mdoc_cmd::items_request(&items)?;
     let (released, outcome) = tokio::join!(
         mdoc_cmd::serve_one(&listener, &mut presenter),
-        mdoc_cmd::request_presentation(&uri, request, trust, 30, false),
+        mdoc_cmd::request_presentation(&uri, request, at.reader_auth.as_ref(), at.iacas, 30, false),
     );
     let released = released?.into_iter().map(|(_, el)| el).collect::<Vec<_>>();
-    Ok((released, outcome?))
+    let reader = presenter.reader().map(|r| {
+        format!(
+            "{}{}",
+            r.common_name.as_deref().unwrap_or("(no name)"),
+            r.organization
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default()
+        )
+    });
+    Ok((released, reader, outcome?))
+}
+
+/// A relying party registers with the authority and gets a reader
+/// certificate for a key it made (what `shomei reader enrol` does).
+async fn certified_reader(
+    base: &str,
+    operator_token: &str,
+    name: &str,
+) -> anyhow::Result<(EcdsaP256Signer, Vec<Vec<u8>>)> {
+    let http = reqwest::Client::new();
+    let reg: serde_json::Value = http
+        .post(format!("{base}/v1/relying-parties"))
+        .bearer_auth(operator_token)
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("registering the city office")?
+        .json()
+        .await?;
+    let rp_token = reg["token"].as_str().context("no relying-party token")?;
+    let key = EcdsaP256Signer::generate()?;
+    let public_key = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(key.public_key_spki())
+    );
+    let issued: serde_json::Value = http
+        .post(format!("{base}/v1/reader-certificates"))
+        .bearer_auth(rp_token)
+        .json(&serde_json::json!({ "public_key": public_key }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("the city office's reader certificate")?
+        .json()
+        .await?;
+    let chain = shomei_pki::pem::pem_certificates(
+        issued["certificate"]
+            .as_str()
+            .context("no certificate")?
+            .as_bytes(),
+    );
+    if chain.is_empty() {
+        bail!("the authority's reader certificate is not PEM");
+    }
+    Ok((key, chain))
 }
 
 fn verified_lines(o: &ReaderOutcome) -> anyhow::Result<Vec<String>> {
@@ -96,11 +167,18 @@ pub(crate) async fn chapter(
     story: &mut Story,
     phone_path: &Path,
     pin: &str,
-    iaca_pem: &Path,
+    authority: (&str, &str, &Path),
 ) -> anyhow::Result<()> {
-    let trust = mdoc_cmd::trusted_iacas(iaca_pem)?;
+    let (base, operator_token, dir) = authority;
+    let iacas = mdoc_cmd::trusted_iacas(&dir.join("ca").join("iaca.pem"))?;
+    let readers = crate::reader_cmd::trusted_readers(&dir.join("ca").join("reader-ca.pem"))?;
+    let shop = Counter {
+        iacas: &iacas,
+        readers: &readers,
+        reader_auth: None,
+    };
 
-    let (released, outcome) = show(phone_path, pin, &[AGE_OVER_20], &trust).await?;
+    let (released, _, outcome) = show(phone_path, pin, &[AGE_OVER_20], &shop).await?;
     let mut lines = vec![
         "the phone shows an mdoc: QR code (device engagement); the shop's reader scans it and opens an encrypted session (ECDH P-256, HKDF, AES-256-GCM)".to_owned(),
         "the reader asks for age_over_20 only".to_owned(),
@@ -120,6 +198,15 @@ pub(crate) async fn chapter(
         bail!("the age check released more than age_over_20: {released:?}");
     }
 
+    let (key, chain) = certified_reader(base, operator_token, "chiyoda-city-office").await?;
+    let office = Counter {
+        iacas: &iacas,
+        readers: &readers,
+        reader_auth: Some(ReaderAuthKey {
+            signer: &key,
+            chain: &chain,
+        }),
+    };
     let asked = [
         elements::FULL_NAME,
         elements::RESIDENT_ADDRESS,
@@ -128,11 +215,16 @@ pub(crate) async fn chapter(
         elements::PORTRAIT,
         elements::INDIVIDUAL_NUMBER,
     ];
-    let (released, outcome) = show(phone_path, pin, &asked, &trust).await?;
+    let (released, reader, outcome) = show(phone_path, pin, &asked, &office).await?;
+    let Some(reader) = reader else {
+        bail!("the phone did not authenticate the city office's reader");
+    };
     let mut lines = vec![
-        format!("the city office's reader asks for {}", asked.join(", ")),
+        "the city office registered with the authority and got a reader certificate (POST /v1/reader-certificates, 90 days)".to_owned(),
+        format!("its reader asks for {}, and signs the request (ISO 18013-5 reader authentication)", asked.join(", ")),
+        format!("the phone checks that signature under the authority's reader CA: {reader}"),
         format!(
-            "the phone released: {} (the individual number is never released unless the holder allows it)",
+            "the phone released: {} (her photo goes only to certified readers; the individual number is never released unless she allows it)",
             released.join(", ")
         ),
     ];
@@ -144,6 +236,9 @@ pub(crate) async fn chapter(
     if released.iter().any(|e| e == elements::INDIVIDUAL_NUMBER) {
         bail!("the phone released the individual number under the default consent");
     }
+    if !released.iter().any(|e| e == elements::PORTRAIT) {
+        bail!("the certified reader did not get the portrait");
+    }
     Ok(())
 }
 
@@ -152,10 +247,17 @@ pub(crate) async fn refused_when_lost(
     story: &mut Story,
     phone_path: &Path,
     pin: &str,
-    iaca_pem: &Path,
+    authority_dir: &Path,
 ) -> anyhow::Result<()> {
-    let trust = mdoc_cmd::trusted_iacas(iaca_pem)?;
-    let (_, outcome) = show(phone_path, pin, &[AGE_OVER_20], &trust).await?;
+    let iacas = mdoc_cmd::trusted_iacas(&authority_dir.join("ca").join("iaca.pem"))?;
+    let readers =
+        crate::reader_cmd::trusted_readers(&authority_dir.join("ca").join("reader-ca.pem"))?;
+    let shop = Counter {
+        iacas: &iacas,
+        readers: &readers,
+        reader_auth: None,
+    };
+    let (_, _, outcome) = show(phone_path, pin, &[AGE_OVER_20], &shop).await?;
     let why = match (&outcome.status_failure, &outcome.verdict) {
         (Some(e), _) => bail!("the reader could not get the status list: {e:#}"),
         (None, Ok(_)) => bail!("the reader accepted the lost phone's mobile ID"),

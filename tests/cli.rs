@@ -451,6 +451,10 @@ fn sandbox_runs_the_story_and_prints_one_json_object() {
     let full = step("full identity");
     assert!(full.contains("verified full_name_unicode"), "{full}");
     assert!(full.contains("verified portrait"), "{full}");
+    assert!(
+        full.contains("under the authority's reader CA: chiyoda-city-office"),
+        "the office's reader is authenticated: {full}"
+    );
     assert!(!full.contains("verified individual_number"), "{full}");
     let lost = step("cannot use its mobile ID");
     assert!(lost.contains("suspended"), "{lost}");
