@@ -104,6 +104,48 @@ fn check_cert(c: &CertRecord) -> Result<()> {
     }
 }
 
+/// The 16 values of one `certificates` row, in [`CERT_COLS`] order; each
+/// link is written as `link` maps it (`None` leaves it for a second pass).
+fn cert_args(
+    cert: &CertRecord,
+    link: impl Fn(&Option<Serial>) -> Option<String>,
+) -> Result<Vec<Arg>> {
+    check_cert(cert)?;
+    Ok(vec![
+        Arg::text(cert.serial.to_hex()),
+        Arg::text(cert.class.as_str()),
+        Arg::text(cert.holder_id.as_str()),
+        Arg::opt_text(cert.card_id.as_deref()),
+        Arg::opt_text(cert.device_id.as_deref()),
+        Arg::text(cert.status.as_str()),
+        Arg::Int(cert.reason.map(|r| i64::from(r.code()))),
+        Arg::opt_ts(cert.status_changed_at)?,
+        Arg::ts(cert.not_before)?,
+        Arg::ts(cert.not_after)?,
+        Arg::Int(Some(i64::from(cert.shard))),
+        Arg::opt_text(link(&cert.parent)),
+        Arg::opt_text(link(&cert.pair)),
+        Arg::opt_text(link(&cert.replaces)),
+        Arg::Bytes(cert.der.clone()),
+        Arg::ts(cert.issued_at)?,
+    ])
+}
+
+/// The 7 values of one `events` row.
+fn event_args(e: &Event) -> Result<[Arg; 7]> {
+    let detail = serde_json::to_string(&e.detail)
+        .map_err(|_| RegistryError::Invalid("event detail is not serialisable".into()))?;
+    Ok([
+        Arg::ts(e.at)?,
+        Arg::text(e.actor.kind()),
+        Arg::opt_text(e.actor.id()),
+        Arg::text(e.action.as_str()),
+        Arg::opt_text(e.holder_id.as_deref()),
+        Arg::opt_text(e.serial.as_ref().map(Serial::to_hex)),
+        Arg::text(detail),
+    ])
+}
+
 /// Inserts certificates. Links (`parent`, `pair`, `replaces`) that point into
 /// the same batch are written in a second pass, so the foreign keys can stay
 /// immediate (a deferred check would only fire at COMMIT, after the savepoint
@@ -116,25 +158,7 @@ async fn insert_certs(c: &mut Conn<'_>, op: &'static str, certs: &[CertRecord]) 
             .map(Serial::to_hex)
     };
     for cert in certs {
-        check_cert(cert)?;
-        let args = [
-            Arg::text(cert.serial.to_hex()),
-            Arg::text(cert.class.as_str()),
-            Arg::text(cert.holder_id.as_str()),
-            Arg::opt_text(cert.card_id.as_deref()),
-            Arg::opt_text(cert.device_id.as_deref()),
-            Arg::text(cert.status.as_str()),
-            Arg::Int(cert.reason.map(|r| i64::from(r.code()))),
-            Arg::opt_ts(cert.status_changed_at)?,
-            Arg::ts(cert.not_before)?,
-            Arg::ts(cert.not_after)?,
-            Arg::Int(Some(i64::from(cert.shard))),
-            Arg::opt_text(outside(&cert.parent)),
-            Arg::opt_text(outside(&cert.pair)),
-            Arg::opt_text(outside(&cert.replaces)),
-            Arg::Bytes(cert.der.clone()),
-            Arg::ts(cert.issued_at)?,
-        ];
+        let args = cert_args(cert, |s| outside(s))?;
         c.execute(op, INSERT_CERT, &args).await?;
     }
     for cert in certs {
@@ -161,25 +185,11 @@ async fn insert_events(c: &mut Conn<'_>, op: &'static str, events: &[Event]) -> 
         let mut sql = String::from(INSERT_EVENTS);
         let mut args = Vec::with_capacity(chunk.len() * 7);
         for (i, e) in chunk.iter().enumerate() {
-            let detail = serde_json::to_string(&e.detail)
-                .map_err(|_| RegistryError::Invalid("event detail is not serialisable".into()))?;
             if i > 0 {
                 sql.push_str(", ");
             }
-            let b = i * 7;
-            let params: Vec<String> = (1..=7).map(|k| format!("${}", b + k)).collect();
-            sql.push('(');
-            sql.push_str(&params.join(", "));
-            sql.push(')');
-            args.extend([
-                Arg::ts(e.at)?,
-                Arg::text(e.actor.kind()),
-                Arg::opt_text(e.actor.id()),
-                Arg::text(e.action.as_str()),
-                Arg::opt_text(e.holder_id.as_deref()),
-                Arg::opt_text(e.serial.as_ref().map(Serial::to_hex)),
-                Arg::text(detail),
-            ]);
+            push_placeholders(&mut sql, '$', i * 7, 7);
+            args.extend(event_args(e)?);
         }
         c.execute(op, &sql, &args).await?;
     }
@@ -215,9 +225,207 @@ pub(crate) async fn insert_enrolment(c: &mut Conn<'_>, e: &Enrolment) -> Result<
     insert_events(c, OP, &e.events).await
 }
 
-/// Writes many enrolments in one transaction, a savepoint each, and
-/// commits. The outer error means the transaction itself failed (nothing of
-/// it is stored); inner errors are per enrolment.
+/// Appends `($b+1, …, $b+n)` to `sql`, or `(?, …, ?)` when `mark` is `?`.
+fn push_placeholders(sql: &mut String, mark: char, b: usize, n: usize) {
+    sql.push('(');
+    for k in 1..=n {
+        if k > 1 {
+            sql.push_str(", ");
+        }
+        sql.push(mark);
+        if mark == '$' {
+            sql.push_str(&(b + k).to_string());
+        }
+    }
+    sql.push(')');
+}
+
+/// Most parameters one statement may bind: SQLite's limit (32 766 since
+/// 3.32) and PostgreSQL's (65 535, the wire protocol's 16-bit count).
+fn max_params(c: &Conn<'_>) -> usize {
+    if c.is_postgres() { 65_535 } else { 32_766 }
+}
+
+/// The placeholder mark for statements with many parameters: `$` (`$NNN`)
+/// on PostgreSQL, a bare `?` on SQLite. SQLite keeps numbered and named
+/// parameters in a list it searches one by one, on parsing and again when
+/// sqlx asks each parameter's name to bind it, so the cost grows with the
+/// square of the count (seconds for thousands); bare `?` are bound in order.
+fn mark(c: &Conn<'_>) -> char {
+    if c.is_postgres() { '$' } else { '?' }
+}
+
+/// One enrolment's rows, ready to bind, for the batched path.
+struct Rows {
+    holder: Vec<Arg>,
+    card: [Arg; 3],
+    /// 16 values per certificate; links into the same enrolment are NULL.
+    certs: Vec<Vec<Arg>>,
+    /// `[serial, parent, pair, replaces]` of each certificate that links
+    /// into its own enrolment (set after the INSERT, see [`link_many`]).
+    links: Vec<[Arg; 4]>,
+    events: Vec<[Arg; 7]>,
+}
+
+/// Builds the rows of every enrolment of a batch, or `None` when the batch
+/// cannot be written in bulk with exactly the per-enrolment outcome: an
+/// enrolment that fails its own checks, or a certificate that links to one
+/// of another enrolment of the same batch. The caller then takes the
+/// per-enrolment path, which gives each its own answer.
+fn batch_rows(items: &[&Enrolment]) -> Option<Vec<Rows>> {
+    let all: HashSet<&Serial> = items
+        .iter()
+        .flat_map(|e| e.certificates.iter().map(|c| &c.serial))
+        .collect();
+    let mut out = Vec::with_capacity(items.len());
+    for e in items {
+        if e.certificates.iter().any(|c| c.holder_id != e.holder.id) {
+            return None;
+        }
+        let own: HashSet<&Serial> = e.certificates.iter().map(|c| &c.serial).collect();
+        let mut certs = Vec::with_capacity(e.certificates.len());
+        let mut links = Vec::new();
+        for cert in &e.certificates {
+            let ls = [&cert.parent, &cert.pair, &cert.replaces];
+            if ls
+                .iter()
+                .flat_map(|l| l.as_ref())
+                .any(|s| all.contains(s) && !own.contains(s))
+            {
+                return None;
+            }
+            let outside = |s: &Option<Serial>| -> Option<String> {
+                s.as_ref().filter(|s| !own.contains(s)).map(Serial::to_hex)
+            };
+            certs.push(cert_args(cert, outside).ok()?);
+            if ls
+                .iter()
+                .any(|l| l.as_ref().is_some_and(|s| own.contains(s)))
+            {
+                links.push([
+                    Arg::text(cert.serial.to_hex()),
+                    Arg::opt_text(cert.parent.as_ref().map(Serial::to_hex)),
+                    Arg::opt_text(cert.pair.as_ref().map(Serial::to_hex)),
+                    Arg::opt_text(cert.replaces.as_ref().map(Serial::to_hex)),
+                ]);
+            }
+        }
+        let events = e
+            .events
+            .iter()
+            .map(event_args)
+            .collect::<Result<Vec<_>>>()
+            .ok()?;
+        out.push(Rows {
+            holder: holder_args(&e.holder).ok()?,
+            card: [
+                Arg::text(e.card_id.as_str()),
+                Arg::text(e.holder.id.as_str()),
+                Arg::ts(e.holder.created_at).ok()?,
+            ],
+            certs,
+            links,
+            events,
+        });
+    }
+    Some(out)
+}
+
+/// Inserts rows of `width` values each with as few multi-row INSERTs as the
+/// back end's parameter limit allows, in order.
+async fn insert_rows(
+    c: &mut Conn<'_>,
+    op: &'static str,
+    head: &str,
+    width: usize,
+    rows: &[&[Arg]],
+) -> Result<()> {
+    let per_statement = max_params(c) / width;
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = String::with_capacity(head.len() + chunk.len() * width * 6);
+        sql.push_str(head);
+        let mut args = Vec::with_capacity(chunk.len() * width);
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push_placeholders(&mut sql, mark(c), i * width, width);
+            args.extend_from_slice(row);
+        }
+        c.execute(op, &sql, &args).await?;
+    }
+    Ok(())
+}
+
+/// Sets the links of certificates inserted with them NULL, in one
+/// `UPDATE certificates … FROM (VALUES (serial, parent, pair, replaces), …)`
+/// per chunk (both back ends name the columns of a VALUES list `column1`…).
+/// A join rather than `SET x = CASE serial WHEN … END`, whose cost grows
+/// with the square of the batch (every row walks the WHEN list).
+/// Writing the links in the INSERT instead, pointing at rows later in the
+/// same statement, makes SQLite count pending foreign-key violations and
+/// scan the table for every following row (see BENCHMARKS.md).
+async fn link_many(c: &mut Conn<'_>, op: &'static str, links: &[&[Arg; 4]]) -> Result<()> {
+    let per_statement = max_params(c) / 4;
+    for chunk in links.chunks(per_statement) {
+        let mut sql = String::from(
+            "UPDATE certificates SET parent_serial = v.column2, pair_serial = v.column3, \
+             replaces_serial = v.column4 FROM (VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push_placeholders(&mut sql, mark(c), 4 * i, 4);
+        }
+        sql.push_str(") AS v WHERE certificates.serial = v.column1");
+        let args: Vec<Arg> = chunk.iter().flat_map(|l| l.iter().cloned()).collect();
+        let n = c.execute(op, &sql, &args).await?;
+        if n != chunk.len() as u64 {
+            return Err(RegistryError::Backend(format!(
+                "{op}: {n} of {} certificate links were set",
+                chunk.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a whole batch in bulk: one multi-row INSERT each for holders,
+/// cards, certificates and events (more only past the parameter limit),
+/// then one UPDATE for the links inside enrolments.
+async fn insert_batch(c: &mut Conn<'_>, rows: &[Rows]) -> Result<()> {
+    const OP: &str = "enrol";
+    let holders: Vec<&[Arg]> = rows.iter().map(|r| r.holder.as_slice()).collect();
+    let head = format!("INSERT INTO holders ({HOLDER_COLS}) VALUES ");
+    insert_rows(c, OP, &head, 7, &holders).await?;
+    let cards: Vec<&[Arg]> = rows.iter().map(|r| r.card.as_slice()).collect();
+    let head = "INSERT INTO cards (id, holder_id, created_at) VALUES ";
+    insert_rows(c, OP, head, 3, &cards).await?;
+    let certs: Vec<&[Arg]> = rows
+        .iter()
+        .flat_map(|r| r.certs.iter().map(Vec::as_slice))
+        .collect();
+    let head = format!("INSERT INTO certificates ({CERT_COLS}) VALUES ");
+    insert_rows(c, OP, &head, 16, &certs).await?;
+    let links: Vec<&[Arg; 4]> = rows.iter().flat_map(|r| r.links.iter()).collect();
+    link_many(c, OP, &links).await?;
+    let events: Vec<&[Arg]> = rows
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.as_slice()))
+        .collect();
+    insert_rows(c, OP, INSERT_EVENTS, 7, &events).await
+}
+
+/// Writes many enrolments in one transaction and commits. The outer error
+/// means the transaction itself failed (nothing of it is stored); inner
+/// errors are per enrolment.
+///
+/// A batch of two or more is first written in bulk ([`insert_batch`])
+/// inside `SAVEPOINT batch`. If any of that fails (a duplicate, a
+/// constraint), it is rolled back to the savepoint and written again one
+/// enrolment at a time, a savepoint each, so that only the bad enrolment
+/// fails, with the same error as on its own.
 pub(crate) async fn enrol_many(db: &Db, items: &[&Enrolment]) -> Result<Vec<Result<()>>> {
     const OP: &str = "enrol";
     let mut tx = db.begin_write(OP).await?;
@@ -235,6 +443,31 @@ pub(crate) async fn enrol_many(db: &Db, items: &[&Enrolment]) -> Result<Vec<Resu
             }
         }
         return Ok(results);
+    }
+    if let Some(rows) = batch_rows(items) {
+        let mut c = tx.conn();
+        if let Err(e) = c.raw(OP, "SAVEPOINT batch").await {
+            tx.rollback().await;
+            return Err(e);
+        }
+        let end = match insert_batch(&mut c, &rows).await {
+            Ok(()) => match c.raw(OP, "RELEASE SAVEPOINT batch").await {
+                Ok(()) => {
+                    tx.commit(OP).await?;
+                    return Ok(items.iter().map(|_| Ok(())).collect());
+                }
+                Err(e) => Err(e),
+            },
+            // Fall back to one savepoint per enrolment below.
+            Err(_) => match c.raw(OP, "ROLLBACK TO SAVEPOINT batch").await {
+                Ok(()) => c.raw(OP, "RELEASE SAVEPOINT batch").await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = end {
+            tx.rollback().await;
+            return Err(e);
+        }
     }
     for item in items {
         let mut c = tx.conn();

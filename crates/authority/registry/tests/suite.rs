@@ -275,13 +275,15 @@ mod cases {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use shomei_core::Serial;
     use shomei_core::{
         Action, BasicFour, CertClass, CertStatus, Credential, Plan, RevocationReason, Sex,
         StatusChange,
     };
     use shomei_registry::{
-        Actor, CardRecord, DeviceProvisioning, DeviceStatus, Event, HolderContact, Registry,
-        RegistryError, RelyingPartyRecord, RevokedEntry, WipeReason,
+        Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceStatus, Enrolment, Event,
+        HolderContact, HolderRecord, Registry, RegistryError, RelyingPartyRecord, RevokedEntry,
+        WipeReason,
     };
     use time::Duration;
 
@@ -892,6 +894,247 @@ mod cases {
         // Replaying the same plan is a conflict: the old one is no longer active.
         let err = reg.replace(&plan, &[], T1, &[]).await.unwrap_err();
         assert!(matches!(err, RegistryError::Conflict { .. }), "{err:?}");
+    }
+
+    /// An enrolment as the one-by-one path and the batch both see it: a card
+    /// pair, plus a third certificate derived from the sign certificate
+    /// (parent inside the enrolment) and, when given, replacing `old`.
+    fn rich_enrolment(id: &str, n: u32, old: Option<&Serial>) -> Enrolment {
+        let mut e = enrolment(id, n);
+        let mut extra = cert(1_000_000 + n, CertClass::CardSign, id);
+        extra.parent = Some(e.certificates[0].serial.clone());
+        extra.replaces = old.cloned();
+        e.events
+            .push(event("issue-extra", Some(id), Some(extra.serial.clone())));
+        e.certificates.push(extra);
+        e
+    }
+
+    /// What the registry holds of one enrolment: holder, cards,
+    /// certificates (with their links) and events.
+    async fn stored(
+        reg: &dyn Registry,
+        e: &Enrolment,
+    ) -> (
+        Option<HolderRecord>,
+        Vec<CardRecord>,
+        Vec<CertRecord>,
+        Vec<Event>,
+    ) {
+        let id = &e.holder.id;
+        (
+            reg.holder(id).await.unwrap(),
+            reg.holder_cards(id).await.unwrap(),
+            reg.holder_certificates(id).await.unwrap(),
+            reg.events_for_holder(id).await.unwrap(),
+        )
+    }
+
+    /// A batch is written in bulk, but each enrolment still gets the answer
+    /// (and leaves the rows) it would get on its own: one bad enrolment
+    /// fails alone, links and events are those of the one-by-one path.
+    pub async fn enrol_batch_matches_the_one_by_one_path(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let pre = enrolment("pre", 1);
+        reg.enrol(&pre).await.unwrap();
+        // One of each path replaces one of pre's certificates (a certificate
+        // is replaced at most once).
+        let (old_s, old_b) = (&pre.certificates[1].serial, &pre.certificates[0].serial);
+
+        // The same shapes, one at a time (each its own transaction) …
+        let singles: Vec<Enrolment> = (0..4)
+            .map(|i| rich_enrolment(&format!("s{i}"), 10 + i, (i == 2).then_some(old_s)))
+            .collect();
+        for e in &singles {
+            reg.enrol_batch(std::slice::from_ref(e)).await.unwrap()[0]
+                .as_ref()
+                .unwrap();
+        }
+        // … and in one batch.
+        let batch: Vec<Enrolment> = (0..4)
+            .map(|i| rich_enrolment(&format!("b{i}"), 20 + i, (i == 2).then_some(old_b)))
+            .collect();
+        let results = reg.enrol_batch(&batch).await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        for (s, b) in singles.iter().zip(&batch) {
+            let (bh, bc, bcerts, bev) = stored(reg, b).await;
+            let (sh, sc, scerts, sev) = stored(reg, s).await;
+            assert_eq!(bh.as_ref(), Some(&b.holder));
+            assert_eq!(bc.len(), 1);
+            assert_eq!(bcerts, b.certificates, "links as given");
+            assert_eq!(bev, b.events, "events in order");
+            // Same shape as the one-by-one path, names aside.
+            assert_eq!((sh.is_some(), sc.len(), scerts.len()), (true, 1, 3));
+            assert_eq!(scerts, s.certificates);
+            assert_eq!(sev, s.events);
+            assert_eq!(
+                reg.events_for_certificate(&b.certificates[2].serial)
+                    .await
+                    .unwrap(),
+                vec![b.events[2].clone()]
+            );
+        }
+        assert_eq!(
+            reg.successor(old_s).await.unwrap().as_ref(),
+            Some(&singles[2].certificates[2])
+        );
+        assert_eq!(
+            reg.successor(old_b).await.unwrap().as_ref(),
+            Some(&batch[2].certificates[2])
+        );
+
+        // One bad enrolment of each kind, each in a batch of good ones: it
+        // alone fails, with the error it gets on its own, and leaves nothing.
+        let mut dup_serial = rich_enrolment("x1", 40, None);
+        dup_serial.certificates[1].serial = pre.certificates[0].serial.clone();
+        dup_serial.certificates[0].pair = Some(pre.certificates[0].serial.clone());
+        let dup_holder = rich_enrolment("s0", 41, None);
+        let missing_link = rich_enrolment("x3", 42, Some(&serial(77_777)));
+        let mut bad_status = rich_enrolment("x4", 43, None);
+        bad_status.certificates[2].status = CertStatus::Revoked;
+        let dup_replacement = rich_enrolment("x5", 44, Some(old_b));
+        let bads = [
+            dup_serial,
+            dup_holder,
+            missing_link,
+            bad_status,
+            dup_replacement,
+        ];
+        let alone: Vec<RegistryError> = {
+            // Their answers on their own, in a registry state where they
+            // fail for the same reason.
+            let mut v = Vec::new();
+            for b in &bads {
+                v.push(reg.enrol(b).await.unwrap_err());
+            }
+            v
+        };
+        for (k, bad) in bads.iter().enumerate() {
+            let k = k as u32;
+            let goods: Vec<Enrolment> = (0..3)
+                .map(|i| rich_enrolment(&format!("g{k}-{i}"), 100 + 10 * k + i, None))
+                .collect();
+            let mut items = goods.clone();
+            items.insert(1, bad.clone());
+            let results = reg.enrol_batch(&items).await.unwrap();
+            assert_eq!(results.len(), 4);
+            for (i, r) in results.iter().enumerate() {
+                if i == 1 {
+                    let err = r.as_ref().unwrap_err();
+                    assert_eq!(err.to_string(), alone[k as usize].to_string());
+                } else {
+                    assert!(r.is_ok(), "{k}/{i}: {r:?}");
+                }
+            }
+            for g in &goods {
+                let (h, c, certs, ev) = stored(reg, g).await;
+                assert_eq!(h.as_ref(), Some(&g.holder));
+                assert_eq!(c.len(), 1);
+                assert_eq!(certs, g.certificates);
+                assert_eq!(ev, g.events);
+            }
+            if bad.holder.id != "s0" {
+                assert_eq!(stored(reg, bad).await, (None, vec![], vec![], vec![]));
+            }
+            for c in &bad.certificates[2..] {
+                assert_eq!(reg.certificate(&c.serial).await.unwrap(), None);
+            }
+        }
+        // The holder "s0" is untouched by its duplicate.
+        assert_eq!(stored(reg, &singles[0]).await.2, singles[0].certificates);
+
+        // Two enrolments of one batch that clash with each other: the first wins.
+        let first = rich_enrolment("twin", 200, None);
+        let second = rich_enrolment("twin", 201, None);
+        let results = reg
+            .enrol_batch(&[first.clone(), second.clone()])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(RegistryError::Duplicate { .. })));
+        assert_eq!(stored(reg, &first).await.2, first.certificates);
+        assert_eq!(
+            reg.certificate(&second.certificates[0].serial)
+                .await
+                .unwrap(),
+            None
+        );
+
+        // A certificate linking to one of an earlier enrolment of the same
+        // batch is stored, as one at a time; to a later one it is refused.
+        let a = rich_enrolment("la", 210, None);
+        let b = rich_enrolment("lb", 211, Some(&a.certificates[0].serial));
+        let results = reg.enrol_batch(&[a.clone(), b.clone()]).await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(stored(reg, &b).await.2, b.certificates);
+        let c = rich_enrolment("lc", 212, None);
+        let d = rich_enrolment("ld", 213, Some(&c.certificates[0].serial));
+        let results = reg.enrol_batch(&[d.clone(), c.clone()]).await.unwrap();
+        assert!(
+            matches!(results[0], Err(RegistryError::NotFound { .. })),
+            "{results:?}"
+        );
+        assert!(results[1].is_ok());
+        assert_eq!(reg.holder("ld").await.unwrap(), None);
+        assert_eq!(stored(reg, &c).await.2, c.certificates);
+    }
+
+    /// A batch past every statement's parameter limit is split into several
+    /// INSERTs and UPDATEs and still lands whole; one bad enrolment in such
+    /// a batch fails alone.
+    pub async fn enrol_batch_larger_than_one_statement(ctx: Ctx) {
+        // 8 200 holders × 7 = 57 400 parameters (two statements on SQLite),
+        // 16 400 certificates (5 statements on PostgreSQL, 9 on SQLite),
+        // 16 400 links × 4 (2 on PostgreSQL, 3 on SQLite), 16 400 events × 7.
+        const N: u32 = 8_200;
+        let reg = ctx.reg.as_ref();
+        let batch: Vec<Enrolment> = (0..N)
+            .map(|i| enrolment(&format!("big{i}"), 1 + i))
+            .collect();
+        let started = Instant::now();
+        let results = reg.enrol_batch(&batch).await.unwrap();
+        eprintln!(
+            "[{}] {N} enrolments in one batch: {:?}",
+            reg.backend(),
+            started.elapsed()
+        );
+        assert_eq!(results.len(), N as usize);
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(reg.statuses().await.unwrap().len(), 2 * N as usize);
+        for i in [0, 1, 2_047, 2_048, 4_095, 4_096, 8_191, N - 1] {
+            let e = &batch[i as usize];
+            let (h, c, certs, ev) = stored(reg, e).await;
+            assert_eq!(h.as_ref(), Some(&e.holder), "{i}");
+            assert_eq!(c.len(), 1);
+            assert_eq!(certs, e.certificates, "{i}");
+            assert_eq!(ev, e.events, "{i}");
+        }
+        // 2 100 more (4 200 certificates: past one statement on both back
+        // ends), the one before last reusing a stored serial.
+        const M: u32 = 2_100;
+        let mut more: Vec<Enrolment> = (0..M)
+            .map(|i| enrolment(&format!("more{i}"), 100_000 + i))
+            .collect();
+        let bad = M as usize - 2;
+        more[bad].certificates[1].serial = batch[5].certificates[1].serial.clone();
+        more[bad].certificates[0].pair = None;
+        let results = reg.enrol_batch(&more).await.unwrap();
+        for (i, r) in results.iter().enumerate() {
+            if i == bad {
+                assert!(matches!(r, Err(RegistryError::Duplicate { .. })), "{r:?}");
+            } else {
+                assert!(r.is_ok(), "{i}: {r:?}");
+            }
+        }
+        assert_eq!(reg.holder(&more[bad].holder.id).await.unwrap(), None);
+        assert_eq!(
+            stored(reg, &more[M as usize - 1]).await.2,
+            more[M as usize - 1].certificates
+        );
+        assert_eq!(
+            reg.statuses().await.unwrap().len(),
+            2 * (N + M - 1) as usize
+        );
     }
 
     pub async fn events_are_recorded_in_order(ctx: Ctx) {
@@ -1985,6 +2228,8 @@ suite!(
     crl_numbers_increase_per_shard,
     basic_four_change_updates_holder_and_revokes_atomically,
     events_are_recorded_in_order,
+    enrol_batch_matches_the_one_by_one_path,
+    enrol_batch_larger_than_one_statement,
     renewal_supersedes_old_and_links_new_atomically,
     concurrent_enrols_are_group_committed_and_all_land,
     reopening_keeps_data,
