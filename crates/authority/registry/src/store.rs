@@ -797,7 +797,7 @@ async fn device_status(c: &mut Conn<'_>, op: &'static str, id: &str) -> Result<D
 
 /// Moves a phone from `from` to `to` (compare-and-set), setting
 /// `status_changed_at`, `wipe_requested_at` (if unset) and, for `Wiped`,
-/// `wiped_at` to `now`.
+/// `wiped_at` to `now`, and dropping its mobile ID's portrait.
 async fn move_device(
     c: &mut Conn<'_>,
     op: &'static str,
@@ -827,6 +827,16 @@ async fn move_device(
         )
         .await?;
     if n == 1 {
+        // Every move leaves Active for good (superseded, lost, wiped): the
+        // phone never shows its mobile ID again, so the portrait the holder
+        // brought for it is dropped with the move (personal data kept no
+        // longer than it is used; the row and its status index stay).
+        c.execute(
+            op,
+            "UPDATE mdocs SET portrait = NULL WHERE device_id = $1",
+            &[Arg::text(id)],
+        )
+        .await?;
         return Ok(());
     }
     // Changed under us (PostgreSQL re-checks the WHERE after waiting on the row lock).

@@ -1753,6 +1753,17 @@ mod cases {
         reg.apply(&plan, t2, &[]).await.unwrap();
         let rows = reg.mdoc_statuses().await.unwrap();
         assert_eq!((rows[1].suspended, rows[1].revoked), (2, 0));
+        assert!(reg.mdoc("p2").await.unwrap().unwrap().portrait.is_some());
+
+        // The phone is reported lost: it will never show its mobile ID
+        // again, so the authority drops the photo it kept for it.
+        let to = reg
+            .request_wipe("p2", WipeReason::Lost, &Plan::default(), t2, &[])
+            .await
+            .unwrap();
+        assert_eq!(to, DeviceStatus::Lost);
+        let m = reg.mdoc("p2").await.unwrap().unwrap();
+        assert_eq!((m.idx, m.portrait), (1, None));
     }
 
     pub async fn device_status_rules_are_enforced_by_the_schema(ctx: Ctx) {

@@ -30,8 +30,10 @@
 //!   a refusal changes nothing. The photo is then kept with the phone's
 //!   `mdocs` row (`portrait`, at most 24 KiB), written as `portrait` (bstr,
 //!   the card's bytes as they are) in `org.iso.23220.1.jp`, and carried by
-//!   every refresh; it ends with the row. It is personal data: never
-//!   logged, never in an error or event.
+//!   every refresh; the registry drops it as soon as the phone leaves
+//!   Active (superseded, lost, wipe asked or done), since that phone never
+//!   shows its mobile ID again. It is personal data: never logged, never
+//!   in an error or event.
 //! * **Validity.** At most [`MDOC_LIFETIME`] (30 days), never past the next
 //!   birthday in Japan (the age elements change), the phone certificates'
 //!   notAfter, nor the document signer's. The phone refreshes it at sync
