@@ -807,7 +807,8 @@ fn biometric_change_requires_pin_again() {
 #[test]
 fn tampered_phone_storage_is_detected() {
     let w = world();
-    let (phone, v1) = w.provision("phone1");
+    let (phone, _) = w.provision("phone1");
+    let old_sign = w.phone_cert(&phone, "sign");
     let sealed = phone.join("se/se.sealed");
     let mut bytes = std::fs::read(&sealed).unwrap();
     let mid = bytes.len() / 2;
@@ -842,9 +843,19 @@ fn tampered_phone_storage_is_detected() {
         .0,
         2
     );
-    // The card puts the holder back on the phone (superseding the old device).
+    // At its next sync the phone tells the authority, which ends the
+    // certificates whose keys are gone (keyCompromise) and records the wipe.
+    let s = sync(&w, &phone);
+    assert_eq!(s["status"], "wiped", "{s}");
+    assert_eq!(s["wipe_confirmed"], true, "{s}");
+    let ocsp = w.ocsp(&old_sign, "sign");
+    assert!(
+        ocsp.contains("revoked") && ocsp.contains("keyCompromise"),
+        "{ocsp}"
+    );
+    // The card puts the holder back on the phone (the old device is over).
     let v2 = json_of(&w.provision_out(&phone, CARD_PW));
-    assert_eq!(v2["superseded_devices"], json!([v1["device_id"]]));
+    assert_eq!(v2["superseded_devices"], json!([]));
     // A swapped certificate in the wallet is caught against the element's keys.
     let wallet = phone.join("phone.json");
     let good = std::fs::read(&wallet).unwrap();

@@ -181,8 +181,10 @@ pub fn document() -> Value {
                 "security": [{"operator": []}, {}], "parameters": id_param,
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"lost": {"type": "boolean"}, "proof": proof_schema}}}}},
                 "responses": {"200": {"description": "{device_id, status, wipe, revoked[]}"}, "401": problem, "403": problem, "404": problem, "409": problem}}},
-            "/v1/devices/{id}/wiped": {"post": {"summary": "the phone confirms it erased its credentials (status becomes wiped; idempotent)", "security": device, "parameters": id_param,
-                "responses": {"200": {"description": "device"}, "401": problem, "403": problem, "409": problem}}},
+            "/v1/devices/{id}/wiped": {"post": {"summary": "the phone confirms it erased its credentials (status becomes wiped; idempotent). Without a wipe order: 409 no_wipe_requested, unless cause is \"tampered\" (the secure element wiped itself): the phone's certificates are then revoked (keyCompromise) and the wipe recorded", "security": device, "parameters": id_param,
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "cause": {"type": "string", "enum": ["tampered"]}}}}}},
+                "responses": {"200": {"description": "device"}, "400": problem, "401": problem, "403": problem, "409": problem}}},
             "/v1/relying-parties": {"post": {"summary": "register a relying party (operator). Its bearer token is returned once (srp_ + base64url of 32 random bytes); the authority keeps only its SHA-256.", "security": op,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {
                     "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "unique"}}}}}},

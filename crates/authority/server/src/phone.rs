@@ -674,14 +674,60 @@ pub(crate) async fn sync(
     .into_response())
 }
 
+/// The body of `POST /v1/devices/{id}/wiped`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WipedBody {
+    /// `"tampered"`: the secure element wiped itself, no order was given.
+    cause: Option<String>,
+}
+
 /// `POST /v1/devices/{id}/wiped`: the phone erased its credentials.
+///
+/// Usually the answer to a wipe order (without one: 409). With `cause:
+/// "tampered"`, a phone still active wiped itself on its own: its secure
+/// element found its storage tampered with.
+/// Its keys are gone and may have been attacked, so its certificates are
+/// revoked (keyCompromise, the mobile ID's status turns invalid) before
+/// the wipe is recorded. Only the device token can say so (the keys that
+/// could prove more no longer exist); a stolen token can thus end the
+/// phone, which the holder undoes from the card.
 pub(crate) async fn wiped(
     State(s): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ApiJson(body): ApiJson<WipedBody>,
 ) -> Result<Response, ServerError> {
     let device = this_device(&s, &headers, &id).await?;
     let now = s.clock.now();
+    let self_wiped = match body.cause.as_deref() {
+        None => false,
+        Some("tampered") => true,
+        Some(_) => {
+            return Err(ServerError::BadInput(
+                "cause: only \"tampered\" (a wipe the secure element did on its own)".into(),
+            ));
+        }
+    };
+    if self_wiped && device.status == DeviceStatus::Active {
+        let all = s.registry.holder_certificates(&device.holder_id).await?;
+        let plan = device_plan(&all, &id, RevocationReason::KeyCompromise, now);
+        let actor = Actor::Holder(device.holder_id.clone());
+        let mut events = vec![Event {
+            at: now,
+            actor: actor.clone(),
+            action: "self_wiped".into(),
+            holder_id: Some(device.holder_id.clone()),
+            serial: None,
+            detail: json!({"device_id": id, "cause": "tampered"}),
+        }];
+        events.extend(revocation_events(&plan, &actor, &device, now));
+        s.registry
+            .request_wipe(&id, WipeReason::Requested, &plan, now, &events)
+            .await?;
+        publish_changes(&s, &plan, now).await;
+        s.notifier.committed(&events);
+    }
     if device.status != DeviceStatus::Wiped {
         let events = [Event {
             at: now,

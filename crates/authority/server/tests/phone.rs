@@ -999,6 +999,14 @@ on_both_backends!(
             )
             .await;
         assert_eq!((code, p["code"].as_str()), (409, Some("no_wipe_requested")));
+        let (code, p) = env
+            .post_device(
+                &format!("/v1/devices/{}/wiped", second.device_id),
+                &second.token,
+                json!({"cause": "bored"}),
+            )
+            .await;
+        assert_eq!((code, p["code"].as_str()), (400, Some("bad_request")));
         // The old phone wipes itself and confirms; confirming twice is harmless.
         old_phone.se.lock().unwrap().wipe().unwrap();
         for _ in 0..2 {

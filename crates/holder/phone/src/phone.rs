@@ -1019,6 +1019,17 @@ impl Phone {
                 report.wipe_confirmed = self.confirm_wipe(http)?;
                 return Ok(report);
             }
+            // The element wiped itself (tampering) while the authority
+            // still counts the phone active: tell it, so it ends the
+            // certificates whose keys are gone.
+            if self.state.wipe.is_some_and(|w| !w.confirmed) && !self.is_provisioned() {
+                report.wipe_confirmed = self.confirm_wipe(http)?;
+                if let Some(status) = &self.state.authority_status {
+                    report.status = status.clone();
+                }
+                self.commit()?;
+                return Ok(report);
+            }
             let events: Vec<Notification> = v["events"]
                 .as_array()
                 .map(|a| a.iter().filter_map(notification).collect())
@@ -1123,11 +1134,16 @@ impl Phone {
         let Some(token) = reg.device_token.clone() else {
             return Ok(true);
         };
+        // A wipe the element did on its own (tampering) says so: the
+        // authority then ends the certificates itself.
+        let body = match self.state.wipe.map(|w| w.cause) {
+            Some(WipeCause::Tampered(_)) => json!({"cause": "tampered"}),
+            _ => json!({}),
+        };
         let v = call(
             http,
             &reg.authority,
-            &HttpRequest::post(format!("/v1/devices/{}/wiped", reg.device_id), json!({}))
-                .bearer(&token),
+            &HttpRequest::post(format!("/v1/devices/{}/wiped", reg.device_id), body).bearer(&token),
         )?;
         if let Some(status) = v["status"].as_str() {
             self.state.authority_status = Some(status.to_owned());
