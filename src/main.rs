@@ -17,8 +17,8 @@ mod qr;
 mod reader_cmd;
 mod sandbox;
 mod sandbox_mdoc;
-mod transport;
 mod sandbox_rp;
+mod transport;
 mod verifier_cmd;
 
 use std::process::ExitCode;

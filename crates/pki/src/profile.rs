@@ -481,21 +481,11 @@ impl Iaca {
         serial: &Serial,
         now: Timestamp,
     ) -> Result<Self, PkiError> {
-        let key = RcgenKey::new(signer)?;
-        let mut params = iaca_params(authority_name, points);
-        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
-        params.not_before = truncate_to_second(now);
-        params.not_after = end_of_day_jst(
-            now.date()
-                .replace_year(now.year() + IACA_YEARS)
-                .unwrap_or(now.date()),
-        );
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| PkiError::Build(e.to_string()))?;
+        let (cert_der, key) =
+            self_signed_root(iaca_params(authority_name, points), signer, serial, now)?;
         Ok(Self {
             authority_name: authority_name.to_owned(),
-            cert_der: cert.der().to_vec(),
+            cert_der,
             key,
         })
     }
@@ -506,12 +496,7 @@ impl Iaca {
         cert_der: Vec<u8>,
         signer: Arc<dyn Signer>,
     ) -> Result<Self, PkiError> {
-        let key = RcgenKey::new(signer)?;
-        if crate::csr::certificate_spki(&cert_der)? != key.signer.public_key_spki() {
-            return Err(PkiError::BadKey(
-                "the key does not match the IACA certificate".into(),
-            ));
-        }
+        let key = root_key(&cert_der, signer, "IACA")?;
         Ok(Self {
             authority_name: authority_name.to_owned(),
             cert_der,
@@ -618,7 +603,46 @@ impl Iaca {
     }
 }
 
-fn iaca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
+/// Self-signs a P-256 root of the mobile ID (the IACA, the reader CA):
+/// `params` with `serial`, valid from `now` for [`IACA_YEARS`].
+fn self_signed_root(
+    mut params: CertificateParams,
+    signer: Arc<dyn Signer>,
+    serial: &Serial,
+    now: Timestamp,
+) -> Result<(Vec<u8>, RcgenKey), PkiError> {
+    let key = RcgenKey::new(signer)?;
+    params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+    params.not_before = truncate_to_second(now);
+    params.not_after = end_of_day_jst(
+        now.date()
+            .replace_year(now.year() + IACA_YEARS)
+            .unwrap_or(now.date()),
+    );
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| PkiError::Build(e.to_string()))?;
+    Ok((cert.der().to_vec(), key))
+}
+
+/// The key of a loaded root, checked against its certificate.
+fn root_key(cert_der: &[u8], signer: Arc<dyn Signer>, what: &str) -> Result<RcgenKey, PkiError> {
+    let key = RcgenKey::new(signer)?;
+    if crate::csr::certificate_spki(cert_der)? != key.signer.public_key_spki() {
+        return Err(PkiError::BadKey(format!(
+            "the key does not match the {what} certificate"
+        )));
+    }
+    Ok(key)
+}
+
+/// A mobile-ID root (C=JP, O=authority, CN=authority + `role`): critical
+/// basicConstraints CA pathLen 0, keyCertSign+cRLSign, SKI, issuerAltName.
+fn mdoc_root_params(
+    authority_name: &str,
+    role: &str,
+    points: &PublicationPoints,
+) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(
@@ -631,7 +655,7 @@ fn iaca_params(authority_name: &str, points: &PublicationPoints) -> CertificateP
     );
     dn.push(
         DnType::CommonName,
-        DnValue::Utf8String(format!("{authority_name} IACA")),
+        DnValue::Utf8String(format!("{authority_name} {role}")),
     );
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -641,6 +665,11 @@ fn iaca_params(authority_name: &str, points: &PublicationPoints) -> CertificateP
         oids::ISSUER_ALT_NAME,
         der_uri_names(points.base()),
     ));
+    p
+}
+
+fn iaca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
+    let mut p = mdoc_root_params(authority_name, "IACA", points);
     p.crl_distribution_points = vec![CrlDistributionPoint {
         uris: vec![points.iaca_crl_url()],
     }];
@@ -717,21 +746,15 @@ impl ReaderCa {
         serial: &Serial,
         now: Timestamp,
     ) -> Result<Self, PkiError> {
-        let key = RcgenKey::new(signer)?;
-        let mut params = reader_ca_params(authority_name, points);
-        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
-        params.not_before = truncate_to_second(now);
-        params.not_after = end_of_day_jst(
-            now.date()
-                .replace_year(now.year() + IACA_YEARS)
-                .unwrap_or(now.date()),
-        );
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| PkiError::Build(e.to_string()))?;
+        let (cert_der, key) = self_signed_root(
+            reader_ca_params(authority_name, points),
+            signer,
+            serial,
+            now,
+        )?;
         Ok(Self {
             authority_name: authority_name.to_owned(),
-            cert_der: cert.der().to_vec(),
+            cert_der,
             key,
         })
     }
@@ -742,12 +765,7 @@ impl ReaderCa {
         cert_der: Vec<u8>,
         signer: Arc<dyn Signer>,
     ) -> Result<Self, PkiError> {
-        let key = RcgenKey::new(signer)?;
-        if crate::csr::certificate_spki(&cert_der)? != key.signer.public_key_spki() {
-            return Err(PkiError::BadKey(
-                "the key does not match the reader CA certificate".into(),
-            ));
-        }
+        let key = root_key(&cert_der, signer, "reader CA")?;
         Ok(Self {
             authority_name: authority_name.to_owned(),
             cert_der,
@@ -829,29 +847,7 @@ impl ReaderCa {
 }
 
 fn reader_ca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(
-        DnType::CountryName,
-        DnValue::PrintableString("JP".try_into().unwrap_or_else(|_| unreachable_printable())),
-    );
-    dn.push(
-        DnType::OrganizationName,
-        DnValue::Utf8String(authority_name.into()),
-    );
-    dn.push(
-        DnType::CommonName,
-        DnValue::Utf8String(format!("{authority_name} mdoc reader CA")),
-    );
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.key_identifier_method = KeyIdMethod::Sha256;
-    p.custom_extensions.push(CustomExtension::from_oid_content(
-        oids::ISSUER_ALT_NAME,
-        der_uri_names(points.base()),
-    ));
-    p
+    mdoc_root_params(authority_name, "mdoc reader CA", points)
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{Backend, PgDb, postgres_db};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -27,79 +31,10 @@ struct Env {
     _pg: Option<PgDb>,
 }
 
-/// A throwaway PostgreSQL database, dropped at the end.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-async fn postgres_db() -> Option<PgDb> {
-    let admin = match std::env::var("SHOMEI_TEST_POSTGRES_URL") {
-        Ok(u) => u,
-        Err(_) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set SHOMEI_TEST_POSTGRES_URL"
-            );
-            eprintln!("SHOMEI_TEST_POSTGRES_URL unset: PostgreSQL variant skipped");
-            return None;
-        }
-    };
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to test PostgreSQL");
-    let mut r = [0u8; 6];
-    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut r).unwrap();
-    let name = format!("shomei_srv_{}", hex(&r));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = match admin.rsplit_once('/') {
-        Some((head, _)) => format!("{head}/{name}"),
-        None => panic!("bad URL"),
-    };
-    Some(PgDb { admin, name, url })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 async fn start(backend: Backend) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres_db().await?),
+        Backend::Postgres => Some(postgres_db("shomei_srv").await?),
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("authority");

@@ -11,6 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{Backend, PgDb, now, postgres_db, rand_label};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -37,11 +41,6 @@ const BIRTH: &str = "1990-04-01";
 const SIGN_PASSWORD: &str = "PHONE123";
 const AUTH_PIN: &str = "4321";
 
-#[allow(clippy::disallowed_methods)]
-fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
 // ---------------------------------------------------------------------------
 // Harness
 
@@ -56,69 +55,6 @@ struct Env {
     pg: Option<PgDb>,
 }
 
-/// A throwaway PostgreSQL database, dropped at the end.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-async fn postgres_db() -> Option<PgDb> {
-    let admin = match std::env::var("SHOMEI_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set SHOMEI_TEST_POSTGRES_URL"
-            );
-            eprintln!("SHOMEI_TEST_POSTGRES_URL unset: PostgreSQL variant skipped");
-            return None;
-        }
-    };
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to test PostgreSQL");
-    let name = format!("shomei_linkage_{:012x}", rand_label());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = match admin.rsplit_once('/') {
-        Some((head, _)) => format!("{head}/{name}"),
-        None => panic!("bad URL"),
-    };
-    Some(PgDb { admin, name, url })
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -130,7 +66,7 @@ fn free_port() -> u16 {
 async fn start(backend: Backend) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres_db().await?),
+        Backend::Postgres => Some(postgres_db("shomei_linkage").await?),
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("authority");
@@ -491,12 +427,6 @@ impl Env {
         msg.extend_from_slice(holder_id.as_bytes());
         B64URL.encode(aws_lc_rs::hmac::sign(&key, &msg).as_ref())
     }
-}
-
-fn rand_label() -> u64 {
-    let mut b = [0u8; 8];
-    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut b).unwrap();
-    u64::from_be_bytes(b) >> 16
 }
 
 /// The serial as `openssl x509 -serial` prints it (`serial=…` stripped).

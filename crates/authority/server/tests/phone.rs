@@ -11,6 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{Backend, PgDb, now, postgres_db, rand_label};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -35,11 +39,6 @@ const BIRTH: &str = "1990-04-01";
 const SIGN_PASSWORD: &str = "PHONE123";
 const AUTH_PIN: &str = "4321";
 
-#[allow(clippy::disallowed_methods)]
-fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
 // ---------------------------------------------------------------------------
 // Harness
 
@@ -53,65 +52,6 @@ struct Env {
     manufacturer: SimManufacturer,
     _pg: Option<PgDb>,
     _smtp: Option<SmtpSink>,
-}
-
-/// A throwaway PostgreSQL database, dropped at the end.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-async fn postgres_db() -> Option<PgDb> {
-    let admin = match std::env::var("SHOMEI_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set SHOMEI_TEST_POSTGRES_URL"
-            );
-            eprintln!("SHOMEI_TEST_POSTGRES_URL unset: PostgreSQL variant skipped");
-            return None;
-        }
-    };
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to test PostgreSQL");
-    let mut r = [0u8; 6];
-    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut r).unwrap();
-    let name = format!("shomei_phone_{}", hex(&r));
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = match admin.rsplit_once('/') {
-        Some((head, _)) => format!("{head}/{name}"),
-        None => panic!("bad URL"),
-    };
-    Some(PgDb { admin, name, url })
 }
 
 /// A real SMTP server (Python aiosmtpd) writing what it receives to a maildir.
@@ -193,16 +133,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 async fn start(backend: Backend) -> Option<Env> {
     start_with(backend, false).await
 }
@@ -210,7 +140,7 @@ async fn start(backend: Backend) -> Option<Env> {
 async fn start_with(backend: Backend, smtp: bool) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres_db().await?),
+        Backend::Postgres => Some(postgres_db("shomei_phone").await?),
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("authority");
@@ -756,12 +686,6 @@ impl Env {
             });
         (h, self.events(holder).await.len())
     }
-}
-
-fn rand_label() -> u64 {
-    let mut b = [0u8; 8];
-    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut b).unwrap();
-    u64::from_be_bytes(b) >> 16
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {

@@ -10,6 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{Backend, PgDb, now, postgres_db};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -21,79 +25,6 @@ use shomei_authority_server::home::{Home, InitOptions};
 use shomei_authority_server::{RunningAuthority, SystemClock};
 use shomei_core::{Serial, Signer};
 use shomei_pki::{EcdsaP256Signer, RsaSigner};
-
-#[allow(clippy::disallowed_methods)]
-fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-fn rand_label() -> u64 {
-    let mut b = [0u8; 8];
-    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut b).unwrap();
-    u64::from_be_bytes(b) >> 16
-}
-
-async fn postgres_db() -> Option<PgDb> {
-    let admin = match std::env::var("SHOMEI_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must set SHOMEI_TEST_POSTGRES_URL"
-            );
-            eprintln!("SHOMEI_TEST_POSTGRES_URL unset: PostgreSQL variant skipped");
-            return None;
-        }
-    };
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to test PostgreSQL");
-    let name = format!("shomei_readercert_{:012x}", rand_label());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = match admin.rsplit_once('/') {
-        Some((head, _)) => format!("{head}/{name}"),
-        None => panic!("bad URL"),
-    };
-    Some(PgDb { admin, name, url })
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -116,7 +47,7 @@ fn free_port() -> u16 {
 async fn start(backend: Backend) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(postgres_db().await?),
+        Backend::Postgres => Some(postgres_db("shomei_readercert").await?),
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("authority");

@@ -1,0 +1,82 @@
+//! Harness pieces shared by the authority server's scenario tests: the
+//! clock, a throwaway PostgreSQL database per test, and the back ends.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(clippy::disallowed_methods)] // tests read the clock
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// A throwaway PostgreSQL database, dropped at the end.
+pub struct PgDb {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// 48 random bits, for unique names.
+pub fn rand_label() -> u64 {
+    let mut b = [0u8; 8];
+    shomei_core::RandomSource::fill(&mut shomei_pki::SystemRandom::new(), &mut b).unwrap();
+    u64::from_be_bytes(b) >> 16
+}
+
+/// A fresh database `<prefix>_<random>` on the server of
+/// `SHOMEI_TEST_POSTGRES_URL`; `None` (the variant is skipped) when unset,
+/// which CI does not allow.
+pub async fn postgres_db(prefix: &str) -> Option<PgDb> {
+    let admin = match std::env::var("SHOMEI_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set SHOMEI_TEST_POSTGRES_URL"
+            );
+            eprintln!("SHOMEI_TEST_POSTGRES_URL unset: PostgreSQL variant skipped");
+            return None;
+        }
+    };
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to test PostgreSQL");
+    let name = format!("{prefix}_{:012x}", rand_label());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let url = match admin.rsplit_once('/') {
+        Some((head, _)) => format!("{head}/{name}"),
+        None => panic!("bad URL"),
+    };
+    Some(PgDb { admin, name, url })
+}
+
+/// Where a scenario's registry lives.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
