@@ -860,6 +860,10 @@ fn wipe_answer(id: &str, status: DeviceStatus, plan: &Plan) -> Response {
     .into_response()
 }
 
+/// A holder id no holder has (ids are `random_id` strings, never empty):
+/// what a proof is checked against when the device id is unknown.
+const NO_HOLDER: &str = "";
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct WipeBody {
@@ -880,15 +884,17 @@ pub(crate) async fn wipe(
     if !headers.contains_key(header::AUTHORIZATION) && body.proof.is_none() {
         return Err(ServerError::Unauthorized);
     }
-    let device = s
-        .registry
-        .device(&id)
-        .await?
-        .ok_or(ServerError::NotFound("device"))?;
-    let actor = authorise_for_holder(&s, &headers, body.proof.as_ref(), &device.holder_id, |c| {
+    // Authorise before saying whether the phone exists: an unknown id is
+    // checked like a phone of another holder (the proof is verified and its
+    // challenge spent, then `not_your_certificate`), so nobody can probe
+    // which device ids exist. Only the operator learns `404`.
+    let known = s.registry.device(&id).await?;
+    let holder_id = known.as_ref().map_or(NO_HOLDER, |d| d.holder_id.as_str());
+    let actor = authorise_for_holder(&s, &headers, body.proof.as_ref(), holder_id, |c| {
         shomei_ca::device_proof_message("wipe", &id, c)
     })
     .await?;
+    let device = known.ok_or(ServerError::NotFound("device"))?;
     if device.status == DeviceStatus::Wiped {
         return Err(ServerError::Conflict(
             "device_wiped",

@@ -1224,6 +1224,136 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    remote_wipe_without_proof_is_refused,
+    |env: Env| async move {
+        let card = env.enrol().await;
+        let stranger = env.enrol().await;
+        let phone = Phone::with(&env.manufacturer);
+        let (p, _) = env.provision(&card, &phone, &Recipe::default()).await;
+        let path = format!("/v1/devices/{}/wipe", p.device_id);
+        let before = env.snapshot(&card.holder_id).await;
+        let stranger_before = env.snapshot(&stranger.holder_id).await;
+        // A holder proof: `cert`, the challenge, and its key's signature.
+        let proof = |cert: &[u8], challenge: &[u8], sig: Vec<u8>| json!({"certificate": B64.encode(cert), "challenge": B64.encode(challenge), "signature": B64.encode(sig)});
+
+        // No token, no proof.
+        let (code, r) = env.post_open(&path, json!({"lost": true})).await;
+        assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
+        // The phone's device token is not an operator token.
+        let (code, r) = env.post_device(&path, &p.token, json!({})).await;
+        assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
+        // The phone's own authentication key: only the card may order a wipe.
+        let challenge = env.challenge().await;
+        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
+        let sig = phone.sign(&p.auth_key, GateId::AuthPin, &msg);
+        let (code, r) = env
+            .post_open(
+                &path,
+                json!({"proof": proof(&p.auth_cert, &challenge, sig)}),
+            )
+            .await;
+        assert_eq!(
+            (code, r["code"].as_str()),
+            (403, Some("proof_needs_card")),
+            "{r}"
+        );
+        // A card proof made for another action (retire) or another verb on a certificate.
+        let challenge = env.challenge().await;
+        let msg = shomei_ca::device_proof_message("retire", &p.device_id, &challenge);
+        let sig = card.auth_key.sign(&msg).unwrap();
+        let (code, r) = env
+            .post_open(
+                &path,
+                json!({"proof": proof(&card.auth_cert, &challenge, sig)}),
+            )
+            .await;
+        assert_eq!(
+            (code, r["code"].as_str()),
+            (403, Some("bad_holder_proof")),
+            "{r}"
+        );
+        let wrong = env.card_proof(&card, "revoke", &p.auth_serial).await;
+        let (code, r) = env.post_open(&path, json!({"proof": wrong})).await;
+        assert_eq!((code, r["code"].as_str()), (403, Some("bad_holder_proof")));
+        // Another holder's card, with a proof right in every other way.
+        let challenge = env.challenge().await;
+        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
+        let sig = stranger.auth_key.sign(&msg).unwrap();
+        let (code, other_holder) = env
+            .post_open(
+                &path,
+                json!({"lost": true, "proof": proof(&stranger.auth_cert, &challenge, sig)}),
+            )
+            .await;
+        assert_eq!(
+            (code, other_holder["code"].as_str()),
+            (403, Some("not_your_certificate")),
+            "{other_holder}"
+        );
+
+        // An unknown device id answers exactly as a phone one may not wipe:
+        // 401 without proof, and with a card's valid proof for that id the
+        // same 403 as another holder's phone (never 404).
+        let unknown = "d_000000000000000000000000";
+        let unknown_path = format!("/v1/devices/{unknown}/wipe");
+        let (code, r) = env.post_open(&unknown_path, json!({"lost": true})).await;
+        assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
+        let (code, r) = env.post_device(&unknown_path, &p.token, json!({})).await;
+        assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
+        let challenge = env.challenge().await;
+        let msg = shomei_ca::device_proof_message("wipe", unknown, &challenge);
+        let sig = card.auth_key.sign(&msg).unwrap();
+        let (code, r) = env
+            .post_open(
+                &unknown_path,
+                json!({"lost": true, "proof": proof(&card.auth_cert, &challenge, sig)}),
+            )
+            .await;
+        assert_eq!(
+            (code, &r["code"], &r["status"]),
+            (403, &other_holder["code"], &other_holder["status"]),
+            "{r}"
+        );
+        assert_eq!(r["detail"], other_holder["detail"], "same words too");
+
+        // Nothing changed for either holder; the phone is still active and usable.
+        assert_eq!(
+            env.snapshot(&card.holder_id).await,
+            before,
+            "nothing changed"
+        );
+        assert_eq!(env.snapshot(&stranger.holder_id).await, stranger_before);
+        let s = env.sync(&p).await;
+        assert_eq!(
+            (s["status"].as_str(), s["wipe"].as_bool()),
+            (Some("active"), Some(false))
+        );
+        assert_eq!(
+            env.ocsp(&p.sign_cert, "sign").await,
+            shomei_pki::ocsp::CertState::Good
+        );
+        // Only the operator learns that an id is unknown; the card's own proof wipes.
+        let (code, r) = env.post(&unknown_path, json!({})).await;
+        assert_eq!((code, r["code"].as_str()), (404, Some("not_found")));
+        let challenge = env.challenge().await;
+        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
+        let sig = card.auth_key.sign(&msg).unwrap();
+        let (code, r) = env
+            .post_open(
+                &path,
+                json!({"proof": proof(&card.auth_cert, &challenge, sig)}),
+            )
+            .await;
+        assert_eq!(
+            (code, r["status"].as_str()),
+            (200, Some("wipe_pending")),
+            "{r}"
+        );
+        env.stop().await;
+    }
+);
+
 /// Runs a provisioning that must be refused with `(status, code)` and change nothing.
 async fn refused(env: &Env, card: &Card, body: Value, status: u16, code: &str) {
     let before = env.snapshot(&card.holder_id).await;
