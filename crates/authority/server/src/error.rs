@@ -47,6 +47,8 @@ pub enum ServerError {
     Pki(PkiError),
     /// The registry failed or refused.
     Registry(RegistryError),
+    /// A setting in `authority.json` cannot be used (which and why; never a secret).
+    Config(String),
     /// Anything else (detail is logged, not shown).
     Internal(String),
 }
@@ -82,6 +84,7 @@ impl fmt::Display for ServerError {
             Self::Ca(e) => write!(f, "{e}"),
             Self::Pki(e) => write!(f, "{e}"),
             Self::Registry(e) => write!(f, "registry: {e}"),
+            Self::Config(m) => write!(f, "authority.json: {m}"),
             Self::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -120,7 +123,7 @@ impl ServerError {
         match self {
             Self::AlreadyInitialised(_) => (S::CONFLICT, "already_initialised"),
             Self::NotInitialised(_) => (S::NOT_FOUND, "not_initialised"),
-            Self::Corrupt(_) | Self::Io(_) | Self::Internal(_) => {
+            Self::Corrupt(_) | Self::Io(_) | Self::Config(_) | Self::Internal(_) => {
                 (S::INTERNAL_SERVER_ERROR, "internal")
             }
             Self::BadInput(_) => (S::BAD_REQUEST, "bad_request"),

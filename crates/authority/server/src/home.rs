@@ -22,8 +22,10 @@
 //!                           for phone key attestation (may be empty)
 //! ```
 //!
-//! `authority.json` may also hold `"smtp": {"host", "port", "from"}`: the
-//! relay for holders' e-mail notifications (absent: no e-mail).
+//! `authority.json` may also hold `"smtp": {"host", "port", "from", …}`: the
+//! relay for holders' e-mail notifications (absent: no e-mail), with
+//! STARTTLS, implicit TLS or (local relays only) none, a private CA and
+//! credentials from a password file: see [`crate::notify::SmtpConfig`].
 //!
 //! `init` builds everything in a sibling staging folder and renames it into
 //! place, so a failed init leaves nothing behind and a second init on the

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{ServerError, problem};
-pub use notify::SmtpConfig;
+pub use notify::{SmtpConfig, SmtpSecurity};
 use shomei_ca::{Authority, AuthorityConfig};
 use shomei_core::Timestamp;
 use shomei_pki::profile::PublicationPoints;
@@ -165,6 +165,11 @@ pub async fn load_with(
     options: Options,
 ) -> Result<Arc<AppState>, ServerError> {
     let home = Home::open(dir)?;
+    // A relay that cannot be used stops the start, before anything is opened.
+    let mailer = match options.smtp.as_ref().or(home.config.smtp.as_ref()) {
+        Some(smtp) => Some(smtp.mailer(dir)?),
+        None => None,
+    };
     // Folders made before the reader CA get one now.
     let reader_ca = Arc::new(home::load_or_create_reader_ca(
         dir,
@@ -183,8 +188,7 @@ pub async fn load_with(
     let status = Arc::new(StatusCache::warm(registry.as_ref()).await?);
     let ocsp = OcspService::new(&home)?;
     let crls = Arc::new(CrlPublisher::new(dir.join("crl")));
-    let smtp = options.smtp.or_else(|| home.config.smtp.clone());
-    let notifier = notify::Notifier::start(registry.clone(), status.clone(), smtp);
+    let notifier = notify::Notifier::start(registry.clone(), status.clone(), mailer);
     let usage = notify::UsageRecorder::start(registry.clone(), notifier.clone());
     Ok(Arc::new(AppState {
         sign_root_der: home.sign_root.cert_der().to_vec(),

@@ -10,9 +10,10 @@
 //!   *which holder* has news, so a slow or lagging subscriber re-reads from
 //!   its cursor and never misses or duplicates an event;
 //! * **e-mail**, if the holder opted in: a notifier task sends one plain-text
-//!   message per commit and holder over SMTP (lettre, plain SMTP to the
-//!   configured relay), retrying a few times with back-off; failures are
-//!   logged (without the address) and dropped. The message says what
+//!   message per commit and holder over SMTP (lettre) to the configured
+//!   relay — STARTTLS required by default, or implicit TLS, with optional
+//!   authentication (see [`SmtpConfig`]) — retrying a few times with
+//!   back-off; failures are logged (without the address) and dropped. The message says what
 //!   happened, when and to which certificate class — never the basic four,
 //!   the My Number or the address itself.
 //!
@@ -23,6 +24,7 @@
 //! them in batches with `Registry::add_events`, off the request path.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,18 +33,202 @@ use shomei_core::{CertClass, Serial, Timestamp};
 use shomei_registry::{Actor, Event, Registry};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::error::ServerError;
 use crate::publish::StatusCache;
 
-/// Where to send notification e-mail: a plain SMTP relay (no TLS, no
-/// authentication: a local MTA or a relay on a private network).
+/// How the connection to the SMTP relay is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS is required (RFC 3207): the session turns to TLS before
+    /// `MAIL FROM` and before any `AUTH`; a relay that does not offer it gets
+    /// no mail. The default, for a submission port such as 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (RFC 8314 implicit TLS, port 465).
+    Tls,
+    /// No TLS: only for a relay on this machine or on a closed network.
+    /// Credentials are refused in this mode (they would travel in clear).
+    None,
+}
+
+/// Where and how to send notification e-mail (`authority.json`'s `smtp`).
+///
+/// ```json
+/// "smtp": {"host": "mail.example.jp", "port": 587, "from": "notice@example.jp",
+///          "security": "starttls", "ca_file": "smtp-ca.pem",
+///          "username": "shomei", "password_file": "smtp.password"}
+/// ```
+///
+/// The relay's certificate is checked against `ca_file` when given (a relay
+/// under a private CA: only those anchors are trusted), else against the
+/// system's roots; its name must match `host`. The password lives in its own
+/// file (first line), never in `authority.json`. Relative paths are read from
+/// the authority folder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmtpConfig {
-    /// Relay host name or address.
+    /// Relay host name or address (what the relay's certificate must name).
     pub host: String,
-    /// Relay port (25, or e.g. 1025 for a test sink).
+    /// Relay port (587 for STARTTLS, 465 for TLS, 25, or a test port).
     pub port: u16,
     /// The `From:` address of notifications.
     pub from: String,
+    /// Connection protection; STARTTLS when absent.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// PEM file of the CA certificate(s) that issued the relay's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// User name for SMTP AUTH (PLAIN or LOGIN, only over TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// File whose first line is the SMTP AUTH password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl SmtpConfig {
+    /// A plain relay with no TLS and no authentication (a local MTA or a test sink).
+    pub fn plain(host: impl Into<String>, port: u16, from: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            from: from.into(),
+            security: SmtpSecurity::None,
+            ca_file: None,
+            username: None,
+            password_file: None,
+        }
+    }
+
+    /// Checks the settings and reads their files (relative to `dir`): a
+    /// mistake stops the authority at start with one line naming the setting,
+    /// rather than losing every notification later. Messages never carry
+    /// the password.
+    pub fn mailer(&self, dir: &Path) -> Result<Mailer, ServerError> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+        use lettre::{AsyncSmtpTransport, Tokio1Executor};
+
+        let bad = |m: String| ServerError::Config(format!("smtp: {m}"));
+        let from: lettre::message::Mailbox = self
+            .from
+            .parse()
+            .map_err(|_| bad("\"from\" is not an e-mail address".into()))?;
+        if self.host.trim().is_empty() {
+            return Err(bad("\"host\" is empty".into()));
+        }
+        let credentials = match (&self.username, &self.password_file) {
+            (None, None) => None,
+            (Some(user), Some(file)) => {
+                let path = dir.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    bad(format!(
+                        "cannot read password_file {}: {}",
+                        path.display(),
+                        e.kind()
+                    ))
+                })?;
+                let password = text.lines().next().unwrap_or_default().to_owned();
+                if password.is_empty() {
+                    return Err(bad(format!("password_file {} is empty", path.display())));
+                }
+                Some(Credentials::new(user.clone(), password))
+            }
+            (Some(_), None) => return Err(bad("\"username\" needs \"password_file\"".into())),
+            (None, Some(_)) => return Err(bad("\"password_file\" needs \"username\"".into())),
+        };
+        let tls = match self.security {
+            SmtpSecurity::None => {
+                if credentials.is_some() {
+                    return Err(bad(
+                        "credentials need \"security\": \"starttls\" or \"tls\" (they would travel in clear)"
+                            .into(),
+                    ));
+                }
+                if !is_loopback(&self.host) {
+                    tracing::warn!(
+                        host = %self.host,
+                        "smtp: notification e-mail goes to the relay without TLS"
+                    );
+                }
+                Tls::None
+            }
+            SmtpSecurity::Starttls | SmtpSecurity::Tls => {
+                let mut params = TlsParameters::builder(self.host.clone());
+                if let Some(file) = &self.ca_file {
+                    let path = dir.join(file);
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        bad(format!(
+                            "cannot read ca_file {}: {}",
+                            path.display(),
+                            e.kind()
+                        ))
+                    })?;
+                    let ders = shomei_pki::pem::pem_certificates(&pem);
+                    if ders.is_empty() {
+                        return Err(bad(format!(
+                            "ca_file {} holds no PEM certificate",
+                            path.display()
+                        )));
+                    }
+                    params = params.certificate_store(CertificateStore::None);
+                    for der in ders {
+                        let anchor = Certificate::from_der(der).map_err(|_| {
+                            bad(format!(
+                                "ca_file {} holds a bad certificate",
+                                path.display()
+                            ))
+                        })?;
+                        params = params.add_root_certificate(anchor);
+                    }
+                }
+                let params = params
+                    .build_rustls()
+                    .map_err(|e| bad(format!("TLS settings: {e}")))?;
+                if self.security == SmtpSecurity::Tls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
+                .port(self.port)
+                .tls(tls)
+                .timeout(Some(Duration::from_secs(10)));
+        if let Some(c) = credentials {
+            builder = builder.credentials(c);
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A checked relay: the transport (TLS and credentials set) and the sender.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    // Only the sender: the transport holds the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Attempts per message before it is dropped.
@@ -63,16 +249,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier; with `smtp`, also starts the mail task (needs a Tokio runtime).
+    /// A notifier; with a mailer, also starts the mail task (needs a Tokio runtime).
     pub fn start(
         registry: Arc<dyn Registry>,
         status: Arc<StatusCache>,
-        smtp: Option<SmtpConfig>,
+        mailer: Option<Mailer>,
     ) -> Arc<Self> {
         let (stream, _) = broadcast::channel(STREAM_QUEUE);
-        let mail = smtp.map(|cfg| {
+        let mail = mailer.map(|mailer| {
             let (tx, rx) = mpsc::channel(MAIL_QUEUE);
-            tokio::spawn(mail_task(cfg, registry, status, rx));
+            tokio::spawn(mail_task(mailer, registry, status, rx));
             tx
         });
         Arc::new(Self { stream, mail })
@@ -107,23 +293,12 @@ impl Notifier {
 }
 
 async fn mail_task(
-    cfg: SmtpConfig,
+    mailer: Mailer,
     registry: Arc<dyn Registry>,
     status: Arc<StatusCache>,
     mut rx: mpsc::Receiver<Vec<Event>>,
 ) {
-    use lettre::{AsyncSmtpTransport, Tokio1Executor};
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-        .port(cfg.port)
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
-    let from: lettre::message::Mailbox = match cfg.from.parse() {
-        Ok(m) => m,
-        Err(_) => {
-            tracing::error!("smtp.from is not a valid address: e-mail notifications are off");
-            return;
-        }
-    };
+    let Mailer { transport, from } = mailer;
     let gate = Arc::new(tokio::sync::Semaphore::new(MAIL_CONCURRENCY));
     while let Some(events) = rx.recv().await {
         let mut by_holder: Vec<(String, Vec<Event>)> = Vec::new();
@@ -195,6 +370,9 @@ async fn send_with_retries(
             "transient"
         } else if e.is_timeout() {
             "timeout"
+        } else if e.is_tls() {
+            // e.g. the relay's certificate is not trusted or names another host.
+            "tls"
         } else {
             "connection"
         };
@@ -493,6 +671,26 @@ async fn usage_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_settings_default_to_required_starttls() {
+        let c: SmtpConfig =
+            serde_json::from_str(r#"{"host":"mail.example.jp","port":587,"from":"n@example.jp"}"#)
+                .unwrap();
+        assert_eq!(c.security, SmtpSecurity::Starttls);
+        let c: SmtpConfig = serde_json::from_str(
+            r#"{"host":"127.0.0.1","port":25,"from":"n@example.jp","security":"none"}"#,
+        )
+        .unwrap();
+        assert_eq!(c, SmtpConfig::plain("127.0.0.1", 25, "n@example.jp"));
+        // Written back, the optional files stay out of authority.json.
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(
+            !text.contains("password_file") && !text.contains("ca_file"),
+            "{text}"
+        );
+        assert!(is_loopback("localhost") && is_loopback("::1") && !is_loopback("10.0.0.1"));
+    }
 
     #[test]
     fn e_mail_addresses_are_checked_against_header_injection() {

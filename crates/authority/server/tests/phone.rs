@@ -166,11 +166,9 @@ async fn start_with(backend: Backend, smtp: bool) -> Option<Env> {
     .unwrap();
     let sink = smtp.then(|| SmtpSink::start(tmp.path()));
     let options = Options {
-        smtp: sink.as_ref().map(|s| SmtpConfig {
-            host: "127.0.0.1".into(),
-            port: s.port,
-            from: "notify@authority.shomei.test".into(),
-        }),
+        smtp: sink
+            .as_ref()
+            .map(|s| SmtpConfig::plain("127.0.0.1", s.port, "notify@authority.shomei.test")),
         ..Options::default()
     };
     let state = shomei_authority_server::load_with(

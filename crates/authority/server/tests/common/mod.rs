@@ -80,3 +80,12 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
