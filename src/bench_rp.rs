@@ -149,21 +149,28 @@ fn alternate(
 pub fn login(seconds: f64, revoked: u64, json: bool) -> anyhow::Result<()> {
     let p = pki(CertClass::CardAuth, revoked)?;
     let v = warm_verifier(&p, Purpose::Authentication)?;
-    let challenge = [0x5au8; 32];
-    let sig = p.key.sign(&challenge)?;
+    let challenge = [0x5au8; shomei_verifier::LOGIN_CHALLENGE_LEN];
+    let ctx = shomei_verifier::LoginContext {
+        issuer: "http://127.0.0.1:8800",
+        client_id: "bench",
+        challenge: &challenge,
+    };
+    let message =
+        shomei_verifier::login_message(shomei_verifier::LoginPurpose::Authentication, &ctx)?;
+    let sig = p.key.sign(&message)?;
     let key = spki_key(p.key.public_key_spki())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let login_once = || -> anyhow::Result<()> {
         let cert = v.validate_cached(&p.cert, Purpose::Authentication)?;
         let checked = rt.block_on(v.status(cert))?;
-        shomei_verifier::verify_login(checked, &challenge, &sig)?;
+        shomei_verifier::verify_login(checked, &ctx, &sig)?;
         Ok(())
     };
     // Warm the chain cache (one cold validation), and check it all works.
     login_once()?;
     let dur = Duration::from_secs_f64(seconds / 6.0);
     let pb = bar(json, 3, "login vs raw RSA verify");
-    let (raw, ours) = alternate(3, dur, || raw_verify(&key, &challenge, &sig), login_once)?;
+    let (raw, ours) = alternate(3, dur, || raw_verify(&key, &message, &sig), login_once)?;
     pb.finish_and_clear();
     // For reference: a cold login (full chain validation each time).
     let store = v.store().clone();
@@ -172,7 +179,7 @@ pub fn login(seconds: f64, revoked: u64, json: bool) -> anyhow::Result<()> {
         let now = time::OffsetDateTime::now_utc();
         let cert = shomei_verifier::validate(&store, &p.cert, Purpose::Authentication, now)?;
         let checked = shomei_verifier::check_crl(cert, &crl, now)?;
-        shomei_verifier::verify_login(checked, &challenge, &sig)?;
+        shomei_verifier::verify_login(checked, &ctx, &sig)?;
         Ok(())
     })?;
     let ratio = ours / raw;
@@ -352,7 +359,7 @@ async fn oidc_measure(
         base_times.push(t.elapsed().as_micros() as u64);
 
         let t = Instant::now();
-        let (login_url, ch) = flow
+        let (login_url, ch, _) = flow
             .authorize("openid", &format!("s{i}"), &format!("n{i}"))
             .await?;
         let tp = Instant::now();

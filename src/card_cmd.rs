@@ -337,18 +337,28 @@ fn login(
             offer.client_id
         )));
     }
-    let answer = |pin_kind: PinKind, secret: &str, cert: CertKind, key: KeyKind| {
+    // The keys sign the domain-separated login messages, never the page's
+    // bytes as they are (crate::login).
+    let auth_msg = crate::login::auth_message(&offer, &challenge)?;
+    let consent_msg = crate::login::consent_message(&offer, &challenge)?;
+    let answer = |pin_kind: PinKind, secret: &str, cert: CertKind, key: KeyKind, msg: &[u8]| {
         let mut client = open(card)?;
         verify(&mut client, pin_kind, secret)?;
         let cert_der = client.read_certificate(cert).map_err(card_error)?;
         let signer = CardSigner::new(client, key).map_err(card_error)?;
-        let sig = shomei_core::Signer::sign(&signer, &challenge)
-            .map_err(|e| anyhow::anyhow!("card: {e}"))?;
+        let sig =
+            shomei_core::Signer::sign(&signer, msg).map_err(|e| anyhow::anyhow!("card: {e}"))?;
         anyhow::Ok((cert_der, sig))
     };
-    let auth = answer(PinKind::Auth, pin, CertKind::Auth, KeyKind::Auth)?;
+    let auth = answer(PinKind::Auth, pin, CertKind::Auth, KeyKind::Auth, &auth_msg)?;
     let sign = match (password, offer.needs_signing_key) {
-        (Some(pw), true) => Some(answer(PinKind::Sign, pw, CertKind::Sign, KeyKind::Sign)?),
+        (Some(pw), true) => Some(answer(
+            PinKind::Sign,
+            pw,
+            CertKind::Sign,
+            KeyKind::Sign,
+            &consent_msg,
+        )?),
         _ => None,
     };
     let v = crate::login::post_answer(&http, url, auth, sign, "pin")?;

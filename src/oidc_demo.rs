@@ -23,14 +23,15 @@ pub(crate) struct CodeFlow<'a> {
 }
 
 impl CodeFlow<'_> {
-    /// `/authorize` (JSON): the login URL the phone answers, and its
-    /// single-use challenge.
+    /// `/authorize` (JSON): the login URL the phone answers, and what its
+    /// keys sign for it: the authentication and the consent login messages
+    /// around its single-use challenge (`shomei_verifier::login_message`).
     pub(crate) async fn authorize(
         &self,
         scope: &str,
         state: &str,
         nonce: &str,
-    ) -> anyhow::Result<(String, Vec<u8>)> {
+    ) -> anyhow::Result<(String, Vec<u8>, Vec<u8>)> {
         let challenge = b64url(&sha256(self.verifier.as_bytes()));
         let auth: Value = self
             .http
@@ -54,7 +55,15 @@ impl CodeFlow<'_> {
             .to_owned();
         let offer: Value = self.http.get(&login_url).send().await?.json().await?;
         let ch = URL_SAFE_NO_PAD.decode(offer["challenge"].as_str().context("no challenge")?)?;
-        Ok((login_url, ch))
+        let ctx = shomei_verifier::LoginContext {
+            issuer: offer["issuer"].as_str().context("no issuer")?,
+            client_id: offer["client_id"].as_str().context("no client_id")?,
+            challenge: &ch,
+        };
+        let auth =
+            shomei_verifier::login_message(shomei_verifier::LoginPurpose::Authentication, &ctx)?;
+        let consent = shomei_verifier::login_message(shomei_verifier::LoginPurpose::Consent, &ctx)?;
+        Ok((login_url, auth, consent))
     }
 
     /// Posts the phone's answer: (certificate, signature) of the

@@ -596,12 +596,15 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
             out.se_device_id,
             out.sign_serial,
             out.auth_serial,
-            out.mdoc.as_ref().map_or(String::new(), |m| format!(
-                "\n  mobile ID {} valid until {} (status index {}){portrait_note}",
-                m.doc_type,
-                unix_rfc3339(m.valid_until),
-                m.status_idx
-            )),
+            out.mdoc.as_ref().map_or_else(
+                || "\n  mobile ID: none yet (shomei phone sync fetches it)".to_owned(),
+                |m| format!(
+                    "\n  mobile ID {} valid until {} (status index {}){portrait_note}",
+                    m.doc_type,
+                    unix_rfc3339(m.valid_until),
+                    m.status_idx
+                )
+            ),
             if out.superseded_devices.is_empty() {
                 String::new()
             } else {
@@ -787,12 +790,16 @@ fn login(a: LoginArgs, json: bool) -> anyhow::Result<()> {
                 .join(", ")
         )));
     }
+    // The keys sign the domain-separated login messages, never the page's
+    // bytes as they are (crate::login).
+    let auth_msg = crate::login::auth_message(&offer, &challenge)?;
+    let consent_msg = crate::login::consent_message(&offer, &challenge)?;
     let mut p = open(&a.phone)?;
     let auth = p
-        .answer_challenge(auth_unlock(&pin, &sample)?, &challenge)
+        .answer_challenge(auth_unlock(&pin, &sample)?, &auth_msg)
         .map_err(phone_error)?;
     let sign = match (&password, offer.needs_signing_key) {
-        (Some(pw), true) => Some(p.consent_challenge(pw, &challenge).map_err(phone_error)?),
+        (Some(pw), true) => Some(p.consent_challenge(pw, &consent_msg).map_err(phone_error)?),
         _ => None,
     };
     drop(p);

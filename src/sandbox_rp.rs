@@ -79,7 +79,7 @@ pub async fn chapter(
         redirect: REDIRECT,
         verifier: "sandbox-pkce-verifier-0123456789abcdefghijklmnopqrstuvwxyz",
     };
-    let (login_url, ch) = flow
+    let (login_url, ch, consent) = flow
         .authorize("openid name birthdate", "sandbox-state", "sandbox-nonce")
         .await?;
     let (path, pw, pin) = (
@@ -95,7 +95,7 @@ pub async fn chapter(
                 .answer_challenge(shomei_phone::AuthUnlock::Pin(&pin), &ch)
                 .map_err(crate::phone_cmd::phone_error)?;
             let s = phone
-                .consent_challenge(&pw, &ch)
+                .consent_challenge(&pw, &consent)
                 .map_err(crate::phone_cmd::phone_error)?;
             Ok((a, s))
         })

@@ -1374,3 +1374,260 @@ fn same_subject_on_card_and_phone_and_after_a_new_phone() {
     assert_eq!(param(&q, "error"), Some("access_denied"), "{q:?}");
     assert_eq!(param(&q, "code"), None);
 }
+
+// ------------------------------------------------- hostile login pages
+
+/// A login page run by someone else: serves `offer` (with its own issuer
+/// and the challenge it chose) and keeps every answer posted to it.
+struct HostilePage {
+    url: String,
+    answers: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl HostilePage {
+    fn start(offer: impl Fn(&str) -> Value + Send + 'static) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (kept, iss) = (answers.clone(), issuer.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let mut reader = BufReader::new(conn);
+                // One connection may carry several requests (keep-alive).
+                loop {
+                    let mut head = String::new();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    if head.is_empty() {
+                        break;
+                    }
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|n| n.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let reply = if head.starts_with("POST") {
+                        kept.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap());
+                        json!({"state": "done", "medium": "card"})
+                    } else {
+                        offer(&iss)
+                    }
+                    .to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Self {
+            url: format!("{issuer}/login/abc"),
+            answers,
+        }
+    }
+
+    fn answers(&self) -> Vec<Value> {
+        self.answers.lock().unwrap().clone()
+    }
+}
+
+fn hostile_offer(issuer: &str, challenge: &[u8], consent: bool) -> Value {
+    json!({
+        "challenge": B64URL.encode(challenge),
+        "issuer": issuer,
+        "client_id": "evil",
+        "scopes": if consent { json!(["openid", "name"]) } else { json!(["openid"]) },
+        "needs_signing_key": consent,
+    })
+}
+
+impl World {
+    fn card_login(&self, url: &str, password: Option<&str>) -> Output {
+        let mut args = vec![
+            "card",
+            "login",
+            "--card",
+            self.card.to_str().unwrap(),
+            "--pin",
+            CARD_PIN,
+            "--url",
+            url,
+            "--json",
+        ];
+        if let Some(p) = password {
+            args.extend(["--password", p]);
+        }
+        shomei(&args)
+    }
+}
+
+/// The DER `SET OF` signed attributes of one of our detached signatures
+/// (what its signature covers): the `[0]` after the SignerInfo's SHA-256
+/// digestAlgorithm, re-tagged 0x31.
+fn signed_attributes(p7s: &[u8]) -> Vec<u8> {
+    let sha256 = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    let at = p7s
+        .windows(sha256.len())
+        .rposition(|w| w == sha256)
+        .expect("the SignerInfo's digestAlgorithm");
+    let mut i = at + sha256.len();
+    if p7s[i..].starts_with(&[0x05, 0x00]) {
+        i += 2;
+    }
+    assert_eq!(p7s[i], 0xa0, "signedAttrs [0]");
+    let (len, hdr) = match p7s[i + 1] {
+        n if n < 0x80 => (n as usize, 2),
+        0x81 => (p7s[i + 2] as usize, 3),
+        0x82 => ((p7s[i + 2] as usize) << 8 | p7s[i + 3] as usize, 4),
+        n => panic!("length form {n:#x}"),
+    };
+    let mut set = p7s[i..i + hdr + len].to_vec();
+    set[0] = 0x31;
+    set
+}
+
+#[test]
+fn hostile_login_page_cannot_get_a_document_signed() {
+    let w = world();
+    let doc = w.path("transfer.txt");
+    std::fs::write(&doc, "振込依頼: 全額を攻撃者の口座へ\n").unwrap();
+    let honest = w.path("honest.p7s");
+    w.card_sign("sign", &doc, &honest);
+    let p7s = std::fs::read(&honest).unwrap();
+    assert_eq!(json_of(&w.verify(&doc, &honest, &[]))["valid"], true);
+    let attrs = signed_attributes(&p7s);
+    assert_eq!(attrs[0], 0x31);
+
+    // The page passes the document's signed attributes off as the
+    // challenge: the card refuses before any key is unlocked.
+    let a = attrs.clone();
+    let page = HostilePage::start(move |iss| hostile_offer(iss, &a, true));
+    let (code, err) = failure(&w.card_login(&page.url, Some(CARD_PW)));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("challenge"), "{err}");
+    assert!(page.answers().is_empty(), "nothing was signed or sent");
+
+    // A page whose issuer is not its URL's is refused too.
+    let ch = [0x42u8; 32];
+    let liar = HostilePage::start(move |_| hostile_offer("http://127.0.0.1:1", &ch, true));
+    let (code, err) = failure(&w.card_login(&liar.url, Some(CARD_PW)));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("issuer"), "{err}");
+    assert!(liar.answers().is_empty());
+
+    // A well-formed challenge (the attributes' first 32 bytes) is answered,
+    // but what the signing key signed is the consent login message: put in
+    // the place of the document's signature, it does not verify.
+    let a = attrs[..32].to_vec();
+    let page = HostilePage::start(move |iss| hostile_offer(iss, &a, true));
+    json_of(&w.card_login(&page.url, Some(CARD_PW)));
+    let answers = page.answers();
+    assert_eq!(answers.len(), 1);
+    let consent = B64
+        .decode(answers[0]["sign_signature"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(consent.len(), 256, "RSA-2048");
+    // Our SignerInfo is last and ends with its signature.
+    let mut forged = p7s.clone();
+    let n = forged.len();
+    forged[n - 256..].copy_from_slice(&consent);
+    let forged_path = w.path("forged.p7s");
+    std::fs::write(&forged_path, &forged).unwrap();
+    let out = w.verify(&doc, &forged_path, &[]);
+    assert_eq!(failure(&out).0, 1);
+    assert_eq!(one_json_line(&out)["error"]["code"], "bad_signature");
+    // (The splice itself is sound: the honest signature put back verifies.)
+    forged[n - 256..].copy_from_slice(&p7s[n - 256..]);
+    std::fs::write(&forged_path, &forged).unwrap();
+    assert_eq!(json_of(&w.verify(&doc, &forged_path, &[]))["valid"], true);
+}
+
+#[test]
+fn hostile_login_page_cannot_get_a_revocation_proof() {
+    let w = world();
+    let auth_serial = w.issued["auth_serial"].as_str().unwrap().to_owned();
+    let target: shomei_core::Serial = auth_serial.parse().unwrap();
+    let fresh_challenge = || {
+        let v: Value = http()
+            .post(format!("{}/v1/challenges", w.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        B64.decode(v["challenge"].as_str().unwrap()).unwrap()
+    };
+
+    // The authority's holder-proof message passed off as the challenge:
+    // refused by the card before the PIN is used.
+    let proof = shomei_ca::holder_proof_message("revoke", &target, &fresh_challenge());
+    let page = HostilePage::start(move |iss| hostile_offer(iss, &proof, false));
+    let (code, err) = failure(&w.card_login(&page.url, None));
+    assert_eq!(code, 2, "{err}");
+    assert!(page.answers().is_empty());
+
+    // The authority's own challenge as the login challenge: the card
+    // answers (it looks like any challenge), but the authentication
+    // signature is over the login message, so the authority refuses it as
+    // a proof and the certificate stays good.
+    let challenge = fresh_challenge();
+    assert_eq!(
+        challenge.len(),
+        32,
+        "the authority's challenges are 32 bytes too"
+    );
+    let ch = challenge.clone();
+    let page = HostilePage::start(move |iss| hostile_offer(iss, &ch, false));
+    json_of(&w.card_login(&page.url, None));
+    let answers = page.answers();
+    assert_eq!(answers.len(), 1);
+    let resp = http()
+        .post(format!("{}/v1/certificates/{auth_serial}/revoke", w.url))
+        .json(&json!({
+            "reason": "keyCompromise",
+            "proof": {
+                "certificate": answers[0]["auth_certificate"],
+                "challenge": B64.encode(&challenge),
+                "signature": answers[0]["auth_signature"],
+            },
+        }))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    assert!((400..500).contains(&status), "refused: {status} {body}");
+    let st: Value = http()
+        .get(format!("{}/v1/certificates/{auth_serial}", w.url))
+        .bearer_auth(&w.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap_or(Value::Null);
+    assert_ne!(st["status"], "revoked", "{st}");
+    // The card still logs in, so its certificate is good.
+    let v = w.verifier(&[]);
+    let claims = login_with(&v, "after", |url| w.card_login(url, None));
+    assert_eq!(claims["shomei_medium"], "card");
+}

@@ -144,11 +144,12 @@ async fn offer(
 struct LoginAnswer {
     /// The authentication certificate (base64 DER).
     auth_certificate: String,
-    /// RSA SHA-256 signature over the challenge bytes (base64).
+    /// RSA SHA-256 signature over the login message (base64):
+    /// `shomei_verifier::login_message(Authentication, …)`.
     auth_signature: String,
     /// For basic-four scopes: the signing certificate (base64 DER)…
     sign_certificate: Option<String>,
-    /// …and its signature over the same challenge (base64).
+    /// …and its signature over the consent login message (base64).
     sign_signature: Option<String>,
     /// How the holder unlocked the key: `pin` or `biometric` (informative).
     method: Option<String>,
@@ -220,9 +221,16 @@ async fn verify_answer(
     ans: &DecodedAnswer,
 ) -> Result<Authenticated, ServiceError> {
     let v = &s.verifier;
+    // What the holder signed: the domain-separated login message, bound to
+    // this provider, the client and the challenge (shomei_verifier::login).
+    let ctx = shomei_verifier::LoginContext {
+        issuer: &s.provider.issuer,
+        client_id: &req.client_id,
+        challenge,
+    };
     let auth = v.validate_cached(&ans.auth_cert, Purpose::Authentication)?;
     let auth = v.status(auth).await?;
-    let login = shomei_verifier::verify_login(auth, challenge, &ans.auth_sig)?;
+    let login = shomei_verifier::verify_login(auth, &ctx, &ans.auth_sig)?;
     let auth = login.cert().cert();
     let medium = auth.medium();
 
@@ -230,7 +238,7 @@ async fn verify_answer(
         (Some((cert, sig)), true) => {
             let sign = v.validate_cached(cert, Purpose::Signing)?;
             let sign = v.status(sign).await?;
-            let c = shomei_verifier::verify_consent(sign, challenge, sig)?;
+            let c = shomei_verifier::verify_consent(sign, &ctx, sig)?;
             if c.cert().cert().medium() != medium {
                 return Err(ServiceError::bad(
                     "different_media",

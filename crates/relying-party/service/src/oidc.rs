@@ -381,7 +381,7 @@ enum LoginState {
 #[derive(Clone, Debug)]
 struct Login {
     req: AuthRequest,
-    challenge: [u8; 32],
+    challenge: [u8; shomei_verifier::LOGIN_CHALLENGE_LEN],
     created: Timestamp,
     answered: Option<Timestamp>,
     state: LoginState,
@@ -390,8 +390,12 @@ struct Login {
 /// What the phone sees when it opens a login URL.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LoginOffer {
-    /// The challenge to sign (base64url).
+    /// The challenge (base64url of 32 bytes); the holder signs the
+    /// `shomei_verifier::login_message` around it, never the bare bytes.
     pub challenge: String,
+    /// This provider's issuer URL, which goes into the signed message (the
+    /// holder checks that the login URL is under it).
+    pub issuer: String,
     /// Until when (RFC 3339).
     pub expires_at: String,
     /// Who asks.
@@ -503,7 +507,7 @@ impl Provider {
     /// Starts a login for a checked request: returns its id.
     pub fn start_login(&self, req: AuthRequest, now: Timestamp) -> Result<String, ServiceError> {
         let id = b64url(&random::<16>()?);
-        let challenge = random::<32>()?;
+        let challenge = random::<{ shomei_verifier::LOGIN_CHALLENGE_LEN }>()?;
         let mut logins = lock(&self.logins);
         if logins.len() >= MAX_LOGINS {
             logins.retain(|_, l| now - l.created < DONE_TTL);
@@ -539,6 +543,7 @@ impl Provider {
         }
         Ok(LoginOffer {
             challenge: b64url(&l.challenge),
+            issuer: self.issuer.clone(),
             expires_at: expires
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
@@ -555,7 +560,7 @@ impl Provider {
         &self,
         id: &str,
         now: Timestamp,
-    ) -> Result<(AuthRequest, [u8; 32]), ServiceError> {
+    ) -> Result<(AuthRequest, [u8; shomei_verifier::LOGIN_CHALLENGE_LEN]), ServiceError> {
         let mut logins = lock(&self.logins);
         let l = logins
             .get_mut(id)

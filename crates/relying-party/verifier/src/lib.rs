@@ -7,7 +7,8 @@
 //! certificate DER ──validate──▶ ValidatedCert ──check_ocsp / check_crl / not_checked──▶ CheckedCert
 //!     (right root set, validity, key usage, JPKI policy, card/phone, basic four)
 //! p7s + content ──verify_document──▶ SignedDocument (signer: ValidatedCert)
-//! CheckedCert + challenge + signature ──verify_login──▶ VerifiedLogin
+//! CheckedCert + LoginContext + signature ──verify_login──▶ VerifiedLogin
+//!     (over login_message: "shomei-login-v1" 0 purpose 0 issuer 0 client_id 0 challenge)
 //! ```
 //!
 //! Signing roots and authentication roots are separate sets
@@ -21,12 +22,14 @@
 
 pub mod cert;
 mod error;
+pub mod login;
 pub mod revocation;
 pub mod signature;
 pub mod trust;
 
 pub use cert::{Medium, Purpose, ValidatedCert, validate};
 pub use error::VerifyError;
+pub use login::{LOGIN_CHALLENGE_LEN, LOGIN_CONTEXT, LoginContext, LoginPurpose, login_message};
 pub use revocation::{
     CertStatus, CheckedCert, StatusSource, VerifiedCrl, check_crl, check_ocsp, not_checked,
     ocsp_request,

@@ -1,9 +1,11 @@
-//! Signed applications (detached CMS) and login challenge responses.
+//! Signed applications (detached CMS) and login answers (signatures over
+//! the domain-separated [`login_message`]).
 
 use shomei_core::Timestamp;
 
 use crate::VerifyError;
 use crate::cert::{Purpose, ValidatedCert, validate};
+use crate::login::{LoginContext, LoginPurpose, login_message};
 use crate::revocation::CheckedCert;
 use crate::trust::TrustStore;
 
@@ -75,11 +77,12 @@ impl VerifiedLogin {
 
 /// Checks a login: `cert` must be an authentication certificate whose
 /// status is good, and `signature` its RSA PKCS#1 v1.5 SHA-256 signature
-/// over `challenge` (what the card's `80 2A 00 80` makes over the
-/// DigestInfo of SHA-256(challenge)).
+/// over [`login_message`]`(Authentication, ctx)` — never over the bare
+/// challenge (see [`crate::login`] for why). That is what the card's
+/// `80 2A 00 80` makes over the DigestInfo of SHA-256(message).
 pub fn verify_login(
     cert: CheckedCert,
-    challenge: &[u8],
+    ctx: &LoginContext<'_>,
     signature: &[u8],
 ) -> Result<VerifiedLogin, VerifyError> {
     if cert.cert().purpose() != Purpose::Authentication {
@@ -88,7 +91,8 @@ pub fn verify_login(
         });
     }
     cert.status().require_good()?;
-    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), challenge, signature).map_err(|_| {
+    let message = login_message(LoginPurpose::Authentication, ctx)?;
+    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), &message, signature).map_err(|_| {
         VerifyError::BadSignature {
             what: "login challenge",
         }
@@ -112,10 +116,11 @@ impl VerifiedConsent {
 }
 
 /// As [`verify_login`], for the signing key: `cert` must be a good signing
-/// certificate and `signature` its RSA SHA-256 signature over `challenge`.
+/// certificate and `signature` its RSA SHA-256 signature over
+/// [`login_message`]`(Consent, ctx)`.
 pub fn verify_consent(
     cert: CheckedCert,
-    challenge: &[u8],
+    ctx: &LoginContext<'_>,
     signature: &[u8],
 ) -> Result<VerifiedConsent, VerifyError> {
     if cert.cert().purpose() != Purpose::Signing {
@@ -124,7 +129,8 @@ pub fn verify_consent(
         });
     }
     cert.status().require_good()?;
-    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), challenge, signature).map_err(|_| {
+    let message = login_message(LoginPurpose::Consent, ctx)?;
+    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), &message, signature).map_err(|_| {
         VerifyError::BadSignature {
             what: "consent challenge",
         }

@@ -437,25 +437,55 @@ fn signed_application_names_each_failure() {
     );
 }
 
-#[test]
-fn login_needs_a_good_auth_certificate_and_the_challenge_signature() {
-    let s = store();
+const ISSUER: &str = "https://op.example";
+
+fn ctx(challenge: &[u8]) -> LoginContext<'_> {
+    LoginContext {
+        issuer: ISSUER,
+        client_id: "bank",
+        challenge,
+    }
+}
+
+fn good_auth() -> CheckedCert {
     let p = pki();
-    let v = validate(&s, &p.card_auth.0, Purpose::Authentication, NOW).unwrap();
+    let v = validate(&store(), &p.card_auth.0, Purpose::Authentication, NOW).unwrap();
     let nonce = [3u8; 32];
-    let checked = check_ocsp(
+    check_ocsp(
         v.clone(),
         &ocsp_answer(&v, &nonce, CertState::Good, NOW),
         Some(&nonce),
         NOW,
     )
-    .unwrap();
-    let challenge = b"login challenge 0123456789";
-    let sig = p.card_auth.1.sign(challenge).unwrap();
-    let login = verify_login(checked.clone(), challenge, &sig).unwrap();
+    .unwrap()
+}
+
+fn good_sign() -> CheckedCert {
+    let p = pki();
+    let v = validate(&store(), &p.card_sign.0, Purpose::Signing, NOW).unwrap();
+    let nonce = [4u8; 32];
+    check_ocsp(
+        v.clone(),
+        &ocsp_answer(&v, &nonce, CertState::Good, NOW),
+        Some(&nonce),
+        NOW,
+    )
+    .unwrap()
+}
+
+#[test]
+fn login_needs_a_good_auth_certificate_and_the_challenge_signature() {
+    let p = pki();
+    let checked = good_auth();
+    let v = checked.cert().clone();
+    let nonce = [3u8; 32];
+    let challenge = [7u8; LOGIN_CHALLENGE_LEN];
+    let message = login_message(LoginPurpose::Authentication, &ctx(&challenge)).unwrap();
+    let sig = p.card_auth.1.sign(&message).unwrap();
+    let login = verify_login(checked.clone(), &ctx(&challenge), &sig).unwrap();
     assert_eq!(login.cert().cert().serial(), v.serial());
 
-    let e = verify_login(checked, b"another challenge", &sig).unwrap_err();
+    let e = verify_login(checked, &ctx(&[8u8; 32]), &sig).unwrap_err();
     assert_eq!(
         e,
         VerifyError::BadSignature {
@@ -475,13 +505,173 @@ fn login_needs_a_good_auth_certificate_and_the_challenge_signature() {
     )
     .unwrap();
     assert_eq!(
-        verify_login(suspended, challenge, &sig).unwrap_err(),
+        verify_login(suspended, &ctx(&challenge), &sig).unwrap_err(),
         VerifyError::Suspended
     );
     assert_eq!(
-        verify_login(not_checked(v), challenge, &sig).unwrap_err(),
+        verify_login(not_checked(v), &ctx(&challenge), &sig).unwrap_err(),
         VerifyError::StatusNotChecked
     );
+}
+
+#[test]
+fn login_signature_is_bound_to_purpose_issuer_and_client() {
+    let p = pki();
+    let challenge = [7u8; LOGIN_CHALLENGE_LEN];
+    let message = login_message(LoginPurpose::Authentication, &ctx(&challenge)).unwrap();
+    assert!(message.starts_with(b"shomei-login-v1\0authentication\0https://op.example\0bank\0"));
+    assert!(message.ends_with(&challenge));
+    let sig = p.card_auth.1.sign(&message).unwrap();
+    let bad = VerifyError::BadSignature {
+        what: "login challenge",
+    };
+    // The bare challenge signed (what a key did before): refused.
+    let raw = p.card_auth.1.sign(&challenge).unwrap();
+    assert_eq!(
+        verify_login(good_auth(), &ctx(&challenge), &raw).unwrap_err(),
+        bad
+    );
+    // Made for another provider (a relayed login) or another client.
+    let other_op = LoginContext {
+        issuer: "https://evil.example",
+        ..ctx(&challenge)
+    };
+    assert_eq!(verify_login(good_auth(), &other_op, &sig).unwrap_err(), bad);
+    let other_client = LoginContext {
+        client_id: "shop",
+        ..ctx(&challenge)
+    };
+    assert_eq!(
+        verify_login(good_auth(), &other_client, &sig).unwrap_err(),
+        bad
+    );
+    // A consent signature is over the consent message only.
+    let consent = login_message(LoginPurpose::Consent, &ctx(&challenge)).unwrap();
+    let csig = p.card_sign.1.sign(&consent).unwrap();
+    verify_consent(good_sign(), &ctx(&challenge), &csig).unwrap();
+    let by_auth_message = p.card_sign.1.sign(&message).unwrap();
+    assert_eq!(
+        verify_consent(good_sign(), &ctx(&challenge), &by_auth_message).unwrap_err(),
+        VerifyError::BadSignature {
+            what: "consent challenge"
+        }
+    );
+    // Challenges other than 32 bytes, and NULs in the fields, are refused
+    // before anything is signed or verified.
+    for c in [&[][..], &[1u8; 31][..], &[1u8; 33][..]] {
+        assert_eq!(
+            login_message(LoginPurpose::Authentication, &ctx(c))
+                .unwrap_err()
+                .code(),
+            "malformed"
+        );
+    }
+    let nul = LoginContext {
+        client_id: "bank\0consent",
+        ..ctx(&challenge)
+    };
+    assert!(login_message(LoginPurpose::Authentication, &nul).is_err());
+    assert!(verify_login(good_auth(), &nul, &sig).is_err());
+}
+
+/// A signer that records what it was asked to sign and answers with a
+/// given signature (to put a login signature where a CMS one goes).
+struct Replay<'a> {
+    key: &'a RsaSigner,
+    seen: std::sync::Mutex<Vec<u8>>,
+    answer: Option<Vec<u8>>,
+}
+
+impl Signer for Replay<'_> {
+    fn public_key_spki(&self) -> &[u8] {
+        self.key.public_key_spki()
+    }
+    fn algorithm(&self) -> shomei_core::SignatureAlgorithm {
+        self.key.algorithm()
+    }
+    fn sign(&self, tbs: &[u8]) -> Result<Vec<u8>, shomei_core::SignError> {
+        *self.seen.lock().unwrap() = tbs.to_vec();
+        match &self.answer {
+            Some(sig) => Ok(sig.clone()),
+            None => self.key.sign(tbs),
+        }
+    }
+}
+
+#[test]
+fn a_login_page_cannot_obtain_a_cms_signature_over_a_document() {
+    let s = store();
+    let p = pki();
+    let doc = b"I hereby transfer my savings to the login page's owner";
+    // What a hostile page would pass off as the challenge: the DER signed
+    // attributes of a CMS SignedData over its document (a SET, 0x31).
+    let key = p.card_sign.1.as_ref();
+    let probe = Replay {
+        key,
+        seen: Default::default(),
+        answer: None,
+    };
+    let honest = shomei_pki::cms::sign_detached(doc, &p.card_sign.0, &[], &probe, NOW).unwrap();
+    let attrs = probe.seen.lock().unwrap().clone();
+    assert_eq!(attrs[0], 0x31, "signed attributes are a DER SET");
+    verify_document(&s, &honest, doc, NOW).unwrap();
+
+    // Control: a key that signed the challenge as it is gave the page a
+    // CMS signature that verifies over the document (the old weakness).
+    let forged_raw = Replay {
+        key,
+        seen: Default::default(),
+        answer: Some(key.sign(&attrs).unwrap()),
+    };
+    let p7s = shomei_pki::cms::sign_detached(doc, &p.card_sign.0, &[], &forged_raw, NOW).unwrap();
+    verify_document(&s, &p7s, doc, NOW).unwrap();
+
+    // Now the holder builds the consent message first: the attributes are
+    // not a challenge at all…
+    assert_eq!(
+        login_message(LoginPurpose::Consent, &ctx(&attrs))
+            .unwrap_err()
+            .code(),
+        "malformed"
+    );
+    // …and a signature over any login message (here with the attributes'
+    // first 32 bytes as challenge) does not verify as the CMS signature.
+    for purpose in [LoginPurpose::Consent, LoginPurpose::Authentication] {
+        let m = login_message(purpose, &ctx(&attrs[..LOGIN_CHALLENGE_LEN])).unwrap();
+        assert_ne!(m[0], 0x31);
+        let forged = Replay {
+            key,
+            seen: Default::default(),
+            answer: Some(key.sign(&m).unwrap()),
+        };
+        let p7s = shomei_pki::cms::sign_detached(doc, &p.card_sign.0, &[], &forged, NOW).unwrap();
+        assert_eq!(
+            verify_document(&s, &p7s, doc, NOW).unwrap_err(),
+            VerifyError::BadSignature { what: "CMS signer" },
+            "{purpose:?}"
+        );
+    }
+}
+
+#[test]
+fn a_login_message_is_never_an_authority_holder_proof() {
+    // shomei_ca::holder_proof_message("revoke", serial, challenge): a
+    // challenge shaped so is refused before the key is unlocked…
+    let mut proof = b"shomei/holder-proof/v1\x00revoke\x00401\x00".to_vec();
+    proof.extend_from_slice(&[9u8; 32]);
+    assert_eq!(
+        login_message(LoginPurpose::Authentication, &ctx(&proof))
+            .unwrap_err()
+            .code(),
+        "malformed"
+    );
+    // …and no login message starts with the authority's contexts (the
+    // byte after "shomei" differs), whatever the fields.
+    let m = login_message(LoginPurpose::Authentication, &ctx(&[0u8; 32])).unwrap();
+    for context in [&b"shomei/holder-proof/v1"[..], b"shomei/phone-provision/v1"] {
+        assert!(!m.starts_with(context));
+        assert_ne!(m[..7], context[..7]);
+    }
 }
 
 #[test]
