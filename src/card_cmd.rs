@@ -442,15 +442,29 @@ fn parse_holder(name: &str, address: &str, birth: &str, sex: &str) -> anyhow::Re
     BasicFour::new(name, address, birth, sex).map_err(|e| Failure::input(e.to_string()))
 }
 
-/// A secret from its flag or file; never echoed.
+/// A secret from its flag or file or, when neither is given and stdin is a
+/// terminal, typed at a prompt on the terminal (rpassword: prompt and
+/// input on /dev/tty, echo off, so stdout stays the command's output).
 pub fn secret(flag: Option<String>, file: Option<&Path>, what: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
     match (flag, file) {
         (Some(s), _) => Ok(s),
         (None, Some(f)) => Ok(std::fs::read_to_string(f)
             .with_context(|| format!("cannot read the {what} file {}", f.display()))?
             .trim_end_matches(['\n', '\r'])
             .to_owned()),
-        (None, None) => Err(Failure::input(format!("give the {what} (flag or file)"))),
+        (None, None) if std::io::stdin().is_terminal() => {
+            let typed = rpassword::prompt_password(format!("{what}: ")).map_err(|e| {
+                Failure::input(format!("cannot read the {what} at the prompt: {e}"))
+            })?;
+            if typed.is_empty() {
+                return Err(Failure::input(format!("no {what} typed")));
+            }
+            Ok(typed)
+        }
+        (None, None) => Err(Failure::input(format!(
+            "give the {what} (flag or file, or run on a terminal to be asked)"
+        ))),
     }
 }
 

@@ -119,13 +119,15 @@ pub enum CardCmd {
         /// 1 male, 2 female, 3 not known.
         #[arg(long)]
         sex: String,
-        /// Signing password: 6-16 of A-Z0-9 (ignored for holders under 15).
-        #[arg(long, required_unless_present = "sign_password_file")]
+        /// Signing password: 6-16 of A-Z0-9 (ignored for holders under 15);
+        /// asked for at the terminal when neither it nor its file is given.
+        #[arg(long)]
         sign_password: Option<String>,
         #[arg(long)]
         sign_password_file: Option<PathBuf>,
-        /// Authentication PIN: 4 digits.
-        #[arg(long, required_unless_present = "auth_pin_file")]
+        /// Authentication PIN: 4 digits (asked for at the terminal when
+        /// neither it nor its file is given).
+        #[arg(long)]
         auth_pin: Option<String>,
         #[arg(long)]
         auth_pin_file: Option<PathBuf>,

@@ -22,8 +22,12 @@ use crate::output::{Failure, emit};
 pub struct IssueFaceArgs {
     /// The holder's My Number (12 digits, valid check digit). Default: the
     /// authority draws a valid random one. It goes to the card only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "my_number_file")]
     pub my_number: Option<String>,
+    /// …or from this file (first line), so it stays out of the process list
+    /// and the shell history.
+    #[arg(long)]
+    pub my_number_file: Option<PathBuf>,
     /// Photo for the card face (real cards: greyscale JPEG 2000, here any
     /// bytes up to 24 KiB). Default: a small placeholder PNG.
     #[arg(long)]
@@ -47,7 +51,11 @@ pub struct FaceOptions {
 impl IssueFaceArgs {
     /// Reads the portrait and checks the formats before anything is made.
     pub fn resolve(self) -> anyhow::Result<FaceOptions> {
-        let my_number = match self.my_number {
+        let my_number = match (self.my_number, self.my_number_file.as_deref()) {
+            (None, None) => None,
+            (n, f) => Some(secret(n, f, "My Number")?),
+        };
+        let my_number = match my_number {
             Some(n) => {
                 shomei_core::MyNumber::parse(&n)
                     .map_err(|e| Failure::input(format!("--my-number: {e}")))?;
@@ -139,7 +147,7 @@ pub fn personalise<T: Transport>(
 
 /// `card read-face`.
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("secret").required(true).args(["pin_text", "pin_text_file", "pin_a", "pin_b"])))]
+#[command(group(clap::ArgGroup::new("secret").required(true).args(["pin_text", "pin_text_file", "pin_a", "pin_a_file", "pin_b", "pin_b_file"])))]
 pub struct ReadFaceArgs {
     #[arg(long)]
     pub card: PathBuf,
@@ -151,9 +159,16 @@ pub struct ReadFaceArgs {
     /// PIN A: the 12-digit My Number.
     #[arg(long)]
     pub pin_a: Option<String>,
+    /// …or from this file (first line): keeps the My Number out of the
+    /// process list and the shell history.
+    #[arg(long)]
+    pub pin_a_file: Option<PathBuf>,
     /// PIN B: birth date YYMMDD + card expiry year YYYY + 4-digit security code.
     #[arg(long)]
     pub pin_b: Option<String>,
+    /// …or from this file (first line).
+    #[arg(long)]
+    pub pin_b_file: Option<PathBuf>,
     /// Also print the My Number (not readable with PIN B).
     #[arg(long)]
     pub show_my_number: bool,
@@ -176,8 +191,16 @@ pub async fn read_face(a: ReadFaceArgs, json: bool) -> anyhow::Result<()> {
         (None, None) => None,
         (p, f) => Some(secret(p, f, "text AP PIN")?),
     };
+    let pin_a = match (a.pin_a.clone(), a.pin_a_file.as_deref()) {
+        (None, None) => None,
+        (p, f) => Some(secret(p, f, "PIN A")?),
+    };
+    let pin_b = match (a.pin_b.clone(), a.pin_b_file.as_deref()) {
+        (None, None) => None,
+        (p, f) => Some(secret(p, f, "PIN B")?),
+    };
     let mut client = crate::card_cmd::open(&a.card)?;
-    let with = match (&pin_text, &a.pin_a, &a.pin_b) {
+    let with = match (&pin_text, &pin_a, &pin_b) {
         (Some(p), _, _) => FaceRead::TextPin(p),
         (None, Some(n), _) => FaceRead::PinA(n),
         (None, None, Some(b)) => FaceRead::PinB(b),

@@ -654,3 +654,184 @@ fn card_face_issue_read_face_round_trip_and_a_tampered_face_is_refused() {
     assert_eq!(t.status.code(), Some(1));
     assert!(stderr_line(&t).contains("not by this authority"));
 }
+
+/// Runs `shomei ARGS` on a pseudo-terminal (tests/pty_answer.py), typing
+/// `answers` at its prompts: (exit code, what the terminal showed).
+fn on_terminal(answers: &[&str], args: &[&str]) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pty_answer.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(answers)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_shomei"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unused_answers"], 0, "every prompt came: {v}");
+    (
+        v["status"].as_i64().unwrap() as i32,
+        v["terminal"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// CONTRACT: secrets may be typed at a prompt when stdin is a terminal,
+/// never echoed; without a terminal a missing secret is one line and exit 2.
+#[test]
+fn secrets_are_asked_at_the_terminal_and_never_echoed() {
+    let a = authority();
+    let card = a.dir.join("typed.card");
+    let token = a.dir.join("operator.token");
+    let (code, shown) = on_terminal(
+        &["TYPED77", "9753"],
+        &[
+            "card",
+            "issue",
+            "--authority",
+            &a.url,
+            "--operator-token-file",
+            token.to_str().unwrap(),
+            "--name",
+            "鈴木 一郎",
+            "--address",
+            "北海道札幌市中央区1-1",
+            "--birth",
+            "1985-06-15",
+            "--sex",
+            "1",
+            "--out",
+            card.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("signing password: "), "{shown}");
+    assert!(shown.contains("authentication PIN: "), "{shown}");
+    assert!(
+        !shown.contains("TYPED77") && !shown.contains("9753"),
+        "echoed: {shown}"
+    );
+
+    // The typed secrets are the card's: a signature with the typed password…
+    let doc = a.dir.join("doc.txt");
+    std::fs::write(&doc, b"application").unwrap();
+    let sig = a.dir.join("doc.p7s");
+    let sign = [
+        "card",
+        "sign",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "sign",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        sig.to_str().unwrap(),
+    ];
+    let (code, shown) = on_terminal(&["TYPED77"], &sign);
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("TYPED77"), "echoed: {shown}");
+    assert!(sig.exists());
+    // …and the typed PIN opens the authentication key.
+    let out = shomei(&[
+        "card",
+        "sign",
+        "--card",
+        card.to_str().unwrap(),
+        "--kind",
+        "auth",
+        "--pin",
+        "9753",
+        "--in",
+        doc.to_str().unwrap(),
+        "--out",
+        a.dir.join("doc-auth.sig").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No terminal, no secret: one line, exit 2, nothing counted on the card.
+    let out = shomei(&sign);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("give the signing password"));
+}
+
+/// The My Number and PIN B can come from files (not the process list).
+#[test]
+fn my_number_and_face_pins_come_from_files() {
+    let a = authority();
+    let card = a.dir.join("file.card");
+    let number = a.dir.join("my-number.txt");
+    std::fs::write(&number, "123456789018\n").unwrap();
+    let out = shomei(&[
+        "card",
+        "issue",
+        "--authority",
+        &a.url,
+        "--operator-token-file",
+        a.dir.join("operator.token").to_str().unwrap(),
+        "--name",
+        "鈴木 一郎",
+        "--address",
+        "北海道札幌市中央区1-1",
+        "--birth",
+        "1985-06-15",
+        "--sex",
+        "1",
+        "--sign-password",
+        "SUZUKI01",
+        "--auth-pin",
+        "4321",
+        "--my-number-file",
+        number.to_str().unwrap(),
+        "--out",
+        card.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json_of(&out);
+    let face = &v["card_face"];
+    let pin_b = format!(
+        "850615{}{}",
+        &face["expiry"].as_str().unwrap()[..4],
+        face["security_code"].as_str().unwrap()
+    );
+    let pin_b_file = a.dir.join("pin-b.txt");
+    std::fs::write(&pin_b_file, &pin_b).unwrap();
+    let read = |flag: &str, file: &Path| {
+        shomei(&[
+            "card",
+            "read-face",
+            "--card",
+            card.to_str().unwrap(),
+            flag,
+            file.to_str().unwrap(),
+            "--show-my-number",
+            "--json",
+        ])
+    };
+    // PIN A from its file: the My Number read back is the one from the file.
+    let v = json_of(&read("--pin-a-file", &number));
+    assert_eq!(v["my_number"], "123456789018", "{v}");
+    // PIN B from its file opens the face but never the My Number.
+    let out = read("--pin-b-file", &pin_b_file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("123456789018"), "{text}");
+    // A wrong PIN B from a file is refused without repeating it.
+    std::fs::write(&pin_b_file, "850615".to_owned() + "20000000").unwrap();
+    let out = read("--pin-b-file", &pin_b_file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr_line(&out).contains("85061520000000"));
+}
