@@ -19,7 +19,11 @@
 #       systemd-style socket activation, and its own DIR/reader.conf with the
 #       vpcd reader on PORT and PORT+1) in the background, waits until vpcd
 #       listens, and prints PCSCD_PID=<pid> and PCSCLITE_CSOCK_NAME=<socket>
-#       (export the latter for every PC/SC client). Log: DIR/pcscd.log.
+#       (export the latter for every PC/SC client). Log: DIR/pcscd.log,
+#       without APDUs: with SHOMEI_PCSCD_APDU_LOG=1 in the environment pcscd
+#       also logs every APDU (--apdu), which puts PINs and passwords (VERIFY)
+#       and personal data (My Number and the basic four from the text AP) in
+#       that log; use it only to debug with test cards.
 #   scripts/opensc-check.sh --stop-pcscd DIR      stops that pcscd.
 #   scripts/opensc-check.sh --check AUTH_CERT.der PIN [SIGN_CERT.der PASSWORD]
 #       runs the tool checks against a card already in the first reader of the
@@ -98,6 +102,12 @@ CHANNELID    $port
 EOF
     local sock=$dir/pcscd.comm
     rm -f "$sock"
+    # APDUs carry PINs and personal data: logged only on request.
+    local apdu_log=()
+    if [[ ${SHOMEI_PCSCD_APDU_LOG:-} == 1 ]]; then
+        apdu_log=(--apdu)
+        log "SHOMEI_PCSCD_APDU_LOG=1: pcscd logs APDUs (PINs, personal data) to $dir/pcscd.log"
+    fi
     # pcscd 1.9 always listens on /run/pcscd/pcscd.comm unless it is handed a
     # listening socket the systemd way (LISTEN_FDS=1, LISTEN_PID, fd 3): perl
     # (always in Debian) creates ours and execs pcscd in the same process.
@@ -115,7 +125,7 @@ EOF
         $ENV{LISTEN_PID} = $$;
         delete $ENV{LISTEN_FDNAMES};
         exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n";
-    ' "$sock" pcscd --foreground --debug --apdu --config "$dir/reader.conf" \
+    ' "$sock" pcscd --foreground --debug "${apdu_log[@]}" --config "$dir/reader.conf" \
         >"$dir/pcscd.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/pcscd.pid"
