@@ -458,6 +458,33 @@ fn sandbox_runs_the_story_and_prints_one_json_object() {
     assert!(!full.contains("verified individual_number"), "{full}");
     let lost = step("cannot use its mobile ID");
     assert!(lost.contains("suspended"), "{lost}");
+    // The relying-party chapter: the login ends in an ID token for a
+    // pairwise subject with the released claims, the eKYC check reads the
+    // basic four from a phone signature that OCSP calls good, and both
+    // the bank's checks and the OCSP queries about the phone's signing
+    // certificate are in her history.
+    let login = step("logs in to the bank");
+    assert!(login.contains("ES256 ID token for sub "), "{login}");
+    assert!(login.contains("birthdate 1990-04-01, via phone"), "{login}");
+    let ekyc = step("eKYC");
+    assert!(ekyc.contains("OCSP: good"), "{ekyc}");
+    assert!(ekyc.contains("1990-04-01 / sex 2"), "{ekyc}");
+    let signed = step("signs with the phone");
+    let phone_sign = signed
+        .split("phone signing certificate ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .unwrap_or_else(|| panic!("no phone signing serial: {signed}"))
+        .to_owned();
+    let history = step("shows in her history");
+    assert!(
+        history.contains(&format!("{phone_sign} by system")),
+        "the OCSP check of the phone signature is a used event: {history}"
+    );
+    assert!(
+        history.contains("by relying_party:demo-bank"),
+        "the bank's linkage lookups are used events: {history}"
+    );
 }
 
 #[test]
