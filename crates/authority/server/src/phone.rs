@@ -14,7 +14,10 @@
 //!   certificates — `keyCompromise` when reported lost (the keys are in
 //!   unknown hands), `cessationOfOperation` otherwise — so relying parties
 //!   stop trusting the phone even if it never comes online to wipe;
-//! * a phone retiring itself (sale, trade-in, repair): `cessationOfOperation`.
+//! * a phone retiring itself (sale, trade-in, repair): `cessationOfOperation`;
+//! * a phone whose element wiped itself (`POST /v1/devices/{id}/wiped` with
+//!   a cause): `keyCompromise` after tampering, `cessationOfOperation` when
+//!   it gave up a provisioning after the answer (keys destroyed unused).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -678,20 +681,29 @@ pub(crate) async fn sync(
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WipedBody {
-    /// `"tampered"`: the secure element wiped itself, no order was given.
+    /// `"tampered"` (the secure element wiped itself) or
+    /// `"provisioning_failed"` (the phone gave up a provisioning after the
+    /// authority's answer): no order was given.
     cause: Option<String>,
 }
 
 /// `POST /v1/devices/{id}/wiped`: the phone erased its credentials.
 ///
-/// Usually the answer to a wipe order (without one: 409). With `cause:
-/// "tampered"`, a phone still active wiped itself on its own: its secure
-/// element found its storage tampered with.
-/// Its keys are gone and may have been attacked, so its certificates are
-/// revoked (keyCompromise, the mobile ID's status turns invalid) before
-/// the wipe is recorded. Only the device token can say so (the keys that
-/// could prove more no longer exist); a stolen token can thus end the
-/// phone, which the holder undoes from the card.
+/// Usually the answer to a wipe order (without one: 409). With a `cause`,
+/// a phone still active wiped itself on its own, and its certificates are
+/// revoked (the mobile ID's status turns invalid) before the wipe is
+/// recorded:
+/// * `"tampered"`: its secure element found its storage tampered with; the
+///   keys are gone and may have been attacked: `keyCompromise`;
+/// * `"provisioning_failed"`: the phone could not take the certificates
+///   this authority had just issued (an answer it could not check, or its
+///   wallet could not be written) and destroyed the new keys unused; no
+///   key is in anyone's hands, the certificates are simply not needed:
+///   `cessationOfOperation`.
+///
+/// Only the device token can say so (the keys that could prove more no
+/// longer exist); a stolen token can thus end the phone, which the holder
+/// undoes from the card (a new provisioning).
 pub(crate) async fn wiped(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -701,17 +713,22 @@ pub(crate) async fn wiped(
     let device = this_device(&s, &headers, &id).await?;
     let now = s.clock.now();
     let self_wiped = match body.cause.as_deref() {
-        None => false,
-        Some("tampered") => true,
+        None => None,
+        Some(cause @ "tampered") => Some((cause, RevocationReason::KeyCompromise)),
+        Some(cause @ "provisioning_failed") => {
+            Some((cause, RevocationReason::CessationOfOperation))
+        }
         Some(_) => {
             return Err(ServerError::BadInput(
-                "cause: only \"tampered\" (a wipe the secure element did on its own)".into(),
+                "cause: only \"tampered\" (the secure element wiped itself) or \
+                 \"provisioning_failed\" (the phone gave up a provisioning after the answer)"
+                    .into(),
             ));
         }
     };
-    if self_wiped && device.status == DeviceStatus::Active {
+    if let (Some((cause, reason)), DeviceStatus::Active) = (self_wiped, device.status) {
         let all = s.registry.holder_certificates(&device.holder_id).await?;
-        let plan = device_plan(&all, &id, RevocationReason::KeyCompromise, now);
+        let plan = device_plan(&all, &id, reason, now);
         let actor = Actor::Holder(device.holder_id.clone());
         let mut events = vec![Event {
             at: now,
@@ -719,7 +736,7 @@ pub(crate) async fn wiped(
             action: "self_wiped".into(),
             holder_id: Some(device.holder_id.clone()),
             serial: None,
-            detail: json!({"device_id": id, "cause": "tampered"}),
+            detail: json!({"device_id": id, "cause": cause}),
         }];
         events.extend(revocation_events(&plan, &actor, &device, now));
         s.registry

@@ -1352,6 +1352,79 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    provisioning_failed_report_revokes_the_new_phone,
+    |env: Env| async move {
+        let card = env.enrol().await;
+        let (old, _) = env
+            .provision(&card, &Phone::with(&env.manufacturer), &Recipe::default())
+            .await;
+        // The new phone got its 201 but could not keep the certificates
+        // (say its wallet write failed): it destroyed the keys and says so.
+        let (p, _) = env
+            .provision(&card, &Phone::with(&env.manufacturer), &Recipe::default())
+            .await;
+        let path = format!("/v1/devices/{}/wiped", p.device_id);
+        let before = env.snapshot(&card.holder_id).await;
+        let (code, _) = env
+            .post_open(&path, json!({"cause": "provisioning_failed"}))
+            .await;
+        assert_eq!(code, 401, "only the device token reports it");
+        let (code, _) = env
+            .post_device(&path, &old.token, json!({"cause": "provisioning_failed"}))
+            .await;
+        assert_eq!(code, 403, "not another phone's token");
+        assert_eq!(env.snapshot(&card.holder_id).await, before);
+        for _ in 0..2 {
+            let (code, d) = env
+                .post_device(&path, &p.token, json!({"cause": "provisioning_failed"}))
+                .await;
+            assert_eq!((code, d["status"].as_str()), (200, Some("wiped")), "{d}");
+        }
+        for serial in [&p.sign_serial, &p.auth_serial] {
+            let c = env.cert(serial).await;
+            assert_eq!(
+                (c["status"].as_str(), c["reason"].as_str()),
+                (Some("revoked"), Some("cessationOfOperation")),
+                "{c}"
+            );
+        }
+        assert!(is_revoked(
+            &env.ocsp(&p.sign_cert, "sign").await,
+            shomei_core::RevocationReason::CessationOfOperation
+        ));
+        assert!(is_revoked(
+            &env.ocsp(&p.auth_cert, "auth").await,
+            shomei_core::RevocationReason::CessationOfOperation
+        ));
+        let events = env.events(&card.holder_id).await;
+        let self_wiped: Vec<_> = events
+            .iter()
+            .filter(|e| e["action"] == "self_wiped")
+            .collect();
+        assert_eq!(self_wiped.len(), 1, "recorded once");
+        assert_eq!(self_wiped[0]["detail"]["cause"], "provisioning_failed");
+        assert_eq!(self_wiped[0]["detail"]["device_id"], p.device_id.as_str());
+        // The earlier phone stays superseded (the holder provisions again),
+        // the card is untouched.
+        for serial in [&old.sign_serial, &old.auth_serial] {
+            assert_eq!(env.cert(serial).await["reason"], "superseded");
+        }
+        for serial in [&card.sign_serial, &card.auth_serial] {
+            assert_eq!(env.cert(serial).await["status"], "active");
+        }
+        let h = env.holder(&card.holder_id).await;
+        let statuses: Vec<_> = h["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(statuses, vec!["superseded", "wiped"]);
+        env.stop().await;
+    }
+);
+
 /// Runs a provisioning that must be refused with `(status, code)` and change nothing.
 async fn refused(env: &Env, card: &Card, body: Value, status: u16, code: &str) {
     let before = env.snapshot(&card.holder_id).await;

@@ -39,7 +39,10 @@
 //!   confirmed biometric).
 //! * The card's signing password is verified **on the card** (counted
 //!   there); a wrong one changes nothing else.
-//! * A provisioning that fails after touching the element wipes it again.
+//! * A provisioning that fails after touching the element wipes it again;
+//!   one that fails after the authority issued (its `201`) also tells it,
+//!   with the new device token, so it revokes what it issued. A missing or
+//!   unusable mobile ID is no such failure: sync fetches it later.
 //! * No PIN, password, sample or token appears in `Debug` or errors.
 
 #![forbid(unsafe_code)]

@@ -485,6 +485,12 @@ impl Phone {
     /// `now`, a fresh one (`POST /v1/devices/{id}/mdoc`). A refusal because
     /// the phone or its certificates ended drops the mobile ID; other
     /// refusals keep the current one (it stays valid until its validUntil).
+    ///
+    /// A phone that holds the mobile ID's key but no mobile ID (the
+    /// provisioning answer had none, or one it could not use) asks for it
+    /// the same way while it is active and its certificates are live; if
+    /// the authority has none either, the phone stays without one and the
+    /// sync still succeeds.
     pub fn sync_at(
         &mut self,
         http: &mut dyn AuthorityHttp,
@@ -496,8 +502,9 @@ impl Phone {
             .mdoc
             .as_ref()
             .is_some_and(|m| m.refresh_due(now.unix_timestamp()));
+        let missing = self.mdoc_missing(&report);
         let reg = self.state.registration.clone();
-        let (Some(reg), true) = (reg, due) else {
+        let (Some(reg), true) = (reg, due || missing) else {
             return Ok(report);
         };
         let Some(token) = reg.device_token.clone() else {
@@ -510,6 +517,15 @@ impl Phone {
         };
         let req = HttpRequest::post(format!("/v1/devices/{}/mdoc", reg.device_id), json!({}))
             .bearer(&token);
+        if missing {
+            // Nothing to lose: any failure leaves the phone as it was.
+            if let Ok(m) = call(http, &reg.authority, &req).and_then(|v| wallet_mdoc(&v, &spki)) {
+                self.state.mdoc = Some(m);
+                report.mdoc_refreshed = true;
+                self.commit()?;
+            }
+            return Ok(report);
+        }
         match call(http, &reg.authority, &req) {
             Ok(v) => {
                 self.state.mdoc = Some(wallet_mdoc(&v, &spki)?);
@@ -526,6 +542,20 @@ impl Phone {
         }
         self.commit()?;
         Ok(report)
+    }
+
+    /// Whether the phone should have a mobile ID but has none: provisioned,
+    /// holding the mobile ID's key, active at the authority with live
+    /// certificates (as `report`, a sync just now, says).
+    fn mdoc_missing(&self, report: &SyncReport) -> bool {
+        self.state.mdoc.is_none()
+            && self.is_provisioned()
+            && report.status == "active"
+            && !report
+                .certificates
+                .iter()
+                .any(|(_, s)| matches!(s.as_str(), "revoked" | "suspended" | "expired"))
+            && lock(&self.element).find_key(MDOC_KEY_LABEL).is_ok()
     }
 
     // ---- signing -----------------------------------------------------------
@@ -678,7 +708,14 @@ impl Phone {
     /// 5. `POST /v1/phones`, then stores the certificates and device token.
     ///
     /// If anything fails after step 3 the element is wiped again, so a
-    /// failed provisioning leaves no keys or PINs behind.
+    /// failed provisioning leaves no keys or PINs behind. Once the authority
+    /// has answered `201` it has issued live certificates, so a failure
+    /// after that (an answer whose certificates are not for the element's
+    /// keys, the wallet not written) is also reported to it, best effort,
+    /// with the new device token (`POST /v1/devices/{id}/wiped`, cause
+    /// `provisioning_failed`): it revokes them. A missing or unusable
+    /// mobile ID in that answer is no failure: the phone keeps its
+    /// certificates without one, and [`Phone::sync_at`] fetches it.
     pub fn provision<T: Transport>(
         &mut self,
         card: &mut JpkiClient<T>,
@@ -746,16 +783,19 @@ impl Phone {
 
         // 3–5 change the element: undo on failure.
         self.clear_leftovers()?;
-        match self.provision_keys(
-            card,
-            http,
-            base,
-            req,
-            &challenge,
-            &card_sign_cert,
-            card_face.as_deref(),
-        ) {
-            Ok((provisioned, registration, sign, auth)) => {
+        let kept = self.state.clone();
+        let outcome = self
+            .provision_keys(
+                card,
+                http,
+                base,
+                req,
+                &challenge,
+                &card_sign_cert,
+                card_face.as_deref(),
+            )
+            .and_then(|(provisioned, registration, sign, auth)| {
+                let issued = Issued::of(&registration);
                 self.state.registration = Some(registration);
                 self.state.certificates = WalletCertificates {
                     sign,
@@ -772,13 +812,31 @@ impl Phone {
                 ];
                 self.state.wipe = None;
                 self.state.mdoc = provisioned.mdoc.clone();
-                self.commit()?;
-                Ok(provisioned)
-            }
-            Err(e) => {
+                match self.commit() {
+                    Ok(()) => Ok(provisioned),
+                    Err(error) => Err(Failed { error, issued }),
+                }
+            });
+        match outcome {
+            Ok(provisioned) => Ok(provisioned),
+            Err(Failed { error, issued }) => {
                 // Keys and PINs of a failed provisioning must not linger.
+                self.state = kept;
                 let _ = lock(&self.element).wipe();
-                Err(e)
+                // Once the authority has answered 201 it has issued live
+                // certificates (and superseded the previous phone): tell it
+                // their keys are gone, so it revokes them. Best effort: if
+                // this does not arrive, the next provisioning from the card
+                // supersedes them anyway.
+                if let Some(issued) = issued {
+                    let req = HttpRequest::post(
+                        format!("/v1/devices/{}/wiped", issued.device_id),
+                        json!({"cause": "provisioning_failed"}),
+                    )
+                    .bearer(&issued.token);
+                    let _ = call(http, base, &req);
+                }
+                Err(error)
             }
         }
     }
@@ -797,6 +855,8 @@ impl Phone {
         Ok(())
     }
 
+    /// Steps 3–5. A failure after the authority's 201 carries what it
+    /// issued ([`Failed::issued`]), so the caller can have it revoked.
     #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn provision_keys<T: Transport>(
         &mut self,
@@ -807,7 +867,7 @@ impl Phone {
         challenge: &[u8],
         card_sign_cert: &[u8],
         card_face: Option<&[u8]>,
-    ) -> Result<(Provisioned, Registration, Vec<u8>, Vec<u8>), PhoneError> {
+    ) -> Result<(Provisioned, Registration, Vec<u8>, Vec<u8>), Failed> {
         // (The mobile ID travels in `Provisioned::mdoc`.)
         let se_device_id = self.state.se_device_id.clone();
         let (
@@ -905,24 +965,34 @@ impl Phone {
             body["card_face"] = json!(b64(face));
         }
         let v = call(http, base, &HttpRequest::post("/v1/phones", body))?;
-        let sign_cert = base64_field(&v, "sign_cert")?;
-        let auth_cert = base64_field(&v, "auth_cert")?;
+        // 201: the authority has issued. From here on a failure leaves live
+        // certificates at the authority, so it carries the means to end them.
+        let issued = match (text(&v, "device_id"), text(&v, "device_token")) {
+            (Ok(device_id), Ok(token)) => Issued { device_id, token },
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        let after = |error: PhoneError| Failed {
+            error,
+            issued: Some(issued.clone()),
+        };
+        let sign_cert = base64_field(&v, "sign_cert").map_err(after)?;
+        let auth_cert = base64_field(&v, "auth_cert").map_err(after)?;
         for (what, cert, spki) in [
             ("signing", &sign_cert, &sign_spki),
             ("authentication", &auth_cert, &auth_spki),
         ] {
-            if shomei_pki::csr::certificate_spki(cert)? != *spki {
-                return Err(PhoneError::Protocol(format!(
+            if shomei_pki::csr::certificate_spki(cert).map_err(|e| after(e.into()))? != *spki {
+                return Err(after(PhoneError::Protocol(format!(
                     "the {what} certificate is not for the phone's key"
-                )));
+                ))));
             }
         }
         let provisioned = Provisioned {
-            device_id: text(&v, "device_id")?,
+            device_id: issued.device_id.clone(),
             se_device_id,
             holder_id: text(&v, "holder_id").unwrap_or_default(),
-            sign_serial: serial_hex(&sign_cert)?,
-            auth_serial: serial_hex(&auth_cert)?,
+            sign_serial: serial_hex(&sign_cert).map_err(after)?,
+            auth_serial: serial_hex(&auth_cert).map_err(after)?,
             superseded_devices: v["superseded_devices"]
                 .as_array()
                 .map(|a| {
@@ -931,16 +1001,19 @@ impl Phone {
                         .collect()
                 })
                 .unwrap_or_default(),
+            // The mobile ID is an extra: one missing or unusable (not
+            // bound to the element's key, unreadable) does not undo the
+            // certificates; the phone has none yet and `sync_at` fetches it.
             mdoc: match &v["mdoc"] {
                 Value::Null => None,
-                m => Some(wallet_mdoc(m, &mdoc_spki)?),
+                m => wallet_mdoc(m, &mdoc_spki).ok(),
             },
         };
         let registration = Registration {
             authority: base.to_owned(),
             device_id: provisioned.device_id.clone(),
             holder_id: provisioned.holder_id.clone(),
-            device_token: Some(text(&v, "device_token")?),
+            device_token: Some(issued.token.clone()),
             sign_serial: provisioned.sign_serial.clone(),
             auth_serial: provisioned.auth_serial.clone(),
         };
@@ -1178,6 +1251,50 @@ impl Phone {
     fn commit(&mut self) -> Result<(), PhoneError> {
         let bytes = self.state.encode()?;
         self.store.commit(&bytes)
+    }
+}
+
+/// What the authority issued in a `201` to `POST /v1/phones`: enough to
+/// tell it, with the device token, that the phone could not keep it.
+#[derive(Clone)]
+struct Issued {
+    device_id: String,
+    token: String,
+}
+
+impl Issued {
+    fn of(reg: &Registration) -> Option<Self> {
+        Some(Self {
+            device_id: reg.device_id.clone(),
+            token: reg.device_token.clone()?,
+        })
+    }
+}
+
+/// A failed provisioning step; `issued` once the authority had answered 201.
+struct Failed {
+    error: PhoneError,
+    issued: Option<Issued>,
+}
+
+impl From<PhoneError> for Failed {
+    fn from(error: PhoneError) -> Self {
+        Self {
+            error,
+            issued: None,
+        }
+    }
+}
+
+impl From<SeError> for Failed {
+    fn from(e: SeError) -> Self {
+        PhoneError::from(e).into()
+    }
+}
+
+impl From<shomei_pki::PkiError> for Failed {
+    fn from(e: shomei_pki::PkiError) -> Self {
+        PhoneError::from(e).into()
     }
 }
 

@@ -285,6 +285,13 @@ struct Mock {
     /// The body of the last `POST /v1/phones`, as sent.
     last_phone_body: Option<String>,
     refuse_phones: bool,
+    /// Changes the `201` answer to `POST /v1/phones` after issuing (an
+    /// authority or a network that answers something the phone cannot keep).
+    alter_phone_answer: Option<fn(&mut Value)>,
+    /// Issues phones without a mobile ID (none in the answer, none to refresh).
+    no_mdoc: bool,
+    /// `POST /v1/devices/{id}/wiped` calls: the device and the body's cause.
+    wiped: Vec<(String, Option<String>)>,
     /// When the mock signs a refreshed mobile ID.
     clock: Option<Timestamp>,
 }
@@ -385,6 +392,7 @@ impl Mock {
         self.event("phone_provisioned", None);
         let mdoc_spki = body["mdoc_device_key"]
             .as_str()
+            .filter(|_| !self.no_mdoc)
             .map(|k| B64.decode(k).unwrap());
         let mdoc = mdoc_spki.as_ref().map_or(Value::Null, |k| {
             mock_mdoc(k, NOW, self.devices.len() as u64)
@@ -399,17 +407,18 @@ impl Mock {
                 mdoc_spki,
             },
         );
-        Self::ok(
-            201,
-            json!({
-                "device_id": id, "device_token": token, "holder_id": "h1",
-                "se_device_id": issued.device_id,
-                "sign_cert": B64.encode(&issued.sign.der), "auth_cert": B64.encode(&issued.auth.der),
-                "sign_serial": serials[0], "auth_serial": serials[1],
-                "superseded_devices": superseded,
-                "mdoc": mdoc,
-            }),
-        )
+        let mut answer = json!({
+            "device_id": id, "device_token": token, "holder_id": "h1",
+            "se_device_id": issued.device_id,
+            "sign_cert": B64.encode(&issued.sign.der), "auth_cert": B64.encode(&issued.auth.der),
+            "sign_serial": serials[0], "auth_serial": serials[1],
+            "superseded_devices": superseded,
+            "mdoc": mdoc,
+        });
+        if let Some(alter) = self.alter_phone_answer {
+            alter(&mut answer);
+        }
+        Self::ok(201, answer)
     }
 
     fn route(&mut self, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
@@ -460,13 +469,18 @@ impl Mock {
                 if d.status != "active" {
                     return Err(Self::problem(409, "device_not_active"));
                 }
-                let spki = d.mdoc_spki.clone().unwrap();
+                let Some(spki) = d.mdoc_spki.clone() else {
+                    return Err(Self::problem(404, "not_found"));
+                };
                 Self::ok(200, mock_mdoc(&spki, self.clock.unwrap_or(NOW), 0))
             }
             (Method::Post, ["", "v1", "devices", id, "wiped"]) => {
                 self.device_for(req, id)?;
+                let cause = body["cause"].as_str().map(str::to_owned);
+                self.wiped.push((id.to_string(), cause.clone()));
                 let d = self.devices.get_mut(*id).unwrap();
-                if d.status == "active" {
+                // Without a cause, only an ordered wipe (as the authority).
+                if d.status == "active" && cause.is_none() {
                     return Err(Self::problem(409, "device_conflict"));
                 }
                 d.status = "wiped";
@@ -948,6 +962,10 @@ fn failed_provisioning_leaves_nothing_in_the_element() {
         "{err:?}"
     );
     assert!(err.is_user_error());
+    assert!(
+        mock.wiped.is_empty(),
+        "nothing was issued: nothing to report"
+    );
     assert!(lock(p.phone.element()).keys().is_empty());
     assert_eq!(
         p.phone.gate_status(GateId::SignPassword),
@@ -969,6 +987,165 @@ fn failed_provisioning_leaves_nothing_in_the_element() {
         Err(PhoneError::NotACard)
     );
     let _ = &mut other;
+}
+
+/// A wallet store whose writes all fail (a full disk).
+struct FailingStore;
+
+impl WalletStore for FailingStore {
+    fn load(&self) -> Result<Option<Vec<u8>>, PhoneError> {
+        Ok(None)
+    }
+
+    fn commit(&mut self, _: &[u8]) -> Result<(), PhoneError> {
+        Err(PhoneError::Storage("disk full".into()))
+    }
+}
+
+/// After a provisioning that failed past the authority's 201: the element
+/// is empty, the wallet holds nothing, and the authority was told (once,
+/// with the new device token) so that it revoked what it issued.
+fn assert_given_up_and_reported(phone: &Phone, mock: &Mock) {
+    assert!(lock(phone.element()).keys().is_empty(), "keys destroyed");
+    assert_eq!(phone.gate_status(GateId::SignPassword), GateStatus::NotSet);
+    assert!(!phone.is_provisioned());
+    assert!(phone.state().registration.is_none());
+    assert_eq!(
+        mock.wiped,
+        [("d_1".to_owned(), Some("provisioning_failed".to_owned()))]
+    );
+    assert_eq!(mock.calls.last().unwrap(), "/v1/devices/d_1/wiped");
+    assert_eq!(
+        mock.devices["d_1"].status, "wiped",
+        "the authority ended it"
+    );
+}
+
+#[test]
+fn certificate_not_for_the_phone_key_after_201_is_reported_and_revoked() {
+    let mut mock = Mock {
+        // Both certificates are real and live, but the signing one is the
+        // authentication key's: the phone cannot keep them.
+        alter_phone_answer: Some(|v| v["sign_cert"] = v["auth_cert"].clone()),
+        ..Mock::default()
+    };
+    let mut p = new_phone();
+    let (mut card, _) = fresh_card();
+    let err = p
+        .phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PhoneError::Protocol(m) if m.contains("signing certificate")),
+        "{err:?}"
+    );
+    assert_given_up_and_reported(&p.phone, &mock);
+    // Nothing comes back after a power cycle, and the phone provisions
+    // again normally.
+    p.reopen().unwrap();
+    assert!(!p.phone.is_provisioned());
+    mock.alter_phone_answer = None;
+    let (mut card, _) = fresh_card();
+    let out = p
+        .phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    assert_eq!(out.device_id, "d_2");
+    assert_eq!(mock.wiped.len(), 1, "a success reports nothing");
+}
+
+#[test]
+fn wallet_write_failure_after_201_is_reported_and_revoked() {
+    let mut mock = Mock::default();
+    let root = MemoryDeviceRoot::new(fixture().manufacturer.new_device(NOW).unwrap());
+    let se = SimSecureElement::provision(MemoryStore::new(), root, SimOptions::default()).unwrap();
+    let mut phone = Phone::from_parts(Box::new(se), Box::new(FailingStore)).unwrap();
+    let (mut card, _) = fresh_card();
+    let err = phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap_err();
+    assert_eq!(err, PhoneError::Storage("disk full".into()));
+    assert_given_up_and_reported(&phone, &mock);
+    assert_eq!(phone.state().authority_status, None, "the wallet as before");
+}
+
+#[test]
+fn unusable_mdoc_in_the_answer_keeps_the_certificates_and_sync_fetches_it() {
+    let bad: [fn(&mut Value); 2] = [
+        // Bound to another key.
+        |v| {
+            let other = shomei_pki::EcdsaP256Signer::generate().unwrap();
+            v["mdoc"] = mock_mdoc(other.public_key_spki(), NOW, 9);
+        },
+        // Not a mobile ID at all.
+        |v| v["mdoc"] = json!({"doc_type": "x", "issuer_signed": "not base64!"}),
+    ];
+    for alter in bad {
+        let mut mock = Mock {
+            alter_phone_answer: Some(alter),
+            ..Mock::default()
+        };
+        let mut p = new_phone();
+        let (mut card, _) = fresh_card();
+        let out = p
+            .phone
+            .provision(&mut card, &mut mock, &request(CARD_PW))
+            .unwrap();
+        assert_eq!(out.mdoc, None, "reported missing");
+        assert!(mock.wiped.is_empty(), "nothing reported to the authority");
+        assert!(p.phone.is_provisioned());
+        assert_eq!(p.phone.mdoc(), None);
+        assert!(lock(p.phone.element()).find_key(MDOC_KEY_LABEL).is_ok());
+        // The certificates work.
+        let (cert, _) = p
+            .phone
+            .answer_challenge(AuthUnlock::Pin(PHONE_PIN), b"challenge")
+            .unwrap();
+        assert_eq!(cert, p.phone.state().certificates.auth);
+        // The next sync fetches the mobile ID, bound to the element's key.
+        let r = p.phone.sync_at(&mut mock, NOW).unwrap();
+        assert!(r.mdoc_refreshed);
+        assert_eq!(mock.calls.last().unwrap(), "/v1/devices/d_1/mdoc");
+        let m = p.phone.mdoc().cloned().expect("fetched");
+        let se_spki = {
+            let se = lock(p.phone.element());
+            se.public_key(&se.find_key(MDOC_KEY_LABEL).unwrap())
+                .unwrap()
+        };
+        let parsed = shomei_mdoc::issuer::IssuerSigned::from_cbor(&m.issuer_signed).unwrap();
+        let mso = shomei_mdoc::mso::MobileSecurityObject::from_tagged_bytes(
+            parsed.issuer_auth.payload.as_deref().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(mso.device_key.to_spki(), se_spki);
+        p.reopen().unwrap();
+        assert_eq!(p.phone.mdoc(), Some(&m), "stored");
+        // Once it has one, a sync before half its validity asks for none.
+        let calls = mock.calls.len();
+        let r = p.phone.sync_at(&mut mock, NOW).unwrap();
+        assert!(!r.mdoc_refreshed);
+        assert!(!mock.calls[calls..].iter().any(|c| c.ends_with("/mdoc")));
+    }
+}
+
+#[test]
+fn sync_without_a_mobile_id_at_the_authority_still_succeeds() {
+    let mut mock = Mock {
+        no_mdoc: true,
+        ..Mock::default()
+    };
+    let mut p = provisioned(&mut mock);
+    assert_eq!(p.phone.mdoc(), None);
+    let r = p.phone.sync_at(&mut mock, NOW).unwrap();
+    assert!(!r.mdoc_refreshed);
+    assert_eq!(r.status, "active");
+    assert_eq!(mock.calls.last().unwrap(), "/v1/devices/d_1/mdoc");
+    assert_eq!(p.phone.mdoc(), None);
+    // A superseded phone asks for none: it wipes instead.
+    let _second = provisioned(&mut mock);
+    let r = p.phone.sync_at(&mut mock, NOW).unwrap();
+    assert!(r.wiped_now);
+    assert!(!mock.calls.last().unwrap().ends_with("/mdoc"));
 }
 
 #[test]
