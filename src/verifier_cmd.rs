@@ -202,12 +202,14 @@ pub async fn run_verify(cmd: VerifyCmd, json: bool) -> anyhow::Result<()> {
     };
     if let Some(err) = &report.error {
         // The result still goes to stdout for scripts; the failure is the
-        // one stderr line and the exit code (2: not a signature at all).
+        // one stderr line and the exit code (2: not a signature at all —
+        // malformed or unsupported CMS or certificate; 1: a signature that
+        // does not verify or whose signer is not good).
         if json {
             println!("{value}");
         }
         let msg = format!("the signature is not valid: {} ({})", err.message, err.code);
-        return Err(if err.code == "malformed" {
+        return Err(if report.bad_input().is_some() {
             Failure::input(msg)
         } else {
             anyhow::anyhow!(msg)

@@ -1631,3 +1631,172 @@ fn hostile_login_page_cannot_get_a_revocation_proof() {
     let claims = login_with(&v, "after", |url| w.card_login(url, None));
     assert_eq!(claims["shomei_medium"], "card");
 }
+
+#[test]
+fn verify_signature_names_unknown_root_and_expired_signer_cli_and_http() {
+    let w = world();
+    let doc = w.path("app.txt");
+    std::fs::write(&doc, "申請書\n").unwrap();
+
+    // A stranger's self-signed certificate, signed by openssl.
+    let (key, cert) = (w.path("stranger.key"), w.path("stranger.pem"));
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-subj",
+        "/CN=stranger",
+        "-days",
+        "30",
+    ]);
+    assert!(ok, "{out}");
+    let stranger = w.path("stranger.p7s");
+    let (ok, out) = openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        doc.to_str().unwrap(),
+        "-signer",
+        cert.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-out",
+        stranger.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let out = w.verify(&doc, &stranger, &[]);
+    let (code, err) = failure(&out);
+    assert_eq!(
+        code, 1,
+        "a signature that does not verify, not bad input: {err}"
+    );
+    let r = one_json_line(&out);
+    assert_eq!(
+        (&r["valid"], &r["error"]["code"]),
+        (&json!(false), &json!("unknown_root")),
+        "{r}"
+    );
+
+    // The same, with the content attached (not a detached signature): bad
+    // input, exit 2.
+    let attached = w.path("attached.p7s");
+    let (ok, out) = openssl(&[
+        "cms",
+        "-sign",
+        "-nodetach",
+        "-binary",
+        "-in",
+        doc.to_str().unwrap(),
+        "-signer",
+        cert.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-out",
+        attached.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let out = w.verify(&doc, &attached, &[]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(one_json_line(&out)["error"]["code"], "unsupported");
+
+    // A signing certificate of this authority that expired years ago (the
+    // authority's own root, a past validity), signed while it was valid.
+    let home = shomei_authority_server::home::Home::open(&w.dir).unwrap();
+    let signer = shomei_pki::RsaSigner::generate().unwrap();
+    let csr =
+        shomei_pki::csr::check_csr(&shomei_pki::csr::build_csr(&signer, "x").unwrap()).unwrap();
+    let holder = shomei_core::BasicFour::new(
+        NAME,
+        ADDRESS,
+        BIRTH.parse::<shomei_core::BirthDate>().unwrap(),
+        shomei_core::Sex::Male,
+    )
+    .unwrap();
+    let then = time::macros::datetime!(2015-04-01 00:00:00 UTC);
+    let old_cert = shomei_pki::profile::issue_end_entity(
+        &home.sign_root,
+        &shomei_pki::profile::PublicationPoints::new(&w.url),
+        &shomei_pki::profile::EndEntityRequest {
+            class: shomei_core::CertClass::CardSign,
+            csr: &csr,
+            holder: &holder,
+            serial: &shomei_core::Serial::from_be_bytes(&[0x7e, 0x01, 0x02]).unwrap(),
+            now: then,
+            not_after: then + time::Duration::days(365),
+            shard: 0,
+        },
+    )
+    .unwrap();
+    let old_p7s = shomei_pki::cms::sign_detached(
+        &std::fs::read(&doc).unwrap(),
+        &old_cert,
+        &[],
+        &signer,
+        then,
+    )
+    .unwrap();
+    let expired = w.path("expired.p7s");
+    std::fs::write(&expired, &old_p7s).unwrap();
+    let out = w.verify(&doc, &expired, &[]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 1, "{err}");
+    let r = one_json_line(&out);
+    assert_eq!(
+        (&r["valid"], &r["error"]["code"]),
+        (&json!(false), &json!("expired")),
+        "{r}"
+    );
+    assert!(err.contains("expired"), "{err}");
+
+    // The verifier service's endpoint: the same names (200, valid false),
+    // and a 400 problem for what is not a signature.
+    let v = w.verifier(&[]);
+    let post = |content: &[u8], sig: &[u8]| {
+        let resp = http()
+            .post(format!("{}/v1/verify/signature", v.issuer))
+            .json(&json!({"content": B64.encode(content), "signature": B64.encode(sig)}))
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        (status, ct, resp.json::<Value>().unwrap())
+    };
+    let content = std::fs::read(&doc).unwrap();
+    for (sig, code) in [
+        (std::fs::read(&stranger).unwrap(), "unknown_root"),
+        (old_p7s, "expired"),
+    ] {
+        let (s, _, r) = post(&content, &sig);
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            (&r["valid"], &r["error"]["code"]),
+            (&json!(false), &json!(code)),
+            "{r}"
+        );
+    }
+    for (sig, code) in [
+        (b"\x30\x03\x02\x01\x00 not CMS".to_vec(), "malformed"),
+        (std::fs::read(&attached).unwrap(), "unsupported"),
+    ] {
+        let (s, ct, r) = post(&content, &sig);
+        assert_eq!(s, 400, "{r}");
+        assert_eq!(ct, "application/problem+json");
+        assert_eq!(r["code"], code, "{r}");
+    }
+}

@@ -431,6 +431,12 @@ struct VerifyBody {
     signature: String,
 }
 
+/// `POST /v1/verify/signature`: 200 with the contract's report when the
+/// input is a signature (`valid` says whether it verifies, `error.code`
+/// why not: `content_mismatch`, `bad_signature`, `wrong_purpose`,
+/// `unknown_root`, `expired`, `revoked`, `suspended`…); 400
+/// `application/problem+json` when it is not one at all (`bad_request`,
+/// `bad_base64`, `malformed`, `unsupported`).
 async fn verify_signature(
     State(s): State<Arc<AppState>>,
     body: Result<Json<VerifyBody>, JsonRejection>,
@@ -438,5 +444,209 @@ async fn verify_signature(
     let Json(body) = body.map_err(|e| ServiceError::bad("bad_request", e.body_text()))?;
     let content = b64("content", &body.content)?;
     let p7s = b64("signature", &body.signature)?;
-    Ok(Json(s.verifier.verify_signature(&p7s, &content).await))
+    let report = s.verifier.verify_signature(&p7s, &content).await;
+    if let Some(e) = report.bad_input() {
+        return Err(ServiceError::bad(e.code, e.message.clone()));
+    }
+    Ok(Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+
+    use shomei_core::{BasicFour, BirthDate, CertClass, Root, Serial, Sex, Timestamp};
+    use shomei_pki::crl::build_crl;
+    use shomei_pki::profile::{
+        EndEntityRequest, PublicationPoints, RootCa, card_not_after, issue_end_entity,
+    };
+    use shomei_pki::{EcdsaP256Signer, RsaSigner};
+    use shomei_verifier::{RootSource, TrustStore, VerifiedCrl};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::StatusMode;
+    use crate::online::OnlineVerifier;
+
+    const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+    const BASE: &str = "http://127.0.0.1:9";
+
+    fn holder() -> BasicFour {
+        BasicFour::new(
+            "山田 花子",
+            "東京都千代田区霞が関1-1",
+            BirthDate::from_jpki_encoding("419900401").unwrap(),
+            Sex::Female,
+        )
+        .unwrap()
+    }
+
+    /// A signing root and a detached signature by a card signing
+    /// certificate under it.
+    fn signed(root: &RootCa, doc: &[u8]) -> Vec<u8> {
+        let key = RsaSigner::generate().unwrap();
+        let csr =
+            shomei_pki::csr::check_csr(&shomei_pki::csr::build_csr(&key, "x").unwrap()).unwrap();
+        let h = holder();
+        let cert = issue_end_entity(
+            root,
+            &PublicationPoints::new(BASE),
+            &EndEntityRequest {
+                class: CertClass::CardSign,
+                csr: &csr,
+                holder: &h,
+                serial: &Serial::from_be_bytes(&[0x40, 1]).unwrap(),
+                now: NOW,
+                not_after: card_not_after(&h, NOW),
+                shard: 1,
+            },
+        )
+        .unwrap();
+        shomei_pki::cms::sign_detached(doc, &cert, &[], &key, NOW).unwrap()
+    }
+
+    fn root(name: &str) -> RootCa {
+        let key = Arc::new(RsaSigner::generate().unwrap());
+        RootCa::create(
+            Root::Sign,
+            name,
+            key,
+            &Serial::from_be_bytes(&[1]).unwrap(),
+            NOW,
+        )
+        .unwrap()
+    }
+
+    /// The service on a loopback port, its clock at `at` (settable), the
+    /// CRL shard warm so a good signer needs no authority.
+    async fn serve(root: &RootCa, at: Arc<Mutex<Timestamp>>) -> String {
+        let mut store = TrustStore::new();
+        store
+            .add(Purpose::Signing, root.cert_der(), RootSource::Shomei)
+            .unwrap();
+        let clock: crate::Clock = Arc::new(move || *at.lock().unwrap());
+        let verifier = OnlineVerifier::with_store(BASE, store, StatusMode::Crl, clock).unwrap();
+        let crl = build_crl(
+            root,
+            &PublicationPoints::new(BASE),
+            CertClass::CardSign,
+            1,
+            1,
+            NOW,
+            NOW + time::Duration::hours(24),
+            &[],
+        )
+        .unwrap();
+        verifier
+            .insert_crl(VerifiedCrl::parse(&crl, root.cert_der()).unwrap())
+            .unwrap();
+        let jwt =
+            crate::jwt::JwtSigner::new(Arc::new(EcdsaP256Signer::generate().unwrap())).unwrap();
+        let provider = crate::oidc::Provider::new("http://op", vec![], jwt);
+        let app = router(Arc::new(AppState { verifier, provider }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/v1/verify/signature")
+    }
+
+    async fn post(url: &str, body: Value) -> (u16, String, Value) {
+        let resp = reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, ct, resp.json().await.unwrap())
+    }
+
+    fn b64e(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    #[tokio::test]
+    async fn verify_signature_endpoint_answers_400_for_non_signatures_and_names_failures() {
+        let doc = b"application";
+        let ours = root("Test Authority");
+        let p7s = signed(&ours, doc);
+        let at = Arc::new(Mutex::new(NOW));
+        let url = serve(&ours, at.clone()).await;
+
+        // Good: 200 valid.
+        let (s, _, r) = post(&url, json!({"content": b64e(doc), "signature": b64e(&p7s)})).await;
+        assert_eq!(
+            (s, &r["valid"], &r["status"]),
+            (200, &json!(true), &json!("good")),
+            "{r}"
+        );
+
+        // Not CMS: 400 problem+json, code malformed (no report).
+        for garbage in [
+            &b"\x30\x03\x02\x01\x00 not CMS"[..],
+            b"",
+            &p7s[..p7s.len() / 2],
+        ] {
+            let (s, ct, r) = post(
+                &url,
+                json!({"content": b64e(doc), "signature": b64e(garbage)}),
+            )
+            .await;
+            assert_eq!(s, 400, "{r}");
+            assert_eq!(ct, "application/problem+json");
+            assert_eq!(r["code"], "malformed", "{r}");
+            assert_eq!(r["status"], 400);
+            assert!(r.get("valid").is_none(), "{r}");
+        }
+        // Not base64, not the JSON shape: 400 with their own codes.
+        let (s, ct, r) = post(&url, json!({"content": "!!!", "signature": b64e(&p7s)})).await;
+        assert_eq!(
+            (s, ct.as_str(), &r["code"]),
+            (400, "application/problem+json", &json!("bad_base64"))
+        );
+        let (s, _, r) = post(&url, json!({"content": b64e(doc)})).await;
+        assert_eq!((s, &r["code"]), (400, &json!("bad_request")), "{r}");
+
+        // Well-formed but signed under another root: 200, unknown_root.
+        let theirs = signed(&root("Another Authority"), doc);
+        let (s, _, r) = post(
+            &url,
+            json!({"content": b64e(doc), "signature": b64e(&theirs)}),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            (&r["valid"], &r["error"]["code"]),
+            (&json!(false), &json!("unknown_root"))
+        );
+        // Other content: 200, content_mismatch.
+        let (s, _, r) = post(
+            &url,
+            json!({"content": b64e(b"other"), "signature": b64e(&p7s)}),
+        )
+        .await;
+        assert_eq!(
+            (s, &r["error"]["code"]),
+            (200, &json!("content_mismatch")),
+            "{r}"
+        );
+
+        // The clock past the certificate's notAfter: 200, expired.
+        *at.lock().unwrap() = card_not_after(&holder(), NOW) + time::Duration::days(1);
+        let (s, _, r) = post(&url, json!({"content": b64e(doc), "signature": b64e(&p7s)})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            (&r["valid"], &r["error"]["code"]),
+            (&json!(false), &json!("expired")),
+            "{r}"
+        );
+    }
 }

@@ -351,6 +351,16 @@ pub struct SignatureReport {
 }
 
 impl SignatureReport {
+    /// The error when the input was not a signature this verifier can read
+    /// at all (`malformed` or `unsupported` CMS or certificate): the
+    /// caller's bad input (HTTP 400, exit code 2), as opposed to a
+    /// well-formed signature that does not verify (`valid: false`).
+    pub fn bad_input(&self) -> Option<&ErrorJson> {
+        self.error
+            .as_ref()
+            .filter(|e| matches!(e.code, "malformed" | "unsupported"))
+    }
+
     fn invalid(e: VerifyError) -> Self {
         Self {
             valid: false,
