@@ -483,6 +483,95 @@ mod tests {
         assert_eq!(vpcd.0.read(&mut byte).unwrap(), 0);
     }
 
+    /// The card served on a fresh listener; the handle stops it.
+    fn serve_on_listener() -> (
+        TcpListener,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<Result<(), CardError>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (card, _chip) = testutil::card(Variant::Card);
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                serve_vpcd(card, "127.0.0.1", port, || stop.load(Ordering::SeqCst))
+            })
+        };
+        (listener, stop, server)
+    }
+
+    /// Selects the authentication PIN EF on a freshly connected link and
+    /// reads its counter with an empty VERIFY (which spends no try).
+    fn auth_pin_counter(vpcd: &mut FakeVpcd) -> String {
+        assert_eq!(vpcd.apdu(SELECT_JPKI), "9000");
+        assert_eq!(vpcd.apdu("00A4020C020018"), "9000");
+        vpcd.apdu("00200080")
+    }
+
+    #[test]
+    fn dropped_link_mid_verify_counts_a_whole_try_and_never_half_of_one() {
+        let (listener, stop, server) = serve_on_listener();
+        let wrong_verify = hex::decode("002000800439393939").unwrap();
+
+        let mut vpcd = accept(&listener);
+        assert_eq!(auth_pin_counter(&mut vpcd), "63C3");
+        // vpcd dies halfway through a frame: the chip never saw a command,
+        // so nothing is counted. Twice: cut inside the APDU, and cut after a
+        // complete wrong VERIFY inside a frame announced 4 bytes longer (the
+        // bytes received would make a valid command on their own).
+        let whole = wrong_verify.len();
+        for (announced, sent) in [(whole, 6), (whole + 4, whole)] {
+            let len = u16::try_from(announced).unwrap().to_be_bytes();
+            vpcd.0.write_all(&len).unwrap();
+            vpcd.0.write_all(&wrong_verify[..sent]).unwrap();
+            drop(vpcd);
+            vpcd = accept(&listener);
+            assert_eq!(
+                auth_pin_counter(&mut vpcd),
+                "63C3",
+                "half a frame ({sent} of {announced} bytes) spent a try"
+            );
+        }
+
+        // The whole wrong VERIFY arrives, but vpcd goes away before reading
+        // the answer: the try was counted before the comparison and stays
+        // spent on the reconnected card (no refund when the answer is lost).
+        vpcd.send(&wrong_verify);
+        drop(vpcd);
+        let mut vpcd = accept(&listener);
+        assert_eq!(
+            auth_pin_counter(&mut vpcd),
+            "63C2",
+            "a lost answer refunded the try"
+        );
+
+        // The same with the connection reset (RST, not FIN) right after
+        // the frame: whether or not the chip got the command, a try is never
+        // given back; if it got it, exactly one is counted.
+        vpcd.send(&wrong_verify);
+        socket2::SockRef::from(&vpcd.0)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(vpcd);
+        let mut vpcd = accept(&listener);
+        let after_reset = auth_pin_counter(&mut vpcd);
+        assert!(
+            after_reset == "63C2" || after_reset == "63C1",
+            "tries after a reset mid-command: {after_reset}"
+        );
+
+        // The right PIN still works and restores the counter.
+        assert_eq!(
+            vpcd.apdu(&format!("0020008004{}", hex::encode(AUTH_PIN))),
+            "9000"
+        );
+        assert_eq!(vpcd.apdu("00200080"), "63C3");
+        stop.store(true, Ordering::SeqCst);
+        server.join().unwrap().unwrap();
+    }
+
     #[test]
     fn waits_for_vpcd_then_connects() {
         // Reserve a port, free it, and start the card before anyone listens.
