@@ -525,6 +525,8 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
     };
     let mut card = card_cmd::open(&a.card)?;
     let created = !Phone::exists(&a.phone);
+    // A folder the holder made beforehand is theirs: emptied, never removed.
+    let folder_existed = a.phone.exists();
     let mut phone = if created {
         let m = match &a.manufacturer {
             Some(dir) => manufacturer(dir)?,
@@ -558,7 +560,9 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
                 // (only what `Phone::create` made is removed).
                 let _ = std::fs::remove_dir_all(a.phone.join(shomei_phone::SE_DIR));
                 let _ = std::fs::remove_file(a.phone.join(shomei_phone::WALLET_FILE));
-                let _ = std::fs::remove_dir(&a.phone);
+                if !folder_existed {
+                    let _ = std::fs::remove_dir(&a.phone);
+                }
             }
             return Err(match &e {
                 PhoneError::Refused { code, .. } if code == "untrusted_manufacturer" => {

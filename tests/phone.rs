@@ -931,6 +931,131 @@ fn wrong_card_password_is_counted_on_the_card_and_changes_nothing() {
     assert_eq!(st["sign_password_tries_left"], 5);
 }
 
+/// Nothing a refusal may print: the secrets given and the holder's personal data.
+fn assert_no_secrets(err: &str, secrets: &[&str]) {
+    for s in secrets
+        .iter()
+        .chain(&["鈴木", "一郎", "北海道", "札幌", "1980-02-03", "19800203"])
+    {
+        assert!(!err.contains(s), "no secret or personal data: {err}");
+    }
+}
+
+#[test]
+fn blocked_card_password_refuses_provisioning_and_changes_nothing() {
+    let w = world();
+    let phone = w.path("phone1");
+    let card_tries = || {
+        json_of(&shomei(&[
+            "card",
+            "status",
+            "--card",
+            w.card.to_str().unwrap(),
+            "--json",
+        ]))["sign_password_tries_left"]
+            .as_u64()
+            .unwrap()
+    };
+    // The card's signing password has 5 tries (jpki.md §1.6); each wrong
+    // one is counted on the card, the fifth blocks it.
+    for left in (0..5u64).rev() {
+        let (code, err) = failure(&w.provision_out(&phone, "WRONG999"));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(card_tries(), left);
+        if left > 0 {
+            assert!(err.contains(&format!("{left} tries left")), "{err}");
+        }
+        assert!(!phone.exists(), "no phone folder is left behind");
+    }
+    // Blocked: even the right password is refused, on one line, with nothing secret in it.
+    let (code, err) = failure(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("blocked"), "{err}");
+    assert_no_secrets(&err, &[CARD_PW, CARD_PIN, PHONE_PW, PHONE_PIN, "WRONG999"]);
+    assert_eq!(card_tries(), 0, "still blocked");
+    assert!(!phone.exists(), "no phone folder is left behind");
+    // An existing empty phone folder is not filled either.
+    std::fs::create_dir(&phone).unwrap();
+    let (code, _) = failure(&w.provision_out(&phone, CARD_PW));
+    assert_eq!(code, 2);
+    assert_eq!(std::fs::read_dir(&phone).unwrap().count(), 0);
+    // The authority has only the card's certificates and no phone.
+    let h: Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/holders/{}", w.url, holder_id(&w)))
+        .bearer_auth(&w.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let classes: Vec<_> = h["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["class"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        classes,
+        [("card-sign", "active"), ("card-auth", "active")],
+        "{h}"
+    );
+    assert_eq!(h["devices"], json!([]), "{h}");
+}
+
+#[test]
+fn phone_sign_with_blocked_password_or_pin_is_refused() {
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    let doc = w.path("doc.txt");
+    std::fs::write(&doc, "契約書").unwrap();
+    let out = w.path("doc.p7s");
+    let sign = |kind: &str, secret_flag: &str, secret: &str| {
+        w.phone(&[
+            "sign",
+            "--phone",
+            phone.to_str().unwrap(),
+            "--kind",
+            kind,
+            secret_flag,
+            secret,
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let st = || status(&w, &phone);
+    // The phone's own signing password: 5 tries in the secure element.
+    for left in (0..5u64).rev() {
+        let (code, err) = failure(&sign("sign", "--password", "WRONG0000"));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(st()["sign_password_tries_left"], left);
+    }
+    let (code, err) = failure(&sign("sign", "--password", PHONE_PW));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("blocked"), "{err}");
+    assert_no_secrets(&err, &[PHONE_PW, PHONE_PIN, "WRONG0000"]);
+    assert!(!out.exists(), "no signature written");
+    // Only that gate: the authentication key still signs with its PIN.
+    json_of(&sign("auth", "--pin", PHONE_PIN));
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
+    // The authentication PIN: 3 tries, then blocked too.
+    for left in (0..3u64).rev() {
+        let (code, err) = failure(&sign("auth", "--pin", "0000"));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(st()["auth_pin_tries_left"], left);
+    }
+    let (code, err) = failure(&sign("auth", "--pin", PHONE_PIN));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("blocked"), "{err}");
+    assert_no_secrets(&err, &[PHONE_PW, PHONE_PIN]);
+    assert!(!out.exists(), "no signature written");
+    // Blocked locally: the phone and its certificates stay as they were.
+    let s = st();
+    assert_eq!(s["provisioned"], true);
+    assert_eq!(s["sign_password_tries_left"], 0);
+}
+
 /// The card holder's id, from the authority (via the card's auth certificate).
 fn holder_id(w: &World) -> String {
     let st = json_of(&shomei(&[
