@@ -99,8 +99,10 @@ fn authority() -> Authority {
     panic!("authority did not start");
 }
 
-fn issue(a: &Authority, card: &Path, birth: &str) -> Output {
-    shomei(&[
+/// `card issue`'s arguments for 鈴木 一郎 born `birth`, into `card`: no
+/// secrets and no `--json`, for the caller to add.
+fn issue_args(a: &Authority, card: &Path, birth: &str) -> Vec<String> {
+    [
         "card",
         "issue",
         "--authority",
@@ -115,14 +117,33 @@ fn issue(a: &Authority, card: &Path, birth: &str) -> Output {
         birth,
         "--sex",
         "1",
-        "--sign-password",
-        "SUZUKI01",
-        "--auth-pin",
-        "4321",
         "--out",
         card.to_str().unwrap(),
-        "--json",
-    ])
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `card issue` with the password SUZUKI01, the PIN 4321, `--json` and `extra`.
+fn issue_with(a: &Authority, card: &Path, birth: &str, extra: &[&str]) -> Output {
+    let mut args = issue_args(a, card, birth);
+    args.extend(
+        [
+            "--sign-password",
+            "SUZUKI01",
+            "--auth-pin",
+            "4321",
+            "--json",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| (*s).to_owned()),
+    );
+    shomei(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn issue(a: &Authority, card: &Path, birth: &str) -> Output {
+    issue_with(a, card, birth, &[])
 }
 
 #[test]
@@ -714,27 +735,10 @@ fn on_terminal(answers: &[&str], args: &[&str]) -> (i32, String) {
 fn secrets_are_asked_at_the_terminal_and_never_echoed() {
     let a = authority();
     let card = a.dir.join("typed.card");
-    let token = a.dir.join("operator.token");
+    let issue = issue_args(&a, &card, "1985-06-15");
     let (code, shown) = on_terminal(
         &["TYPED77", "9753"],
-        &[
-            "card",
-            "issue",
-            "--authority",
-            &a.url,
-            "--operator-token-file",
-            token.to_str().unwrap(),
-            "--name",
-            "鈴木 一郎",
-            "--address",
-            "北海道札幌市中央区1-1",
-            "--birth",
-            "1985-06-15",
-            "--sex",
-            "1",
-            "--out",
-            card.to_str().unwrap(),
-        ],
+        &issue.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("signing password: "), "{shown}");
@@ -798,31 +802,12 @@ fn my_number_and_face_pins_come_from_files() {
     let card = a.dir.join("file.card");
     let number = a.dir.join("my-number.txt");
     std::fs::write(&number, "123456789018\n").unwrap();
-    let out = shomei(&[
-        "card",
-        "issue",
-        "--authority",
-        &a.url,
-        "--operator-token-file",
-        a.dir.join("operator.token").to_str().unwrap(),
-        "--name",
-        "鈴木 一郎",
-        "--address",
-        "北海道札幌市中央区1-1",
-        "--birth",
+    let out = issue_with(
+        &a,
+        &card,
         "1985-06-15",
-        "--sex",
-        "1",
-        "--sign-password",
-        "SUZUKI01",
-        "--auth-pin",
-        "4321",
-        "--my-number-file",
-        number.to_str().unwrap(),
-        "--out",
-        card.to_str().unwrap(),
-        "--json",
-    ]);
+        &["--my-number-file", number.to_str().unwrap()],
+    );
     let v = json_of(&out);
     let face = &v["card_face"];
     let pin_b = format!(

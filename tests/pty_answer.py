@@ -4,7 +4,8 @@ types an answer at each prompt.
     python3 pty_answer.py ANSWER... -- COMMAND ARGS...
 
 A prompt is terminal output that ends with ": " and no newline; each one
-gets the next ANSWER and Enter. Prints one JSON object: the exit status and
+gets the next ANSWER and Enter, typed once the program has turned the
+terminal's echo off (or after 5 s, when the answer then shows). Prints one JSON object: the exit status and
 everything the terminal showed (so a test can check nothing was echoed).
 """
 
@@ -13,6 +14,8 @@ import os
 import pty
 import select
 import sys
+import termios
+import time
 
 split = sys.argv.index("--")
 answers = sys.argv[1:split]
@@ -36,6 +39,12 @@ while True:
         break
     shown += chunk
     if answers and shown[prompt_from:].endswith(b": "):
+        # Type only once the program has turned echo off, as a person who
+        # waits for the prompt would (typeahead would be echoed by any
+        # terminal); if it never does, the answer shows and the test fails.
+        deadline = time.monotonic() + 5
+        while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.write(fd, answers.pop(0).encode() + b"\r")
         prompt_from = len(shown)
 
