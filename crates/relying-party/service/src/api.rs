@@ -337,9 +337,21 @@ async fn continue_login(
     Ok(Redirect::to(&loc))
 }
 
+/// Whether the request carries HTTP Basic credentials, well-formed or not
+/// (the scheme name is case-insensitive, RFC 9110 §11.1).
+fn tried_basic(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().get(..6))
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"basic "))
+}
+
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    if !tried_basic(headers) {
+        return None;
+    }
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let enc = v.strip_prefix("Basic ")?;
+    let enc = v.get(6..)?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(enc.trim())
         .ok()?;
@@ -382,25 +394,42 @@ async fn token(
         (header::CACHE_CONTROL, "no-store"),
         (header::PRAGMA, "no-cache"),
     ];
-    match s
-        .provider
-        .token(&form, basic_auth(&headers), s.verifier.now())
-    {
-        Ok(t) => (no_store, Json(t)).into_response(),
-        Err(e) => {
-            let status = if e.error == "invalid_client" {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            (
-                status,
-                no_store,
-                Json(json!({"error": e.error, "error_description": e.description})),
-            )
-                .into_response()
+    let basic = if tried_basic(&headers) {
+        // Basic tried but undecodable: a client authentication failure,
+        // never a fall back to the form's client_id.
+        match basic_auth(&headers) {
+            Some(b) => Some(b),
+            None => return invalid_client(no_store, "malformed HTTP Basic credentials"),
         }
+    } else {
+        None
+    };
+    match s.provider.token(&form, basic, s.verifier.now()) {
+        Ok(t) => (no_store, Json(t)).into_response(),
+        Err(e) if e.error == "invalid_client" => invalid_client(no_store, e.description),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            no_store,
+            Json(json!({"error": e.error, "error_description": e.description})),
+        )
+            .into_response(),
     }
+}
+
+/// RFC 6749 §5.2: a client authentication failure is 401; a 401 names the
+/// scheme to use (RFC 9110 §15.5.2), and must be Basic's when the client
+/// tried Basic — the one scheme this endpoint takes in a header.
+fn invalid_client(
+    no_store: [(header::HeaderName, &'static str); 2],
+    description: &str,
+) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        no_store,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"shomei\"")],
+        Json(json!({"error": "invalid_client", "error_description": description})),
+    )
+        .into_response()
 }
 
 async fn userinfo(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -522,6 +551,15 @@ mod tests {
     /// The service on a loopback port, its clock at `at` (settable), the
     /// CRL shard warm so a good signer needs no authority.
     async fn serve(root: &RootCa, at: Arc<Mutex<Timestamp>>) -> String {
+        let base = serve_with(root, at, vec![]).await;
+        format!("{base}/v1/verify/signature")
+    }
+
+    async fn serve_with(
+        root: &RootCa,
+        at: Arc<Mutex<Timestamp>>,
+        clients: Vec<crate::oidc::Client>,
+    ) -> String {
         let mut store = TrustStore::new();
         store
             .add(Purpose::Signing, root.cert_der(), RootSource::Shomei)
@@ -544,12 +582,12 @@ mod tests {
             .unwrap();
         let jwt =
             crate::jwt::JwtSigner::new(Arc::new(EcdsaP256Signer::generate().unwrap())).unwrap();
-        let provider = crate::oidc::Provider::new("http://op", vec![], jwt);
+        let provider = crate::oidc::Provider::new("http://op", clients, jwt);
         let app = router(Arc::new(AppState { verifier, provider }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}/v1/verify/signature")
+        format!("http://{addr}")
     }
 
     async fn post(url: &str, body: Value) -> (u16, String, Value) {
@@ -648,5 +686,90 @@ mod tests {
             (&json!(false), &json!("expired")),
             "{r}"
         );
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_refuses_client_authentication_with_401_basic() {
+        let clients = vec![
+            crate::oidc::Client::parse("office:s3cret=https://office.example/cb").unwrap(),
+            crate::oidc::Client::parse("demo=http://127.0.0.1/cb").unwrap(),
+        ];
+        let base = serve_with(&root("Test Authority"), Arc::new(Mutex::new(NOW)), clients).await;
+        let http = reqwest::Client::new();
+        let form = |client: &str, secret: Option<&str>| {
+            let mut f = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("client_id", client.to_owned()),
+                ("code", "no-such-code".to_owned()),
+                ("redirect_uri", "https://office.example/cb".to_owned()),
+                ("code_verifier", "v".repeat(43)),
+            ];
+            if let Some(s) = secret {
+                f.push(("client_secret", s.to_owned()));
+            }
+            f
+        };
+        let send = |auth: Option<String>, f: Vec<(&'static str, String)>| {
+            let mut r = http.post(format!("{base}/token")).form(&f);
+            if let Some(a) = auth {
+                r = r.header(header::AUTHORIZATION, a);
+            }
+            async move {
+                let resp = r.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let www = resp
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let store = resp.headers()[header::CACHE_CONTROL]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let body: Value = resp.json().await.unwrap();
+                (
+                    status,
+                    www,
+                    store,
+                    body["error"].as_str().unwrap_or("").to_owned(),
+                )
+            }
+        };
+        let basic = |creds: &str| Some(format!("Basic {}", b64e(creds.as_bytes())));
+        for (auth, f, why) in [
+            (
+                basic("office:wrong"),
+                form("office", None),
+                "wrong secret by Basic",
+            ),
+            (
+                Some("basic !!!".to_owned()),
+                form("office", Some("s3cret")),
+                "undecodable Basic",
+            ),
+            (
+                basic("nobody:x"),
+                form("office", None),
+                "unknown client by Basic",
+            ),
+            (
+                None,
+                form("office", Some("wrong")),
+                "wrong secret in the form",
+            ),
+            (None, form("office", None), "no secret"),
+        ] {
+            let (status, www, store, error) = send(auth, f).await;
+            assert_eq!(status, 401, "{why}");
+            assert_eq!(error, "invalid_client", "{why}");
+            let www = www.unwrap_or_default();
+            assert!(www.starts_with("Basic "), "{why}: {www:?}");
+            assert_eq!(store, "no-store", "{why}");
+        }
+        // Authenticated (Basic, right secret; or a public client): the code
+        // is the problem, 400 invalid_grant, no challenge.
+        let (status, www, _, error) = send(basic("office:s3cret"), form("office", None)).await;
+        assert_eq!((status, www, error.as_str()), (400, None, "invalid_grant"));
+        let (status, www, _, error) = send(None, form("demo", None)).await;
+        assert_eq!((status, www, error.as_str()), (400, None, "invalid_grant"));
     }
 }

@@ -713,6 +713,11 @@ impl Provider {
         if now >= grant.expires {
             return Err(token_error("invalid_grant", "the code expired"));
         }
+        // A code shown by another client is refused but not burnt: the
+        // client it was issued to can still redeem it (a public client
+        // authenticates with nothing, so burning here would let anyone who
+        // saw a code end the login). Only a redemption uses a code; a
+        // second one revokes what the first gave (above).
         if grant.req.client_id != client.id {
             return Err(token_error(
                 "invalid_grant",
@@ -807,6 +812,7 @@ mod tests {
         vec![
             Client::parse("bank=https://bank.example/cb").unwrap(),
             Client::parse("app=http://127.0.0.1/callback").unwrap(),
+            Client::parse("office:s3cret=https://office.example/cb").unwrap(),
         ]
     }
 
@@ -968,7 +974,15 @@ mod tests {
     const T0: Timestamp = time::macros::datetime!(2026-11-21 04:00:00 UTC);
 
     fn done(p: &Provider) -> String {
-        let req = check_authorize(&clients(), &q(&good())).unwrap();
+        done_for(p, "bank", "https://bank.example/cb")
+    }
+
+    /// A login for `client` answered and continued: its code.
+    fn done_for(p: &Provider, client: &str, redirect: &str) -> String {
+        let mut params = q(&good());
+        params.insert("client_id".into(), client.into());
+        params.insert("redirect_uri".into(), redirect.into());
+        let req = check_authorize(&clients(), &params).unwrap();
         let id = p.start_login(req, T0).unwrap();
         p.begin_answer(&id, T0).unwrap();
         let mut claims = Map::new();
@@ -1057,5 +1071,72 @@ mod tests {
         );
         let loc = p.continue_login(&late, T0 + CHALLENGE_TTL).unwrap();
         assert!(loc.contains("error=access_denied"), "{loc}");
+    }
+
+    #[test]
+    fn a_code_shown_by_another_client_is_invalid_grant_and_not_burnt() {
+        let p = provider();
+        let code = done(&p);
+        let mut f = token_form(&code, VERIFIER);
+        f.insert("client_id".into(), "app".into());
+        assert_eq!(
+            p.token(&f, None, T0).unwrap_err(),
+            token_error("invalid_grant", "the code was issued to another client")
+        );
+        // As another confidential client, with that client's secret: the same.
+        f.insert("client_id".into(), "office".into());
+        f.insert("client_secret".into(), "s3cret".into());
+        assert_eq!(p.token(&f, None, T0).unwrap_err().error, "invalid_grant");
+        // Not burnt (RFC 6749 §4.1.2 asks only that a *used* code be
+        // refused): the client it was issued to redeems it once…
+        let t = p.token(&token_form(&code, VERIFIER), None, T0).unwrap();
+        assert!(p.userinfo(&t.access_token, T0).is_some());
+        // …and after that, any replay (by anyone) is refused and revokes.
+        assert_eq!(p.token(&f, None, T0).unwrap_err().error, "invalid_grant");
+        assert!(p.userinfo(&t.access_token, T0).is_none());
+    }
+
+    #[test]
+    fn a_confidential_client_needs_its_secret() {
+        let p = provider();
+        let code = done_for(&p, "office", "https://office.example/cb");
+        let form = |secret: Option<&str>| {
+            let mut f = token_form(&code, VERIFIER);
+            f.insert("client_id".into(), "office".into());
+            f.insert("redirect_uri".into(), "https://office.example/cb".into());
+            if let Some(s) = secret {
+                f.insert("client_secret".into(), s.into());
+            }
+            f
+        };
+        let invalid_client = token_error("invalid_client", "unknown client or wrong secret");
+        // Missing, wrong (in the form or by Basic), or the public client's
+        // way (no secret at all): invalid_client.
+        assert_eq!(p.token(&form(None), None, T0).unwrap_err(), invalid_client);
+        assert_eq!(
+            p.token(&form(Some("S3CRET")), None, T0).unwrap_err(),
+            invalid_client
+        );
+        assert_eq!(
+            p.token(&form(Some("")), None, T0).unwrap_err(),
+            invalid_client
+        );
+        let basic = |s: &str| Some(("office".to_owned(), s.to_owned()));
+        assert_eq!(
+            p.token(&form(None), basic("wrong"), T0).unwrap_err(),
+            invalid_client
+        );
+        // Basic wins over a right secret in the form.
+        assert_eq!(
+            p.token(&form(Some("s3cret")), basic("wrong"), T0)
+                .unwrap_err(),
+            invalid_client
+        );
+        // An unknown client id: the same answer (no oracle).
+        let mut f = form(Some("s3cret"));
+        f.insert("client_id".into(), "nobody".into());
+        assert_eq!(p.token(&f, None, T0).unwrap_err(), invalid_client);
+        // None of that consumed the code: the right secret by Basic redeems it.
+        assert!(p.token(&form(None), basic("s3cret"), T0).is_ok());
     }
 }
