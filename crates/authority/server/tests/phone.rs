@@ -1034,6 +1034,135 @@ on_both_backends!(card_revoked_ends_phone, |env: Env| async move {
     env.stop().await;
 });
 
+on_both_backends!(card_renewal_ends_phone_certificate, |env: Env| async move {
+    let card = env.enrol().await;
+    let phone = Phone::with(&env.manufacturer);
+    let (p, _) = env.provision(&card, &phone, &Recipe::default()).await;
+    let renew = |serial: String| {
+        let env = &env;
+        async move {
+            let key = RsaSigner::generate().unwrap();
+            let (code, r) = env
+                .post(
+                    &format!("/v1/certificates/{serial}/renew"),
+                    json!({"csr": B64.encode(build_csr(&key, "renewed").unwrap())}),
+                )
+                .await;
+            assert_eq!(code, 201, "{r}");
+            r
+        }
+    };
+    let state = |serial: String| {
+        let env = &env;
+        async move {
+            let c = env.cert(&serial).await;
+            (
+                c["status"].as_str().unwrap().to_owned(),
+                c["reason"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let superseded = ("revoked".to_owned(), Some("superseded".to_owned()));
+    let active = ("active".to_owned(), None);
+
+    // The card's signing certificate is renewed (new key, new certificate):
+    // the phone signing certificate, derived from it, ends with it.
+    let r = renew(card.sign_serial.clone()).await;
+    let mut revoked: Vec<_> = r["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    revoked.sort();
+    let mut want = vec![card.sign_serial.clone(), p.sign_serial.clone()];
+    want.sort();
+    assert_eq!(
+        revoked, want,
+        "the old card certificate and the phone's: {r}"
+    );
+    assert_eq!(state(card.sign_serial.clone()).await, superseded);
+    assert_eq!(state(p.sign_serial.clone()).await, superseded);
+    assert!(is_revoked(
+        &env.ocsp(&p.sign_cert, "sign").await,
+        shomei_core::RevocationReason::Superseded
+    ));
+    // The phone authentication certificate derives from the card's
+    // authentication certificate, which did not change: the lifecycle plan
+    // (Plan::for_renewal) revokes only the renewed certificate's
+    // descendants, so the phone still logs in; signing needs a new
+    // provisioning from the renewed card.
+    assert_eq!(state(p.auth_serial.clone()).await, active);
+    assert_eq!(state(card.auth_serial.clone()).await, active);
+    assert_eq!(
+        env.ocsp(&p.auth_cert, "auth").await,
+        shomei_pki::ocsp::CertState::Good
+    );
+    // The phone sees it at its next sync: its signing certificate revoked,
+    // and the event that says why.
+    let s = env.sync(&p).await;
+    let by_serial = |s: &Value, serial: &str| {
+        s["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["serial"] == serial)
+            .map(|c| (c["status"].clone(), c["reason"].clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        by_serial(&s, &p.sign_serial),
+        (json!("revoked"), json!("superseded"))
+    );
+    assert_eq!(
+        by_serial(&s, &p.auth_serial),
+        (json!("active"), json!(null))
+    );
+    assert_eq!(
+        (s["status"].as_str(), s["wipe"].as_bool()),
+        (Some("active"), Some(false)),
+        "still the holder's phone, not wiped"
+    );
+    let told = |s: &Value, serial: &str| {
+        s["events"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "revoked"
+                && e["serial"] == serial
+                && e["detail"]["reason"] == "superseded"
+        })
+    };
+    assert!(told(&s, &p.sign_serial), "{s}");
+    assert!(
+        s["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "renewed"),
+        "{s}"
+    );
+
+    // Renewing the card's authentication certificate ends the phone's too.
+    let cursor = s["cursor"].as_i64().unwrap();
+    renew(card.auth_serial.clone()).await;
+    assert_eq!(state(p.auth_serial.clone()).await, superseded);
+    assert!(is_revoked(
+        &env.ocsp(&p.auth_cert, "auth").await,
+        shomei_core::RevocationReason::Superseded
+    ));
+    let (code, s) = env
+        .get_device(
+            &format!("/v1/devices/{}/sync?after={cursor}", p.device_id),
+            &p.token,
+        )
+        .await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        by_serial(&s, &p.auth_serial),
+        (json!("revoked"), json!("superseded"))
+    );
+    assert!(told(&s, &p.auth_serial), "{s}");
+    env.stop().await;
+});
+
 on_both_backends!(
     address_change_revokes_phone_signing_only,
     |env: Env| async move {
