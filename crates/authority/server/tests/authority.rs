@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Backend, PgDb, postgres_db};
+use common::{Backend, PgDb, init_authority, postgres_db};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use shomei_authority_server::home::{Home, InitOptions};
 use shomei_authority_server::{RunningAuthority, SystemClock};
 use shomei_pki::RsaSigner;
 use shomei_pki::csr::build_csr;
@@ -46,17 +45,7 @@ async fn start(backend: Backend) -> Option<Env> {
     let base = format!("http://127.0.0.1:{port}");
     #[allow(clippy::disallowed_methods)]
     let now = time::OffsetDateTime::now_utc();
-    Home::init(
-        &dir,
-        &InitOptions {
-            name: "Test Authority".into(),
-            base_url: base.clone(),
-            crl_shards: 2,
-            manufacturer_roots: vec![],
-        },
-        now,
-    )
-    .unwrap();
+    init_authority(&dir, &base, now);
     let state = shomei_authority_server::load(
         &dir,
         pg.as_ref().map(|p| p.url.as_str()),

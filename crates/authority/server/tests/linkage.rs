@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Backend, PgDb, now, postgres_db, rand_label};
+use common::{Backend, PgDb, free_port, init_authority, now, postgres_db, rand_label};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use serde_json::{Value, json};
 use sha2::Digest;
-use shomei_authority_server::home::{Home, InitOptions, MANUFACTURERS_DIR};
+use shomei_authority_server::home::MANUFACTURERS_DIR;
 use shomei_authority_server::{RunningAuthority, SystemClock};
 use shomei_core::Signer;
 use shomei_pki::RsaSigner;
@@ -55,14 +55,6 @@ struct Env {
     pg: Option<PgDb>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(backend: Backend) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
@@ -72,17 +64,7 @@ async fn start(backend: Backend) -> Option<Env> {
     let dir = tmp.path().join("authority");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    Home::init(
-        &dir,
-        &InitOptions {
-            name: "Test Authority".into(),
-            base_url: base.clone(),
-            crl_shards: 2,
-            manufacturer_roots: vec![],
-        },
-        now(),
-    )
-    .unwrap();
+    init_authority(&dir, &base, now());
     let manufacturer = SimManufacturer::generate(now()).unwrap();
     std::fs::write(
         dir.join(MANUFACTURERS_DIR).join("shomei-sim.der"),

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Backend, PgDb, now, postgres_db};
+use common::{Backend, PgDb, free_port, init_authority, now, postgres_db};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +21,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use shomei_authority_server::home::{Home, InitOptions};
 use shomei_authority_server::{RunningAuthority, SystemClock};
 use shomei_core::{Serial, Signer};
 use shomei_pki::{EcdsaP256Signer, RsaSigner};
@@ -36,14 +35,6 @@ struct Env {
     pg: Option<PgDb>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(backend: Backend) -> Option<Env> {
     let pg = match backend {
         Backend::Sqlite => None,
@@ -51,17 +42,7 @@ async fn start(backend: Backend) -> Option<Env> {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("authority");
-    Home::init(
-        &dir,
-        &InitOptions {
-            name: "Test Authority".into(),
-            base_url: "http://127.0.0.1:1".into(),
-            crl_shards: 2,
-            manufacturer_roots: vec![],
-        },
-        now(),
-    )
-    .unwrap();
+    init_authority(&dir, "http://127.0.0.1:1", now());
     let mut env = Env {
         _tmp: tmp,
         dir,

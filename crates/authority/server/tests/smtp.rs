@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{free_port, now};
+use common::{free_port, init_authority, now};
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,7 +23,6 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use shomei_authority_server::home::{Home, InitOptions};
 use shomei_authority_server::{RunningAuthority, ServerError, SystemClock};
 use shomei_pki::RsaSigner;
 use shomei_pki::csr::build_csr;
@@ -146,17 +145,7 @@ impl Relay {
 /// files it names.
 fn authority_dir(tmp: &Path, smtp: Value, pki: &RelayPki, password: &str) -> PathBuf {
     let dir = tmp.join("authority");
-    Home::init(
-        &dir,
-        &InitOptions {
-            name: "Test Authority".into(),
-            base_url: "http://127.0.0.1:1".into(),
-            crl_shards: 2,
-            manufacturer_roots: vec![],
-        },
-        now(),
-    )
-    .unwrap();
+    init_authority(&dir, "http://127.0.0.1:1", now());
     std::fs::write(dir.join("smtp-ca.pem"), &pki.ca_pem).unwrap();
     std::fs::write(dir.join("smtp.password"), format!("{password}\n")).unwrap();
     let path = dir.join("authority.json");

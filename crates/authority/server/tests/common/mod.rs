@@ -89,3 +89,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `authority init` of a test authority (two CRL shards per class, no
+/// manufacturer roots) in `dir`, publishing at `base_url`.
+pub fn init_authority(dir: &std::path::Path, base_url: &str, at: time::OffsetDateTime) {
+    use shomei_authority_server::home::{Home, InitOptions};
+    Home::init(
+        dir,
+        &InitOptions {
+            name: "Test Authority".into(),
+            base_url: base_url.into(),
+            crl_shards: 2,
+            manufacturer_roots: vec![],
+        },
+        at,
+    )
+    .unwrap();
+}
