@@ -1800,3 +1800,94 @@ fn verify_signature_names_unknown_root_and_expired_signer_cli_and_http() {
         assert_eq!(r["code"], code, "{r}");
     }
 }
+
+#[test]
+fn a_bad_answer_does_not_end_the_login() {
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    let v = w.verifier(&[]);
+    let (cv, cc) = pkce("garbage");
+    let login: Value = authorize(&v, &good_params(&cc, "st-g", "n-g"))
+        .json()
+        .unwrap();
+    let url = login["login_url"].as_str().unwrap();
+    let post = |body: Value| {
+        let resp = http().post(url).json(&body).send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap())
+    };
+    let state = || -> Value {
+        http()
+            .get(login["status_url"].as_str().unwrap())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+
+    // Another holder's revoked authentication certificate, with a
+    // signature its key never made: not the holder's answer, so neither
+    // "revoked" nor the end of the login.
+    let other = w.path("other.card");
+    let issued = json_of(&shomei(&[
+        "card",
+        "issue",
+        "--authority",
+        &w.url,
+        "--operator-token-file",
+        w.dir.join("operator.token").to_str().unwrap(),
+        "--name",
+        "佐藤 次郎",
+        "--address",
+        ADDRESS,
+        "--birth",
+        "1970-01-01",
+        "--sex",
+        "1",
+        "--sign-password",
+        CARD_PW,
+        "--auth-pin",
+        CARD_PIN,
+        "--out",
+        other.to_str().unwrap(),
+        "--json",
+    ]));
+    let other_auth = w.path("other-auth.der");
+    json_of(&shomei(&[
+        "card",
+        "read-cert",
+        "--card",
+        other.to_str().unwrap(),
+        "--kind",
+        "auth",
+        "--out",
+        other_auth.to_str().unwrap(),
+        "--json",
+    ]));
+    let serial = issued["auth_serial"].as_str().unwrap();
+    let (s, body) = w.operator(
+        &format!("/v1/certificates/{serial}/revoke"),
+        json!({"reason": "keyCompromise"}),
+    );
+    assert_eq!(s, 200, "{body}");
+    let cert = B64.encode(std::fs::read(&other_auth).unwrap());
+    let (s, e) = post(json!({"auth_certificate": cert, "auth_signature": B64.encode([7u8; 256])}));
+    assert_eq!((s, e["code"].as_str()), (422, Some("bad_signature")), "{e}");
+    // Not a certificate at all; not base64; not the JSON shape.
+    let (s, e) = post(json!({"auth_certificate": B64.encode(b"junk"), "auth_signature": "AAAA"}));
+    assert_eq!((s, e["code"].as_str()), (400, Some("malformed")), "{e}");
+    let (s, e) = post(json!({"auth_certificate": "!!", "auth_signature": "AAAA"}));
+    assert_eq!((s, e["code"].as_str()), (400, Some("bad_base64")), "{e}");
+    let (s, e) = post(json!({"nothing": true}));
+    assert_eq!((s, e["code"].as_str()), (400, Some("bad_request")), "{e}");
+    assert_eq!(state()["state"], "pending", "garbage ended nothing");
+
+    // The holder's answer still logs in; after it, the login is used.
+    let ok = json_of(&phone_login(&phone, url, None));
+    assert_eq!(ok["state"], "done");
+    let (s, e) = post(json!({"auth_certificate": cert, "auth_signature": B64.encode([7u8; 256])}));
+    assert_eq!((s, e["code"].as_str()), (410, Some("login_used")), "{e}");
+    let code = continue_to_code(&v, &login, "st-g");
+    let (s, t) = token(&v, &code, Some(&cv));
+    assert_eq!(s, 200, "{t}");
+}

@@ -193,24 +193,56 @@ async fn answer(
     Path(id): Path<String>,
     body: Result<Json<LoginAnswer>, JsonRejection>,
 ) -> Result<Json<Value>, ServiceError> {
-    // A malformed body is refused before the challenge is taken, so it
-    // consumes nothing.
+    // A malformed body is refused before the challenge is read.
     let Json(body) = body.map_err(|e| ServiceError::bad("bad_request", e.body_text()))?;
     let ans = decode_answer(body)?;
-    let now = s.verifier.now();
-    let (req, challenge) = s.provider.begin_answer(&id, now)?;
+    let answered_at = s.verifier.now();
+    // Nothing is taken yet: only a verified answer uses the login.
+    let (req, challenge) = s.provider.pending_answer(&id, answered_at)?;
     match verify_answer(&s, &req, &challenge, &ans).await {
         Ok(a) => {
             let medium = a.claims.get("shomei_medium").cloned();
-            s.provider.finish_answer(&id, Ok(a), s.verifier.now());
+            s.provider.complete_answer(&id, Ok(a), answered_at)?;
             tracing::info!(client = %req.client_id, "login answered");
             Ok(Json(json!({"state": "done", "medium": medium})))
         }
-        Err(e) => {
+        Err(AnswerError::Refused(e)) => {
+            // The holder's own keys answered, and the answer is refused
+            // (e.g. a revoked certificate): that ends the login (unless
+            // another verified answer ended it first).
             s.provider
-                .finish_answer(&id, Err(e.code()), s.verifier.now());
+                .complete_answer(&id, Err(e.code()), answered_at)?;
             Err(e)
         }
+        // Not verified (garbage, another key, a chain that does not hold)
+        // or not checkable now (the authority unreachable): the login stays
+        // pending for the holder's answer.
+        Err(AnswerError::Rejected(e)) => Err(e),
+    }
+}
+
+/// Why an answer did not log in.
+enum AnswerError {
+    /// Not shown to come from the holder's keys (or not checkable now):
+    /// the login stays open.
+    Rejected(ServiceError),
+    /// The holder's keys signed, and the login is refused: it ends.
+    Refused(ServiceError),
+}
+
+impl<E: Into<ServiceError>> From<E> for AnswerError {
+    fn from(e: E) -> Self {
+        Self::Rejected(e.into())
+    }
+}
+
+/// Refused, for a status (revoked, suspended, unknown) or identity check
+/// after the signatures verified; an authority that cannot be reached
+/// leaves the login open.
+fn refused(e: impl Into<ServiceError>) -> AnswerError {
+    match e.into() {
+        e @ ServiceError::Upstream(_) => AnswerError::Rejected(e),
+        e => AnswerError::Refused(e),
     }
 }
 
@@ -219,7 +251,7 @@ async fn verify_answer(
     req: &AuthRequest,
     challenge: &[u8],
     ans: &DecodedAnswer,
-) -> Result<Authenticated, ServiceError> {
+) -> Result<Authenticated, AnswerError> {
     let v = &s.verifier;
     // What the holder signed: the domain-separated login message, bound to
     // this provider, the client and the challenge (shomei_verifier::login).
@@ -228,46 +260,73 @@ async fn verify_answer(
         client_id: &req.client_id,
         challenge,
     };
-    let auth = v.validate_cached(&ans.auth_cert, Purpose::Authentication)?;
-    let auth = v.status(auth).await?;
-    let login = shomei_verifier::verify_login(auth, &ctx, &ans.auth_sig)?;
-    let auth = login.cert().cert();
-    let medium = auth.medium();
+    if req.wants_basic_four() && ans.sign.is_none() {
+        return Err(AnswerError::Rejected(ServiceError::bad(
+            "consent_required",
+            "the requested claims need the signing key too (give the signing password)",
+        )));
+    }
 
-    let consent = match (&ans.sign, req.wants_basic_four()) {
+    // 1. Chains and signatures, no IO: whatever fails here was not shown
+    //    to be the holder's answer.
+    let auth = v.validate_cached(&ans.auth_cert, Purpose::Authentication)?;
+    let auth = shomei_verifier::check_login_signature(
+        auth,
+        shomei_verifier::LoginPurpose::Authentication,
+        &ctx,
+        &ans.auth_sig,
+    )?;
+    let sign = match (&ans.sign, req.wants_basic_four()) {
         (Some((cert, sig)), true) => {
             let sign = v.validate_cached(cert, Purpose::Signing)?;
-            let sign = v.status(sign).await?;
-            let c = shomei_verifier::verify_consent(sign, &ctx, sig)?;
+            Some(shomei_verifier::check_login_signature(
+                sign,
+                shomei_verifier::LoginPurpose::Consent,
+                &ctx,
+                sig,
+            )?)
+        }
+        _ => None,
+    };
+
+    // 2. Statuses (OCSP or CRL) and the holder: a certificate that is not
+    //    good, or keys of different media or holders, end the login.
+    // A status that cannot be established (responder unreachable, a bad
+    // OCSP answer) is not the holder's doing: rejected, the login stays.
+    let checked = v.status(auth.cert().clone()).await?;
+    let login = shomei_verifier::finish_login(auth, checked).map_err(refused)?;
+    let auth = login.cert().cert();
+    let medium = auth.medium();
+    let consent = match sign {
+        Some(signed) => {
+            let checked = v.status(signed.cert().clone()).await?;
+            let c = shomei_verifier::finish_consent(signed, checked).map_err(refused)?;
             if c.cert().cert().medium() != medium {
-                return Err(ServiceError::bad(
+                return Err(refused(ServiceError::bad(
                     "different_media",
                     "the signing and authentication keys must be on the same card or phone",
-                ));
+                )));
             }
             Some(c)
         }
-        (None, true) => {
-            return Err(ServiceError::bad(
-                "consent_required",
-                "the requested claims need the signing key too (give the signing password)",
-            ));
-        }
-        (_, false) => None,
+        None => None,
     };
 
     // The holder: the authority's per-relying-party pseudonym, the same
     // for card and phone and across renewals (linkage); without a linkage
     // token, the certificate itself (then not stable across renewals).
-    let holder = match v.linkage(&auth.serial().to_hex()).await? {
+    let holder = match v.linkage(&auth.serial().to_hex()).await.map_err(refused)? {
         Some(l) => {
             if let Some(c) = &consent {
-                let other = v.linkage(&c.cert().cert().serial().to_hex()).await?;
+                let other = v
+                    .linkage(&c.cert().cert().serial().to_hex())
+                    .await
+                    .map_err(refused)?;
                 if other.map(|o| o.holder) != Some(l.holder.clone()) {
-                    return Err(ServiceError::bad(
+                    return Err(refused(ServiceError::bad(
                         "holder_mismatch",
                         "the signing and authentication certificates belong to different holders",
-                    ));
+                    )));
                 }
             }
             l.holder

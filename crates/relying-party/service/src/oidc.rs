@@ -30,8 +30,27 @@ pub const DONE_TTL: Duration = Duration::minutes(5);
 pub const TOKEN_TTL: Duration = Duration::minutes(5);
 /// The scopes this provider knows.
 pub const SCOPES: [&str; 5] = ["openid", "name", "address", "birthdate", "gender"];
-/// Most pending logins kept (oldest expired ones are swept first).
-const MAX_LOGINS: usize = 100_000;
+/// Most logins, codes and access tokens kept, each (when a map is full,
+/// what is over is swept before an insert; if it is still full, the insert
+/// is refused).
+const MAX_ENTRIES: usize = 100_000;
+
+/// Makes room for one more entry in `map`: when it holds `max`, drops the
+/// entries `dead` says are over; refuses if it is still full.
+fn make_room<V>(
+    map: &mut HashMap<String, V>,
+    max: usize,
+    dead: impl Fn(&V) -> bool,
+    full: &'static str,
+) -> Result<(), ServiceError> {
+    if map.len() >= max {
+        map.retain(|_, v| !dead(v));
+        if map.len() >= max {
+            return Err(ServiceError::Conflict(full));
+        }
+    }
+    Ok(())
+}
 
 /// A registered client (relying party).
 #[derive(Clone, Debug)]
@@ -372,7 +391,6 @@ pub struct Authenticated {
 #[derive(Clone, Debug)]
 enum LoginState {
     Pending,
-    Verifying,
     Done(Authenticated),
     Failed(&'static str),
     Redeemed,
@@ -457,6 +475,8 @@ pub struct Provider {
     /// Registered clients.
     pub clients: Vec<Client>,
     jwt: JwtSigner,
+    /// [`MAX_ENTRIES`]; smaller in tests.
+    max_entries: usize,
     logins: Mutex<HashMap<String, Login>>,
     codes: Mutex<HashMap<String, CodeGrant>>,
     tokens: Mutex<HashMap<String, AccessGrant>>,
@@ -469,6 +489,7 @@ impl Provider {
             issuer: issuer.trim_end_matches('/').to_owned(),
             clients,
             jwt,
+            max_entries: MAX_ENTRIES,
             logins: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -509,12 +530,14 @@ impl Provider {
         let id = b64url(&random::<16>()?);
         let challenge = random::<{ shomei_verifier::LOGIN_CHALLENGE_LEN }>()?;
         let mut logins = lock(&self.logins);
-        if logins.len() >= MAX_LOGINS {
-            logins.retain(|_, l| now - l.created < DONE_TTL);
-            if logins.len() >= MAX_LOGINS {
-                return Err(ServiceError::Conflict("too_many_logins"));
-            }
-        }
+        // A login is over DONE_TTL after it began at the latest (answered
+        // within CHALLENGE_TTL, continued within DONE_TTL of that).
+        make_room(
+            &mut logins,
+            self.max_entries,
+            |l| now - l.created >= CHALLENGE_TTL + DONE_TTL,
+            "too_many_logins",
+        )?;
         logins.insert(
             id.clone(),
             Login {
@@ -553,14 +576,39 @@ impl Provider {
         })
     }
 
-    /// Takes a pending login for verification (single use: a second
-    /// answer, or one after 60 s, is refused). Returns the request and the
-    /// challenge.
-    pub fn begin_answer(
+    /// A pending login's request and challenge, for verifying an answer.
+    /// Takes nothing: an answer that does not verify leaves the login
+    /// pending, so whoever knows the login URL cannot end it with garbage.
+    pub fn pending_answer(
         &self,
         id: &str,
         now: Timestamp,
     ) -> Result<(AuthRequest, [u8; shomei_verifier::LOGIN_CHALLENGE_LEN]), ServiceError> {
+        let logins = lock(&self.logins);
+        let l = logins
+            .get(id)
+            .ok_or(ServiceError::NotFound("unknown_login"))?;
+        if !matches!(l.state, LoginState::Pending) {
+            return Err(ServiceError::Gone("login_used"));
+        }
+        if now >= l.created + CHALLENGE_TTL {
+            return Err(ServiceError::Gone("challenge_expired"));
+        }
+        Ok((l.req.clone(), l.challenge))
+    }
+
+    /// Takes the login's single-use mark for a *verified* answer (the
+    /// holder's signatures checked), atomically: the first verified answer
+    /// ends the login — done with `Ok`, or failed with the refusal's code
+    /// (e.g. a revoked certificate) — and any later one gets `login_used`.
+    /// `answered_at` is when the answer arrived (verification may take
+    /// the OCSP round trip past the 60 s).
+    pub fn complete_answer(
+        &self,
+        id: &str,
+        outcome: Result<Authenticated, &'static str>,
+        answered_at: Timestamp,
+    ) -> Result<(), ServiceError> {
         let mut logins = lock(&self.logins);
         let l = logins
             .get_mut(id)
@@ -568,31 +616,18 @@ impl Provider {
         if !matches!(l.state, LoginState::Pending) {
             return Err(ServiceError::Gone("login_used"));
         }
-        if now >= l.created + CHALLENGE_TTL {
-            l.state = LoginState::Failed("challenge_expired");
+        if answered_at >= l.created + CHALLENGE_TTL {
             return Err(ServiceError::Gone("challenge_expired"));
         }
-        l.state = LoginState::Verifying;
-        Ok((l.req.clone(), l.challenge))
+        l.answered = Some(answered_at);
+        l.state = match outcome {
+            Ok(a) => LoginState::Done(a),
+            Err(code) => LoginState::Failed(code),
+        };
+        Ok(())
     }
 
-    /// Records the outcome of [`Provider::begin_answer`].
-    pub fn finish_answer(
-        &self,
-        id: &str,
-        outcome: Result<Authenticated, &'static str>,
-        now: Timestamp,
-    ) {
-        if let Some(l) = lock(&self.logins).get_mut(id) {
-            l.answered = Some(now);
-            l.state = match outcome {
-                Ok(a) => LoginState::Done(a),
-                Err(code) => LoginState::Failed(code),
-            };
-        }
-    }
-
-    /// `pending`, `verifying`, `done`, `failed` or `expired` (for the page's poll).
+    /// `pending`, `done`, `failed`, `expired` or `redeemed` (for the page's poll).
     pub fn status(
         &self,
         id: &str,
@@ -607,7 +642,6 @@ impl Provider {
                 ("expired", Some("challenge_expired"))
             }
             LoginState::Pending => ("pending", None),
-            LoginState::Verifying => ("verifying", None),
             LoginState::Done(_) => ("done", None),
             LoginState::Failed(c) => ("failed", Some(c)),
             LoginState::Redeemed => ("redeemed", None),
@@ -640,7 +674,16 @@ impl Provider {
                     return Ok(denied("the login was not continued in time"));
                 }
                 let code = b64url(&random::<32>()?);
-                lock(&self.codes).insert(
+                let mut codes = lock(&self.codes);
+                // A code is kept past its expiry for as long as the token it
+                // gave lives, so that a late replay still revokes it.
+                make_room(
+                    &mut codes,
+                    self.max_entries,
+                    |g| now >= g.expires + TOKEN_TTL,
+                    "too_many_codes",
+                )?;
+                codes.insert(
                     code.clone(),
                     CodeGrant {
                         login: a,
@@ -739,6 +782,16 @@ impl Provider {
                 "PKCE code_verifier does not match",
             ));
         }
+        // Room for the token before the code is used (locks: codes, then
+        // tokens, as for a replay above).
+        let mut tokens = lock(&self.tokens);
+        make_room(
+            &mut tokens,
+            self.max_entries,
+            |g| now >= g.expires,
+            "too_many_tokens",
+        )
+        .map_err(|_| token_error("temporarily_unavailable", "too many live tokens"))?;
         grant.used = true;
         let a = grant.login.clone();
         let req = grant.req.clone();
@@ -766,8 +819,7 @@ impl Provider {
             .map(|b| b64url(&b))
             .map_err(|_| token_error("server_error", "randomness failed"))?;
         grant.access_token = Some(access_token.clone());
-        drop(codes);
-        lock(&self.tokens).insert(
+        tokens.insert(
             access_token.clone(),
             AccessGrant {
                 sub: a.sub.clone(),
@@ -979,32 +1031,43 @@ mod tests {
 
     /// A login for `client` answered and continued: its code.
     fn done_for(p: &Provider, client: &str, redirect: &str) -> String {
+        done_at(p, client, redirect, T0).unwrap()
+    }
+
+    fn authenticated(at: Timestamp) -> Authenticated {
+        let mut claims = Map::new();
+        claims.insert("name".into(), json!("山田\u{3000}花子"));
+        Authenticated {
+            sub: "abc".into(),
+            claims,
+            auth_time: at,
+            amr: vec!["hwk", "pin"],
+        }
+    }
+
+    /// A whole login at `at`: started, answered (verified), continued.
+    fn done_at(
+        p: &Provider,
+        client: &str,
+        redirect: &str,
+        at: Timestamp,
+    ) -> Result<String, ServiceError> {
         let mut params = q(&good());
         params.insert("client_id".into(), client.into());
         params.insert("redirect_uri".into(), redirect.into());
         let req = check_authorize(&clients(), &params).unwrap();
-        let id = p.start_login(req, T0).unwrap();
-        p.begin_answer(&id, T0).unwrap();
-        let mut claims = Map::new();
-        claims.insert("name".into(), json!("山田\u{3000}花子"));
-        p.finish_answer(
-            &id,
-            Ok(Authenticated {
-                sub: "abc".into(),
-                claims,
-                auth_time: T0,
-                amr: vec!["hwk", "pin"],
-            }),
-            T0,
-        );
-        let loc = p.continue_login(&id, T0).unwrap();
-        loc.split("code=")
+        let id = p.start_login(req, at)?;
+        p.pending_answer(&id, at)?;
+        p.complete_answer(&id, Ok(authenticated(at)), at)?;
+        let loc = p.continue_login(&id, at)?;
+        Ok(loc
+            .split("code=")
             .nth(1)
             .unwrap()
             .split('&')
             .next()
             .unwrap()
-            .to_owned()
+            .to_owned())
     }
 
     fn token_form(code: &str, verifier: &str) -> HashMap<String, String> {
@@ -1060,17 +1123,82 @@ mod tests {
         let p = provider();
         let req = check_authorize(&clients(), &q(&good())).unwrap();
         let id = p.start_login(req.clone(), T0).unwrap();
-        p.begin_answer(&id, T0).unwrap();
-        assert_eq!(p.begin_answer(&id, T0).unwrap_err().code(), "login_used");
-        let late = p.start_login(req, T0).unwrap();
+        // Reading the challenge to verify an answer takes nothing (an
+        // answer that does not verify leaves the login pending).
+        p.pending_answer(&id, T0).unwrap();
+        p.pending_answer(&id, T0).unwrap();
+        assert_eq!(p.status(&id, T0).unwrap(), ("pending", None));
+        // The first verified answer takes it, refused or not; then no more.
+        p.complete_answer(&id, Err("revoked"), T0).unwrap();
+        assert_eq!(p.pending_answer(&id, T0).unwrap_err().code(), "login_used");
         assert_eq!(
-            p.begin_answer(&late, T0 + CHALLENGE_TTL)
+            p.complete_answer(&id, Ok(authenticated(T0)), T0)
+                .unwrap_err()
+                .code(),
+            "login_used"
+        );
+        assert_eq!(p.status(&id, T0).unwrap(), ("failed", Some("revoked")));
+        let loc = p.continue_login(&id, T0).unwrap();
+        assert!(loc.contains("error=access_denied"), "{loc}");
+        assert!(!loc.contains("code="), "{loc}");
+
+        // Too late: neither read nor taken; the browser is sent back.
+        let late = p.start_login(req.clone(), T0).unwrap();
+        assert_eq!(
+            p.pending_answer(&late, T0 + CHALLENGE_TTL)
+                .unwrap_err()
+                .code(),
+            "challenge_expired"
+        );
+        assert_eq!(
+            p.complete_answer(&late, Ok(authenticated(T0)), T0 + CHALLENGE_TTL)
                 .unwrap_err()
                 .code(),
             "challenge_expired"
         );
         let loc = p.continue_login(&late, T0 + CHALLENGE_TTL).unwrap();
         assert!(loc.contains("error=access_denied"), "{loc}");
+
+        // An answer that arrived in time counts even if its verification
+        // (the OCSP round trip) ends after the 60 s.
+        let slow = p.start_login(req, T0).unwrap();
+        let arrived = T0 + CHALLENGE_TTL - Duration::seconds(1);
+        p.pending_answer(&slow, arrived).unwrap();
+        p.complete_answer(&slow, Ok(authenticated(arrived)), arrived)
+            .unwrap();
+        let loc = p
+            .continue_login(&slow, T0 + CHALLENGE_TTL + Duration::seconds(5))
+            .unwrap();
+        assert!(loc.contains("code="), "{loc}");
+    }
+
+    #[test]
+    fn logins_codes_and_tokens_are_swept_when_full() {
+        let mut p = provider();
+        p.max_entries = 2;
+        let bank = |p: &Provider, at| done_at(p, "bank", "https://bank.example/cb", at);
+        for _ in 0..2 {
+            let code = bank(&p, T0).unwrap();
+            p.token(&token_form(&code, VERIFIER), None, T0).unwrap();
+        }
+        // Full of live logins: the cap holds.
+        assert_eq!(
+            bank(&p, T0).unwrap_err().code(),
+            "too_many_logins",
+            "the cap holds while all are live"
+        );
+        assert_eq!(lock(&p.codes).len(), 2);
+        assert_eq!(lock(&p.tokens).len(), 2);
+        // Once logins, codes (kept while the token they gave lives, so a
+        // late replay still revokes it) and tokens are over, inserts sweep
+        // them.
+        let later = T0 + CHALLENGE_TTL + DONE_TTL;
+        let code = bank(&p, later).unwrap();
+        assert_eq!(lock(&p.logins).len(), 1, "old logins swept");
+        assert_eq!(lock(&p.codes).len(), 1, "old codes swept");
+        let t = p.token(&token_form(&code, VERIFIER), None, later).unwrap();
+        assert_eq!(lock(&p.tokens).len(), 1, "old tokens swept");
+        assert!(p.userinfo(&t.access_token, later).is_some());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! certificate DER ──validate──▶ ValidatedCert ──check_ocsp / check_crl / not_checked──▶ CheckedCert
 //!     (right root set, validity, key usage, JPKI policy, card/phone, basic four)
 //! p7s + content ──verify_document──▶ SignedDocument (signer: ValidatedCert)
-//! CheckedCert + LoginContext + signature ──verify_login──▶ VerifiedLogin
+//! ValidatedCert + LoginContext + signature ──check_login_signature──▶ SignedLogin
+//! SignedLogin + CheckedCert (same cert, good) ──finish_login──▶ VerifiedLogin
+//!     (verify_login: both steps at once)
 //!     (over login_message: "shomei-login-v1" 0 purpose 0 issuer 0 client_id 0 challenge)
 //! ```
 //!
@@ -35,7 +37,8 @@ pub use revocation::{
     ocsp_request,
 };
 pub use signature::{
-    SignedDocument, VerifiedConsent, VerifiedLogin, verify_consent, verify_document, verify_login,
+    SignedDocument, SignedLogin, VerifiedConsent, VerifiedLogin, check_login_signature,
+    finish_consent, finish_login, verify_consent, verify_document, verify_login,
 };
 pub use trust::{RootSource, TrustStore};
 

@@ -61,6 +61,87 @@ pub fn verify_document(
     })
 }
 
+/// A login or consent signature that verified under a chain-validated
+/// certificate of the right purpose; its status is the next check
+/// ([`finish_login`] / [`finish_consent`]). Checking the signature before
+/// the status means a garbage answer costs no OCSP query (and records no
+/// use of someone else's certificate at the authority), and a refusal for
+/// status is only ever given to the key's holder.
+#[derive(Clone, Debug)]
+pub struct SignedLogin {
+    cert: ValidatedCert,
+    purpose: LoginPurpose,
+}
+
+impl SignedLogin {
+    /// The certificate whose key signed (for its status check).
+    pub fn cert(&self) -> &ValidatedCert {
+        &self.cert
+    }
+
+    /// What was signed for.
+    pub fn purpose(&self) -> LoginPurpose {
+        self.purpose
+    }
+}
+
+fn purpose_of(p: LoginPurpose) -> Purpose {
+    match p {
+        LoginPurpose::Authentication => Purpose::Authentication,
+        LoginPurpose::Consent => Purpose::Signing,
+    }
+}
+
+/// Checks that `signature` is the RSA PKCS#1 v1.5 SHA-256 signature of
+/// `cert`'s key over [`login_message`]`(purpose, ctx)` — never over the
+/// bare challenge (see [`crate::login`] for why) — and that `cert` is an
+/// authentication certificate (for [`LoginPurpose::Authentication`]) or a
+/// signing certificate (for [`LoginPurpose::Consent`]). That is what the
+/// card's `80 2A 00 80` makes over the DigestInfo of SHA-256(message).
+pub fn check_login_signature(
+    cert: ValidatedCert,
+    purpose: LoginPurpose,
+    ctx: &LoginContext<'_>,
+    signature: &[u8],
+) -> Result<SignedLogin, VerifyError> {
+    let wanted = purpose_of(purpose);
+    if cert.purpose() != wanted {
+        return Err(VerifyError::WrongPurpose {
+            wanted: wanted.as_str(),
+        });
+    }
+    let message = login_message(purpose, ctx)?;
+    shomei_pki::csr::verify_rsa_sha256(cert.spki(), &message, signature).map_err(|_| {
+        VerifyError::BadSignature {
+            what: match purpose {
+                LoginPurpose::Authentication => "login challenge",
+                LoginPurpose::Consent => "consent challenge",
+            },
+        }
+    })?;
+    Ok(SignedLogin { cert, purpose })
+}
+
+/// `signed`'s certificate with its status, which must be good.
+fn finish(
+    signed: SignedLogin,
+    purpose: LoginPurpose,
+    checked: CheckedCert,
+) -> Result<CheckedCert, VerifyError> {
+    if signed.purpose != purpose {
+        return Err(VerifyError::WrongPurpose {
+            wanted: purpose_of(purpose).as_str(),
+        });
+    }
+    if checked.cert().der() != signed.cert.der() {
+        return Err(VerifyError::Unsupported(
+            "the status is for another certificate than the signer's".into(),
+        ));
+    }
+    checked.status().require_good()?;
+    Ok(checked)
+}
+
 /// Proof that the holder of a good authentication certificate signed the
 /// login challenge.
 #[derive(Clone, Debug)]
@@ -75,29 +156,30 @@ impl VerifiedLogin {
     }
 }
 
-/// Checks a login: `cert` must be an authentication certificate whose
-/// status is good, and `signature` its RSA PKCS#1 v1.5 SHA-256 signature
-/// over [`login_message`]`(Authentication, ctx)` — never over the bare
-/// challenge (see [`crate::login`] for why). That is what the card's
-/// `80 2A 00 80` makes over the DigestInfo of SHA-256(message).
+/// A checked login signature whose certificate's status (`checked`, the
+/// same certificate) is good.
+pub fn finish_login(
+    signed: SignedLogin,
+    checked: CheckedCert,
+) -> Result<VerifiedLogin, VerifyError> {
+    finish(signed, LoginPurpose::Authentication, checked).map(|cert| VerifiedLogin { cert })
+}
+
+/// Checks a login in one step: `cert` must be an authentication
+/// certificate whose status is good and `signature` its signature over the
+/// authentication [`login_message`] (signature first, then status).
 pub fn verify_login(
     cert: CheckedCert,
     ctx: &LoginContext<'_>,
     signature: &[u8],
 ) -> Result<VerifiedLogin, VerifyError> {
-    if cert.cert().purpose() != Purpose::Authentication {
-        return Err(VerifyError::WrongPurpose {
-            wanted: Purpose::Authentication.as_str(),
-        });
-    }
-    cert.status().require_good()?;
-    let message = login_message(LoginPurpose::Authentication, ctx)?;
-    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), &message, signature).map_err(|_| {
-        VerifyError::BadSignature {
-            what: "login challenge",
-        }
-    })?;
-    Ok(VerifiedLogin { cert })
+    let signed = check_login_signature(
+        cert.cert().clone(),
+        LoginPurpose::Authentication,
+        ctx,
+        signature,
+    )?;
+    finish_login(signed, cert)
 }
 
 /// Proof that the holder of a good signing certificate signed a login
@@ -115,6 +197,14 @@ impl VerifiedConsent {
     }
 }
 
+/// A checked consent signature whose certificate's status is good.
+pub fn finish_consent(
+    signed: SignedLogin,
+    checked: CheckedCert,
+) -> Result<VerifiedConsent, VerifyError> {
+    finish(signed, LoginPurpose::Consent, checked).map(|cert| VerifiedConsent { cert })
+}
+
 /// As [`verify_login`], for the signing key: `cert` must be a good signing
 /// certificate and `signature` its RSA SHA-256 signature over
 /// [`login_message`]`(Consent, ctx)`.
@@ -123,17 +213,6 @@ pub fn verify_consent(
     ctx: &LoginContext<'_>,
     signature: &[u8],
 ) -> Result<VerifiedConsent, VerifyError> {
-    if cert.cert().purpose() != Purpose::Signing {
-        return Err(VerifyError::WrongPurpose {
-            wanted: Purpose::Signing.as_str(),
-        });
-    }
-    cert.status().require_good()?;
-    let message = login_message(LoginPurpose::Consent, ctx)?;
-    shomei_pki::csr::verify_rsa_sha256(cert.cert().spki(), &message, signature).map_err(|_| {
-        VerifyError::BadSignature {
-            what: "consent challenge",
-        }
-    })?;
-    Ok(VerifiedConsent { cert })
+    let signed = check_login_signature(cert.cert().clone(), LoginPurpose::Consent, ctx, signature)?;
+    finish_consent(signed, cert)
 }

@@ -574,6 +574,73 @@ fn login_signature_is_bound_to_purpose_issuer_and_client() {
     assert!(verify_login(good_auth(), &nul, &sig).is_err());
 }
 
+#[test]
+fn login_signature_is_checked_before_the_status() {
+    let p = pki();
+    let challenge = [7u8; LOGIN_CHALLENGE_LEN];
+    let v = validate(&store(), &p.card_auth.0, Purpose::Authentication, NOW).unwrap();
+    let nonce = [5u8; 32];
+    let revoked = check_ocsp(
+        v.clone(),
+        &ocsp_answer(
+            &v,
+            &nonce,
+            CertState::Revoked {
+                at: NOW,
+                reason: RevocationReason::KeyCompromise,
+            },
+            NOW,
+        ),
+        Some(&nonce),
+        NOW,
+    )
+    .unwrap();
+    // Someone else's revoked certificate with a signature its key never
+    // made: a bad signature, never "revoked".
+    assert_eq!(
+        verify_login(revoked.clone(), &ctx(&challenge), &[0u8; 256]).unwrap_err(),
+        VerifyError::BadSignature {
+            what: "login challenge"
+        }
+    );
+    // Signed by the key: then the status refuses it.
+    let message = login_message(LoginPurpose::Authentication, &ctx(&challenge)).unwrap();
+    let sig = p.card_auth.1.sign(&message).unwrap();
+    let signed = check_login_signature(
+        v.clone(),
+        LoginPurpose::Authentication,
+        &ctx(&challenge),
+        &sig,
+    )
+    .unwrap();
+    assert_eq!(
+        finish_login(signed.clone(), revoked).unwrap_err().code(),
+        "revoked"
+    );
+    // The status must be the signer certificate's, and of the purpose.
+    assert_eq!(
+        finish_login(signed.clone(), good_sign())
+            .unwrap_err()
+            .code(),
+        "unsupported"
+    );
+    assert_eq!(
+        finish_consent(signed.clone(), good_auth())
+            .unwrap_err()
+            .code(),
+        "wrong_purpose"
+    );
+    finish_login(signed, good_auth()).unwrap();
+    // A signing certificate cannot answer for authentication.
+    let sv = validate(&store(), &p.card_sign.0, Purpose::Signing, NOW).unwrap();
+    assert_eq!(
+        check_login_signature(sv, LoginPurpose::Authentication, &ctx(&challenge), &sig)
+            .unwrap_err()
+            .code(),
+        "wrong_purpose"
+    );
+}
+
 /// A signer that records what it was asked to sign and answers with a
 /// given signature (to put a login signature where a CMS one goes).
 struct Replay<'a> {
