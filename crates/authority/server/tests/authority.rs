@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Backend, PgDb, init_authority, postgres_db};
+use common::{Backend, PgDb, init_authority, on_both_backends, postgres_db};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -220,26 +220,6 @@ fn ocsp_url_of(cert: &Path) -> String {
     let (ok, text) = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-ocsp_uri"]);
     assert!(ok, "{text}");
     text.trim().to_owned()
-}
-
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(env) = start(Backend::Sqlite).await {
-                    $body(env).await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(env) = start(Backend::Postgres).await {
-                    $body(env).await;
-                }
-            }
-        }
-    };
 }
 
 on_both_backends!(

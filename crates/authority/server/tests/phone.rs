@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{Backend, PgDb, now, postgres_db, rand_label};
+use common::{
+    Backend, PgDb, free_port, init_authority, now, on_both_backends, postgres_db, rand_label,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use shomei_authority_server::home::{Home, InitOptions, MANUFACTURERS_DIR};
+use shomei_authority_server::home::MANUFACTURERS_DIR;
 use shomei_authority_server::{Options, RunningAuthority, SmtpConfig, SystemClock};
 use shomei_core::Signer;
 use shomei_pki::RsaSigner;
@@ -125,14 +127,6 @@ impl SmtpSink {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(backend: Backend) -> Option<Env> {
     start_with(backend, false).await
 }
@@ -146,17 +140,7 @@ async fn start_with(backend: Backend, smtp: bool) -> Option<Env> {
     let dir = tmp.path().join("authority");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    Home::init(
-        &dir,
-        &InitOptions {
-            name: "Test Authority".into(),
-            base_url: base.clone(),
-            crl_shards: 2,
-            manufacturer_roots: vec![],
-        },
-        now(),
-    )
-    .unwrap();
+    init_authority(&dir, &base, now());
     // The authority trusts the simulated manufacturer through its folder.
     let manufacturer = SimManufacturer::generate(now()).unwrap();
     std::fs::write(
@@ -198,29 +182,6 @@ async fn start_with(backend: Backend, smtp: bool) -> Option<Env> {
         _pg: pg,
         _smtp: sink,
     })
-}
-
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        on_both_backends!($name, false, $body);
-    };
-    ($name:ident, $smtp:expr, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(env) = start_with(Backend::Sqlite, $smtp).await {
-                    $body(env).await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(env) = start_with(Backend::Postgres, $smtp).await {
-                    $body(env).await;
-                }
-            }
-        }
-    };
 }
 
 /// A card as issued: its certificates and keys.

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Backend, PgDb, free_port, init_authority, now, postgres_db};
+use common::{Backend, PgDb, free_port, init_authority, now, on_both_backends, postgres_db};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,26 +54,6 @@ async fn start(backend: Backend) -> Option<Env> {
     };
     env.serve().await;
     Some(env)
-}
-
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                if let Some(env) = start(Backend::Sqlite).await {
-                    $body(env).await;
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(env) = start(Backend::Postgres).await {
-                    $body(env).await;
-                }
-            }
-        }
-    };
 }
 
 impl Env {

@@ -106,3 +106,36 @@ pub fn init_authority(dir: &std::path::Path, base_url: &str, at: time::OffsetDat
     )
     .unwrap();
 }
+
+/// Declares a test module `$name` whose `sqlite` and `postgres` tests run
+/// `$body(env)` on what `start(Backend::…)` gives (with a middle argument:
+/// `start_with(Backend::…, $option)`); a `None` environment skips the
+/// variant (only allowed outside CI, see [`postgres_db`]).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    (@run $name:ident, $start:ident($($arg:expr),*), $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(env) = $start(Backend::Sqlite $(, $arg)*).await {
+                    $body(env).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(env) = $start(Backend::Postgres $(, $arg)*).await {
+                    $body(env).await;
+                }
+            }
+        }
+    };
+    ($name:ident, $body:expr) => {
+        on_both_backends!(@run $name, start(), $body);
+    };
+    ($name:ident, $option:expr, $body:expr) => {
+        on_both_backends!(@run $name, start_with($option), $body);
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
