@@ -1,6 +1,7 @@
 //! The simulated device's hardware: what a real secure element keeps in
 //! fuses and ROM (device id, sealing key, factory attestation identity) and
-//! in a replay-protected counter (RPMB on a phone).
+//! in replay-protected storage (RPMB on a phone): the write counter and the
+//! data-sealing epoch.
 //!
 //! Here it is a separate file, `DEVICE.key` (mode 0600, JSON), **standing in
 //! for the hardware**: whoever can read it can unseal the element's storage,
@@ -95,6 +96,15 @@ pub trait DeviceRoot: Send {
 
     /// Durably raises the counter to `to` (never lowers it).
     fn advance_counter(&mut self, to: u64) -> Result<(), SeError>;
+
+    /// The epoch of the app's data-sealing key (0 until the first requested
+    /// wipe). Kept here, beside the counter, so that a wipe after tampering
+    /// (which loses the sealed image) keeps the app's data readable, while
+    /// an earlier epoch can never come back.
+    fn data_epoch(&self) -> Result<u64, SeError>;
+
+    /// Durably raises the data-sealing epoch to `to` (never lowers it).
+    fn advance_data_epoch(&mut self, to: u64) -> Result<(), SeError>;
 }
 
 /// The hardware as a file (`DEVICE.key`, mode 0600), rewritten atomically
@@ -103,6 +113,7 @@ pub struct FileDeviceRoot {
     path: PathBuf,
     identity: FusedIdentity,
     counter: u64,
+    data_epoch: u64,
 }
 
 const DEVICE_FILE_FORMAT: u32 = 1;
@@ -116,6 +127,9 @@ struct DeviceFile {
     device_cert: String,
     root_cert: String,
     counter: u64,
+    /// Absent in files written before the app's sealed data existed.
+    #[serde(default)]
+    data_epoch: u64,
 }
 
 impl Drop for DeviceFile {
@@ -140,8 +154,9 @@ impl FileDeviceRoot {
             path,
             identity,
             counter: 0,
+            data_epoch: 0,
         };
-        root.write(0)?;
+        root.write(0, 0)?;
         Ok(root)
     }
 
@@ -175,6 +190,7 @@ impl FileDeviceRoot {
             path,
             identity,
             counter: file.counter,
+            data_epoch: file.data_epoch,
         })
     }
 
@@ -183,7 +199,7 @@ impl FileDeviceRoot {
         &self.path
     }
 
-    fn write(&self, counter: u64) -> Result<(), SeError> {
+    fn write(&self, counter: u64, data_epoch: u64) -> Result<(), SeError> {
         let id = &self.identity;
         let file = DeviceFile {
             format: DEVICE_FILE_FORMAT,
@@ -193,6 +209,7 @@ impl FileDeviceRoot {
             device_cert: hex::encode(&id.device_cert),
             root_cert: hex::encode(&id.root_cert),
             counter,
+            data_epoch,
         };
         let bytes = Zeroizing::new(
             serde_json::to_vec_pretty(&file)
@@ -215,8 +232,21 @@ impl DeviceRoot for FileDeviceRoot {
         if to <= self.counter {
             return Ok(());
         }
-        self.write(to)?;
+        self.write(to, self.data_epoch)?;
         self.counter = to;
+        Ok(())
+    }
+
+    fn data_epoch(&self) -> Result<u64, SeError> {
+        Ok(self.data_epoch)
+    }
+
+    fn advance_data_epoch(&mut self, to: u64) -> Result<(), SeError> {
+        if to <= self.data_epoch {
+            return Ok(());
+        }
+        self.write(self.counter, to)?;
+        self.data_epoch = to;
         Ok(())
     }
 }
@@ -227,6 +257,7 @@ impl core::fmt::Debug for FileDeviceRoot {
             .field("path", &self.path)
             .field("identity", &self.identity)
             .field("counter", &self.counter)
+            .field("data_epoch", &self.data_epoch)
             .finish()
     }
 }
@@ -243,6 +274,7 @@ pub struct MemoryDeviceRoot {
 #[derive(Default)]
 struct CounterInner {
     value: u64,
+    data_epoch: u64,
     writes_left: Option<usize>,
 }
 
@@ -256,12 +288,15 @@ impl MemoryDeviceRoot {
     }
 
     /// The same identity with a separate counter set to `value` (e.g. a
-    /// second copy of the same test fixture).
+    /// second copy of the same test fixture); the data-sealing epoch is
+    /// copied.
     pub fn fork(&self, value: u64) -> Self {
+        let data_epoch = self.lock().data_epoch;
         Self {
             identity: Arc::clone(&self.identity),
             counter: Arc::new(Mutex::new(CounterInner {
                 value,
+                data_epoch,
                 writes_left: None,
             })),
         }
@@ -309,13 +344,36 @@ impl DeviceRoot for MemoryDeviceRoot {
         inner.value = inner.value.max(to);
         Ok(())
     }
+
+    fn data_epoch(&self) -> Result<u64, SeError> {
+        Ok(self.lock().data_epoch)
+    }
+
+    fn advance_data_epoch(&mut self, to: u64) -> Result<(), SeError> {
+        let mut inner = self.lock();
+        if let Some(left) = inner.writes_left.as_mut() {
+            if *left == 0 {
+                return Err(SeError::Storage(
+                    "simulated power loss while writing the counter".into(),
+                ));
+            }
+            *left -= 1;
+        }
+        inner.data_epoch = inner.data_epoch.max(to);
+        Ok(())
+    }
 }
 
 impl core::fmt::Debug for MemoryDeviceRoot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (counter, data_epoch) = {
+            let inner = self.lock();
+            (inner.value, inner.data_epoch)
+        };
         f.debug_struct("MemoryDeviceRoot")
             .field("identity", &self.identity)
-            .field("counter", &self.lock().value)
+            .field("counter", &counter)
+            .field("data_epoch", &data_epoch)
             .finish()
     }
 }

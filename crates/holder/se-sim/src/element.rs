@@ -12,8 +12,9 @@ use shomei_core::{RandomSource, Signer as _};
 use shomei_pki::{EcdsaP256Signer, RsaSigner, SystemRandom};
 use shomei_secure_element::{
     AttestationChain, BIOMETRIC_MAX_TRIES, BiometricStatus, DeviceId, GateId, GateStatus,
-    KeyDescription, KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_CHALLENGE_LEN, SeError,
-    SecureElement, SharedSecret, TamperKind, Unlock, UnlockMethod, UnlockScope, WipeReason,
+    KeyDescription, KeyHandle, KeyInfo, KeyKind, KeyPolicy, MAX_CHALLENGE_LEN,
+    MAX_SEAL_CONTEXT_LEN, SeError, SecureElement, SharedSecret, TamperKind, Unlock, UnlockMethod,
+    UnlockScope, WipeReason,
 };
 use zeroize::Zeroizing;
 
@@ -63,6 +64,8 @@ pub struct SimSecureElement {
     store: Box<dyn SealedStore>,
     device: Box<dyn DeviceRoot>,
     seal_key: LessSafeKey,
+    /// The app's data-sealing key of the current epoch (`image.data_epoch`).
+    data_key: LessSafeKey,
     ca: DeviceCa,
     image: Image,
     loaded: HashMap<[u8; 16], LoadedKey>,
@@ -88,6 +91,11 @@ struct Image {
     bio_generation: u64,
     keys: Vec<StoredKey>,
     wipe: Option<WipeReason>,
+    /// The epoch of the app's data-sealing key (raised by every requested
+    /// wipe; mirrored in the device root, which survives a tamper wipe).
+    /// Absent in images written before sealed app data existed.
+    #[serde(default)]
+    data_epoch: u64,
 }
 
 /// A retry counter and salted hash of a PIN.
@@ -223,6 +231,15 @@ impl SimSecureElement {
             se.device.advance_counter(counter)?;
         }
         se.counter = counter;
+        // The image's epoch is ahead of the device's after a crash between
+        // a wipe's commit and the epoch write: caught up like the counter.
+        let mut image = image;
+        let epoch = image.data_epoch.max(se.image.data_epoch);
+        if epoch > se.image.data_epoch {
+            se.device.advance_data_epoch(epoch)?;
+            se.data_key = seal::data_key(se.device.identity().sealing_key(), epoch)?;
+        }
+        image.data_epoch = epoch;
         se.install(image)?;
         Ok(se)
     }
@@ -238,16 +255,21 @@ impl SimSecureElement {
         mut options: SimOptions,
     ) -> Result<Self, SeError> {
         let seal_key = seal::sealing_key(device.identity().sealing_key())?;
+        let data_epoch = device.data_epoch()?;
+        let data_key = seal::data_key(device.identity().sealing_key(), data_epoch)?;
         let ca = DeviceCa::load(device.identity())?;
         let counter = device.counter()?;
         let mut instance = [0u8; 16];
         fill(&mut *options.rng, &mut instance)?;
+        let mut image = Image::empty(None);
+        image.data_epoch = data_epoch;
         Ok(Self {
             store,
             device,
             seal_key,
+            data_key,
             ca,
-            image: Image::empty(None),
+            image,
             loaded: HashMap::new(),
             sessions: Vec::new(),
             instance,
@@ -263,7 +285,11 @@ impl SimSecureElement {
     /// the wipe could not be committed).
     fn wipe_after_tamper(&mut self, kind: TamperKind, floor: u64) -> SeError {
         self.counter = floor;
+        // The app's data-sealing key stays: the phone must still read its
+        // wallet to tell the authority (the device root kept the epoch).
+        let data_epoch = self.image.data_epoch;
         self.image = Image::empty(Some(WipeReason::Tampered(kind)));
+        self.image.data_epoch = data_epoch;
         self.loaded.clear();
         self.sessions.clear();
         match self.persist() {
@@ -793,13 +819,41 @@ impl SecureElement for SimSecureElement {
         ]))
     }
 
+    fn seal(&mut self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SeError> {
+        self.check_ready()?;
+        check_seal_context(context)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        fill(&mut *self.rng, &mut nonce)?;
+        seal::seal_data(&self.data_key, nonce, context, plaintext)
+    }
+
+    fn unseal(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SeError> {
+        self.check_ready()?;
+        check_seal_context(context)?;
+        seal::unseal_data(&self.data_key, context, sealed)
+    }
+
     fn wipe(&mut self) -> Result<(), SeError> {
         self.check_ready()?;
+        let epoch = self
+            .image
+            .data_epoch
+            .checked_add(1)
+            .ok_or_else(|| SeError::Storage("data-sealing epoch exhausted".into()))?;
+        let data_key = seal::data_key(self.device.identity().sealing_key(), epoch)?;
         let mut next = Image::empty(Some(WipeReason::Requested));
         next.bio_generation = self.image.bio_generation.saturating_add(1);
+        next.data_epoch = epoch;
+        // The committed image is what counts (open catches the device's
+        // epoch up to it), so the old data key is gone from here on.
         self.replace(next)?;
+        self.data_key = data_key;
         self.loaded.clear();
         self.sessions.clear();
+        if let Err(e) = self.device.advance_data_epoch(epoch) {
+            self.poisoned = true;
+            return Err(e);
+        }
         Ok(())
     }
 }
@@ -849,6 +903,7 @@ impl Image {
             bio_generation: 0,
             keys: Vec::new(),
             wipe,
+            data_epoch: 0,
         }
     }
 
@@ -1015,6 +1070,13 @@ impl LoadedKey {
 
 fn key_id(bytes: &[u8]) -> Result<[u8; 16], SeError> {
     <[u8; 16]>::try_from(bytes).map_err(|_| SeError::Storage("bad key id in the image".into()))
+}
+
+fn check_seal_context(context: &[u8]) -> Result<(), SeError> {
+    if context.is_empty() || context.len() > MAX_SEAL_CONTEXT_LEN {
+        return Err(SeError::BadInput("a sealing context is 1 to 256 bytes"));
+    }
+    Ok(())
 }
 
 fn fill(rng: &mut dyn RandomSource, buf: &mut [u8]) -> Result<(), SeError> {

@@ -48,6 +48,14 @@
 //! [`SecureElement::last_wipe`](shomei_secure_element::SecureElement::last_wipe).
 //! The device identity (attestation) survives, as on a real phone.
 //!
+//! **The app's sealed data.** [`SecureElement::seal`](shomei_secure_element::SecureElement::seal)
+//! encrypts the app's own data (the phone's wallet) under a key derived from
+//! the fused sealing key and a *data epoch* (see [`seal`]); the key itself is
+//! never stored. A requested wipe raises the epoch (in the sealed image and
+//! in the device root), so blobs sealed before it never open again; a wipe
+//! after tampering keeps the epoch (it is read back from the device root),
+//! so the phone can still read its wallet and tell the authority.
+//!
 //! # Unlocks and the sign path
 //!
 //! Unlock sessions live in RAM only (random tickets, expiry by an injected

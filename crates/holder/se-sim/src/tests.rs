@@ -1471,3 +1471,208 @@ fn presence_is_refused_on_a_wiped_element() {
     let fresh = presence_key(&mut se);
     assert_eq!(se.sign(&fresh, b"m", &s).unwrap_err(), SeError::NotUnlocked);
 }
+
+const WALLET_CONTEXT: &[u8] = b"shomei/phone-wallet/v1";
+const WALLET: &[u8] = br#"{"holder":"YAMADA TARO","address":"1-2-3 Chiyoda"}"#;
+
+fn unsealable(r: Result<zeroize::Zeroizing<Vec<u8>>, SeError>) -> bool {
+    matches!(r, Err(SeError::Unsealable(_)))
+}
+
+#[test]
+fn sealed_data_round_trips_and_survives_reopening() {
+    let (mut se, rig) = open();
+    let a = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    let b = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    // Version byte, fresh nonce per seal, no plaintext in the blob.
+    assert_eq!(a[0], shomei_secure_element::SEALED_DATA_VERSION);
+    assert_eq!(a.len(), 1 + 12 + WALLET.len() + 16);
+    assert_ne!(a[1..13], b[1..13]);
+    assert!(!contains(&a, b"YAMADA"));
+    assert_eq!(se.unseal(WALLET_CONTEXT, &a).unwrap().as_slice(), WALLET);
+    // No gate is needed, and the key survives reopening from storage
+    // (it is not in the sealed image either: that holds only the epoch).
+    se.lock_all();
+    drop(se);
+    let se = rig.open().unwrap();
+    assert_eq!(se.unseal(WALLET_CONTEXT, &b).unwrap().as_slice(), WALLET);
+    assert_eq!(se.unseal(WALLET_CONTEXT, &a).unwrap().as_slice(), WALLET);
+    // An empty plaintext is data too.
+    let mut se = se;
+    let empty = se.seal(WALLET_CONTEXT, b"").unwrap();
+    assert!(se.unseal(WALLET_CONTEXT, &empty).unwrap().is_empty());
+}
+
+#[test]
+fn sealed_data_for_another_context_is_refused() {
+    let (mut se, _rig) = open();
+    let blob = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    for other in [
+        &b"shomei/phone-wallet/v2"[..],
+        b"shomei/phone-wallet/v",
+        b"x",
+    ] {
+        assert!(unsealable(se.unseal(other, &blob)), "{other:?}");
+    }
+    // A context is 1 to 256 bytes.
+    for bad in [&[][..], &[b'c'; 257][..]] {
+        assert!(matches!(se.seal(bad, WALLET), Err(SeError::BadInput(_))));
+        assert!(matches!(se.unseal(bad, &blob), Err(SeError::BadInput(_))));
+    }
+    let long = [b'c'; 256];
+    let blob = se.seal(&long, WALLET).unwrap();
+    assert_eq!(se.unseal(&long, &blob).unwrap().as_slice(), WALLET);
+}
+
+#[test]
+fn tampered_sealed_data_is_refused() {
+    let (mut se, _rig) = open();
+    let blob = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    for i in 0..blob.len() {
+        for bit in [0x01, 0x80] {
+            let mut bad = blob.clone();
+            bad[i] ^= bit;
+            assert!(unsealable(se.unseal(WALLET_CONTEXT, &bad)), "byte {i}");
+        }
+    }
+    for len in 0..blob.len() {
+        assert!(
+            unsealable(se.unseal(WALLET_CONTEXT, &blob[..len])),
+            "len {len}"
+        );
+    }
+    let mut longer = blob.clone();
+    longer.push(0);
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &longer)));
+    // Garbage and a plain-JSON file are errors, not panics.
+    for junk in [
+        &b"{\"format\":1}"[..],
+        &[0xff; 64][..],
+        &[1; 29][..],
+        &[1][..],
+    ] {
+        assert!(unsealable(se.unseal(WALLET_CONTEXT, junk)));
+    }
+    // The untouched blob still opens.
+    assert_eq!(se.unseal(WALLET_CONTEXT, &blob).unwrap().as_slice(), WALLET);
+}
+
+#[test]
+fn another_element_cannot_unseal() {
+    let (mut se, _rig) = open();
+    let blob = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    let m = SimManufacturer::generate(NOW).unwrap();
+    let mut other = SimSecureElement::provision(
+        MemoryStore::new(),
+        MemoryDeviceRoot::new(m.new_device(NOW).unwrap()),
+        SimOptions::default(),
+    )
+    .unwrap();
+    assert!(unsealable(other.unseal(WALLET_CONTEXT, &blob)));
+    let theirs = other.seal(WALLET_CONTEXT, WALLET).unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &theirs)));
+}
+
+#[test]
+fn wipe_destroys_the_data_key_and_old_blobs_never_unseal_again() {
+    let (mut se, rig) = open();
+    let before = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    se.wipe().unwrap();
+    assert_eq!(rig.device.data_epoch().unwrap(), 1);
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    // The wiped element seals under its new key (the phone records the wipe).
+    let after = se.seal(WALLET_CONTEXT, b"wiped").unwrap();
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &after).unwrap().as_slice(),
+        b"wiped"
+    );
+    // Re-initialised (new PIN and key) and reopened: still never.
+    se.set_pin(GateId::AuthPin, "4321").unwrap();
+    se.create_key("k", KeyKind::EcP256, KeyPolicy::PHONE_AUTH, b"c")
+        .unwrap();
+    drop(se);
+    let mut se = rig.open().unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &after).unwrap().as_slice(),
+        b"wiped"
+    );
+    // A second wipe ends the second key too.
+    se.wipe().unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &after)));
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+}
+
+#[test]
+fn wipe_interrupted_before_the_epoch_write_still_ends_the_old_key() {
+    let (mut se, rig) = open();
+    let before = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    // The image (and the counter) are written, the epoch write is lost.
+    rig.device.fail_after(1);
+    assert!(se.wipe().is_err());
+    assert_eq!(
+        se.seal(WALLET_CONTEXT, WALLET).unwrap_err(),
+        SeError::MustReopen
+    );
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &before).unwrap_err(),
+        SeError::MustReopen
+    );
+    drop(se);
+    rig.device.heal();
+    assert_eq!(rig.device.data_epoch().unwrap(), 0);
+    let se = rig.open().unwrap();
+    assert_eq!(se.last_wipe(), Some(WipeReason::Requested));
+    assert_eq!(rig.device.data_epoch().unwrap(), 1, "caught up on open");
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+}
+
+#[test]
+fn tamper_wipe_keeps_the_data_key_but_a_requested_wipe_ends_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    SimManufacturer::create(tmp.path(), NOW).unwrap();
+    let (dir, _) = file_device(tmp.path(), "phone");
+    let mut se = SimSecureElement::open_dir(&dir).unwrap();
+    let blob = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    drop(se);
+    // Tampering wipes keys and PINs, but the phone can still read its
+    // wallet (to tell the authority): the epoch lives in the device root.
+    let p = dir.join(SEALED_FILE);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[60] ^= 0x40;
+    std::fs::write(&p, bytes).unwrap();
+    assert_wiped(&dir, TamperKind::Authentication);
+    let mut se = SimSecureElement::open_dir(&dir).unwrap();
+    assert_eq!(se.unseal(WALLET_CONTEXT, &blob).unwrap().as_slice(), WALLET);
+    // A requested wipe is durable in DEVICE.key too.
+    se.wipe().unwrap();
+    drop(se);
+    let device: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(DEVICE_FILE)).unwrap()).unwrap();
+    assert_eq!(device["data_epoch"], 1);
+    let se = SimSecureElement::open_dir(&dir).unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &blob)));
+}
+
+#[test]
+fn device_file_without_a_data_epoch_still_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    SimManufacturer::create(tmp.path(), NOW).unwrap();
+    let (dir, _) = file_device(tmp.path(), "old");
+    let mut se = SimSecureElement::open_dir(&dir).unwrap();
+    let blob = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    drop(se);
+    // A DEVICE.key written before sealed app data existed.
+    let path = dir.join(DEVICE_FILE);
+    let mut device: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    device
+        .as_object_mut()
+        .unwrap()
+        .remove("data_epoch")
+        .unwrap();
+    std::fs::write(&path, serde_json::to_vec(&device).unwrap()).unwrap();
+    let se = SimSecureElement::open_dir(&dir).unwrap();
+    assert_eq!(se.keys().len(), 1);
+    assert_eq!(se.unseal(WALLET_CONTEXT, &blob).unwrap().as_slice(), WALLET);
+}

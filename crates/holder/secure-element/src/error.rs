@@ -74,6 +74,11 @@ pub enum SeError {
     Storage(String),
     /// A cryptographic operation failed (detail safe to show).
     Crypto(String),
+    /// Sealed app data ([`crate::SecureElement::unseal`]) does not open
+    /// here (why: cut short, unknown format, or it does not authenticate:
+    /// changed, sealed for another purpose, by another element, or before
+    /// the element was wiped).
+    Unsealable(&'static str),
 }
 
 impl fmt::Display for SeError {
@@ -125,6 +130,7 @@ impl fmt::Display for SeError {
             }
             Self::Storage(m) => write!(f, "secure element storage failure: {m}"),
             Self::Crypto(m) => write!(f, "secure element crypto failure: {m}"),
+            Self::Unsealable(why) => write!(f, "sealed data cannot be opened: {why}"),
         }
     }
 }

@@ -41,6 +41,14 @@
 //!   ([`attestation`]), binding the authority's challenge, the key's
 //!   policy, the device, "generated inside" and "not exportable".
 //!
+//! * **Sealing** ([`SecureElement::seal`], [`SecureElement::unseal`]): the
+//!   app's own data (the phone's wallet file) encrypted with AES-256-GCM
+//!   under a key that never leaves the element, bound to a `context` (the
+//!   purpose) as additional data. No gate: the app opens its data at start,
+//!   like Android's device-bound keys without user authentication. A wipe
+//!   ([`SecureElement::wipe`]) destroys that key and starts a new one, so
+//!   nothing sealed before it ever opens again.
+//!
 //! The trait is object safe: callers hold `Box<dyn SecureElement>`.
 
 #![forbid(unsafe_code)]
@@ -61,6 +69,12 @@ pub use types::{
 
 /// Longest attestation challenge a provider must accept.
 pub const MAX_CHALLENGE_LEN: usize = 128;
+
+/// Longest `context` of [`SecureElement::seal`] (it must not be empty).
+pub const MAX_SEAL_CONTEXT_LEN: usize = 256;
+
+/// Format version of a sealed blob ([`SecureElement::seal`]): its first byte.
+pub const SEALED_DATA_VERSION: u8 = 1;
 
 /// A secure element: keys that never leave it, gates that unlock them, and
 /// attestation of both.
@@ -203,8 +217,33 @@ pub trait SecureElement: Send {
     /// The key's attestation chain (see [`verify_attestation`]).
     fn attest(&self, key: &KeyHandle) -> Result<AttestationChain, SeError>;
 
+    // ---- the app's own data -------------------------------------------------
+
+    /// Seals `plaintext` for `context` (1 to [`MAX_SEAL_CONTEXT_LEN`] bytes
+    /// naming the purpose, e.g. `b"shomei/phone-wallet/v1"`) under the
+    /// element's data-sealing key, which never leaves it: AES-256-GCM with a
+    /// fresh random 96-bit nonce and `context` in the additional data.
+    ///
+    /// ```text
+    /// version (1 byte, SEALED_DATA_VERSION) ‖ nonce (12) ‖ ciphertext ‖ tag (16)
+    /// ```
+    ///
+    /// The additional data is `version ‖ context`, so a blob opens only for
+    /// the purpose it was sealed for. No gate unlocks this (the app reads its
+    /// data at start); refused by an element that must be reopened.
+    fn seal(&mut self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SeError>;
+
+    /// Opens what [`SecureElement::seal`] made for the same `context` on this
+    /// element since its last wipe. Anything else — a changed or cut blob,
+    /// another context, another element's blob, one sealed before a wipe —
+    /// is [`SeError::Unsealable`], never a panic.
+    fn unseal(&self, context: &[u8], sealed: &[u8])
+    -> Result<zeroize::Zeroizing<Vec<u8>>, SeError>;
+
     /// Destroys every key, PIN and enrolment and ends every session; the
     /// device identity stays. [`SecureElement::last_wipe`] then reports
-    /// [`WipeReason::Requested`].
+    /// [`WipeReason::Requested`]. The data-sealing key is destroyed too and
+    /// a new one takes its place: data sealed before the wipe never opens
+    /// again, data sealed after it does.
     fn wipe(&mut self) -> Result<(), SeError>;
 }
