@@ -1098,6 +1098,33 @@ fn openssl_made_signature_verifies_with_ours() {
     let out = w.verify(&other, &p7s, &[]);
     assert_eq!(failure(&out).0, 1);
     assert_eq!(one_json_line(&out)["error"]["code"], "content_mismatch");
+    // Without signed attributes (-noattr), openssl's signature is valid
+    // CMS but not an application: refused by name, as bad input (exit 2).
+    let noattr = w.path("noattr.p7s");
+    let (ok, out) = openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-noattr",
+        "-in",
+        doc.to_str().unwrap(),
+        "-signer",
+        cert_pem.to_str().unwrap(),
+        "-inkey",
+        sign_key.to_str().unwrap(),
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-out",
+        noattr.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let out = w.verify(&doc, &noattr, &[]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("signed attributes"), "{err}");
+    assert_eq!(one_json_line(&out)["error"]["code"], "malformed");
 }
 
 #[test]

@@ -54,6 +54,16 @@ pub const MAX_CERT_LEN: usize = 16 * 1024;
 pub const MAX_SIGNED_ATTRS: usize = 16;
 /// Most `SignerInfo`s accepted: a Shōmei signature has exactly one signer.
 pub const MAX_SIGNER_INFOS: usize = 1;
+/// Most entries accepted in `SignedData.digestAlgorithms`.
+pub const MAX_DIGEST_ALGORITHMS: usize = 8;
+/// The `what` of [`PkiError::Malformed`] when a SignerInfo carries no
+/// signed attributes (RFC 5652 allows it; a Shōmei application never
+/// lacks them, and without them the signature would be over the content
+/// itself — any bytes a key once signed for another purpose).
+pub const NO_SIGNED_ATTRIBUTES: &str = "CMS signed attributes";
+/// The `what` of [`PkiError::Malformed`] when the SignerInfo's digest
+/// algorithm is not listed in `SignedData.digestAlgorithms` (RFC 5652 §5.1).
+pub const DIGEST_NOT_LISTED: &str = "CMS digestAlgorithms";
 
 /// What [`verify_detached`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,11 +338,13 @@ fn parse_signer_info(si: AnyRef<'_>) -> Result<SignerInfoRef<'_>, PkiError> {
 ///
 /// Accepts one SignerInfo ([`MAX_SIGNER_INFOS`]) whose signer certificate is
 /// carried in the SignedData, found by issuerAndSerialNumber or
-/// subjectKeyIdentifier. With signed attributes: contentType must be
+/// subjectKeyIdentifier, and whose digest algorithm is listed in
+/// `digestAlgorithms` (else [`PkiError::Malformed`] with `what`
+/// [`DIGEST_NOT_LISTED`]). Signed attributes are required (else
+/// `Malformed` with `what` [`NO_SIGNED_ATTRIBUTES`]): contentType must be
 /// id-data, messageDigest must equal the content's digest (SHA-256, -384 or
 /// -512, per digestAlgorithm), and the signature is checked over the
-/// attributes re-tagged as `SET OF`. Without signed attributes the
-/// signature is checked over the content itself. RSA PKCS#1 v1.5 (as
+/// attributes re-tagged as `SET OF`. RSA PKCS#1 v1.5 (as
 /// `rsaEncryption` or `shaNNNWithRSAEncryption`, 2048–8192 bits) and ECDSA
 /// P-256/P-384 are supported.
 ///
@@ -421,79 +433,93 @@ pub fn verify_detached(p7s: &[u8], content: &[u8]) -> Result<VerifiedSignature, 
         return Err(cms_err("no SignerInfo"));
     };
     let si = parse_signer_info(si)?;
+    // RFC 5652 §5.1: digestAlgorithms lists the signers' digest algorithms.
+    // (Unknown entries are skipped, not refused: only ours must be there.)
+    let listed = elements(
+        digest_algorithms.value(),
+        MAX_DIGEST_ALGORITHMS,
+        "digestAlgorithms",
+    )?
+    .into_iter()
+    .any(|a| {
+        a.decode_as::<AlgorithmIdentifierOwned>()
+            .ok()
+            .and_then(|a| Digest::from_algorithm(&a).ok())
+            == Some(si.digest)
+    });
+    if !listed {
+        return Err(PkiError::malformed(
+            DIGEST_NOT_LISTED,
+            "the SignerInfo's digest algorithm is not listed",
+        ));
+    }
+    let Some(attrs) = si.signed_attrs else {
+        return Err(PkiError::malformed(
+            NO_SIGNED_ATTRIBUTES,
+            "absent (contentType and messageDigest are required)",
+        ));
+    };
     let signer = find_signer(&certificates, &si.sid)?;
     let spki = &signer.1.spki;
 
     let mut signing_time = None;
-    match si.signed_attrs {
-        Some(attrs) => {
-            let mut content_type = None;
-            let mut message_digest = None;
-            for a in elements(attrs, MAX_SIGNED_ATTRS, "signed attributes")? {
-                let a: AttributeRef<'_> = a.decode_as().map_err(cms_err)?;
-                if a.values.tag() != Tag::Set {
-                    return Err(cms_err("attribute values are not a SET"));
-                }
-                let single = || -> Result<AnyRef<'_>, PkiError> {
-                    let vals = elements(a.values.value(), 1, "attribute values")?;
-                    vals.into_iter()
-                        .next()
-                        .ok_or_else(|| cms_err("attribute without a value"))
-                };
-                let dup = || cms_err(format!("attribute {} appears twice", a.oid));
-                if a.oid == rfc5911::ID_CONTENT_TYPE {
-                    let oid: ObjectIdentifier = single()?.decode_as().map_err(cms_err)?;
-                    if content_type.replace(oid).is_some() {
-                        return Err(dup());
-                    }
-                } else if a.oid == rfc5911::ID_MESSAGE_DIGEST {
-                    let d: OctetStringRef<'_> = single()?.decode_as().map_err(cms_err)?;
-                    if message_digest.replace(d.as_bytes()).is_some() {
-                        return Err(dup());
-                    }
-                } else if a.oid == rfc5911::ID_SIGNING_TIME {
-                    let t = single()?
-                        .to_der()
-                        .and_then(|d| x509_cert::time::Time::from_der(&d))
-                        .map_err(cms_err)?;
-                    if signing_time.replace(timestamp_from_time(t)?).is_some() {
-                        return Err(dup());
-                    }
-                }
-            }
-            if content_type != Some(econtent_type) {
-                return Err(cms_err("contentType attribute missing or not id-data"));
-            }
-            let Some(md) = message_digest else {
-                return Err(cms_err("messageDigest attribute missing"));
-            };
-            if md != si.digest.digest(content).as_slice() {
-                return Err(PkiError::BadSignature {
-                    what: "CMS message digest",
-                });
-            }
-            // Re-tag [0] IMPLICIT as the universal SET OF that was signed.
-            let signed = AnyRef::new(Tag::Set, attrs)
-                .and_then(|a| a.to_der())
-                .map_err(cms_err)?;
-            verify_spki_signature(
-                spki,
-                si.signature_algorithm,
-                Some(si.digest),
-                &signed,
-                si.signature,
-                "CMS signer",
-            )?;
+    let mut content_type = None;
+    let mut message_digest = None;
+    for a in elements(attrs, MAX_SIGNED_ATTRS, "signed attributes")? {
+        let a: AttributeRef<'_> = a.decode_as().map_err(cms_err)?;
+        if a.values.tag() != Tag::Set {
+            return Err(cms_err("attribute values are not a SET"));
         }
-        None => verify_spki_signature(
-            spki,
-            si.signature_algorithm,
-            Some(si.digest),
-            content,
-            si.signature,
-            "CMS signer",
-        )?,
+        let single = || -> Result<AnyRef<'_>, PkiError> {
+            let vals = elements(a.values.value(), 1, "attribute values")?;
+            vals.into_iter()
+                .next()
+                .ok_or_else(|| cms_err("attribute without a value"))
+        };
+        let dup = || cms_err(format!("attribute {} appears twice", a.oid));
+        if a.oid == rfc5911::ID_CONTENT_TYPE {
+            let oid: ObjectIdentifier = single()?.decode_as().map_err(cms_err)?;
+            if content_type.replace(oid).is_some() {
+                return Err(dup());
+            }
+        } else if a.oid == rfc5911::ID_MESSAGE_DIGEST {
+            let d: OctetStringRef<'_> = single()?.decode_as().map_err(cms_err)?;
+            if message_digest.replace(d.as_bytes()).is_some() {
+                return Err(dup());
+            }
+        } else if a.oid == rfc5911::ID_SIGNING_TIME {
+            let t = single()?
+                .to_der()
+                .and_then(|d| x509_cert::time::Time::from_der(&d))
+                .map_err(cms_err)?;
+            if signing_time.replace(timestamp_from_time(t)?).is_some() {
+                return Err(dup());
+            }
+        }
     }
+    if content_type != Some(econtent_type) {
+        return Err(cms_err("contentType attribute missing or not id-data"));
+    }
+    let Some(md) = message_digest else {
+        return Err(cms_err("messageDigest attribute missing"));
+    };
+    if md != si.digest.digest(content).as_slice() {
+        return Err(PkiError::BadSignature {
+            what: "CMS message digest",
+        });
+    }
+    // Re-tag [0] IMPLICIT as the universal SET OF that was signed.
+    let signed = AnyRef::new(Tag::Set, attrs)
+        .and_then(|a| a.to_der())
+        .map_err(cms_err)?;
+    verify_spki_signature(
+        spki,
+        si.signature_algorithm,
+        Some(si.digest),
+        &signed,
+        si.signature,
+        "CMS signer",
+    )?;
     Ok(VerifiedSignature {
         signer_cert_der: signer.0.clone(),
         signing_time,
@@ -1038,7 +1064,9 @@ pub(crate) mod tests {
         bad[0] = 1;
         assert!(verify_detached(&p7s, &bad).is_err());
 
-        // Without signed attributes (-noattr): the signature covers the content.
+        // Without signed attributes (-noattr): valid CMS (openssl accepts
+        // it), but refused here, by name — the signature would be over the
+        // content itself.
         let (ok, text) = openssl(
             &[
                 "cms", "-sign", "-binary", "-noattr", "-in", "f", "-signer", "ee.pem", "-inkey",
@@ -1047,13 +1075,37 @@ pub(crate) mod tests {
             d,
         );
         assert!(ok, "{text}");
-        let p7s = std::fs::read(d.join("n.p7s")).unwrap();
-        let v = verify_detached(&p7s, &content).unwrap();
-        assert_eq!((v.signer_cert_der, v.signing_time), (ee, None));
-        assert_eq!(
-            verify_detached(&p7s, &bad).unwrap_err(),
-            PkiError::BadSignature { what: "CMS signer" }
+        let (ok, text) = openssl(
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "n.p7s",
+                "-content",
+                "f",
+                "-CAfile",
+                "ca.pem",
+                "-purpose",
+                "any",
+                "-attime",
+                "1800000000",
+                "-out",
+                "/dev/null",
+            ],
+            d,
         );
+        assert!(ok, "openssl verifies it: {text}");
+        let p7s = std::fs::read(d.join("n.p7s")).unwrap();
+        assert!(matches!(
+            verify_detached(&p7s, &content),
+            Err(PkiError::Malformed {
+                what: NO_SIGNED_ATTRIBUTES,
+                ..
+            })
+        ));
 
         // Attached content is refused (this API is for detached signatures).
         let (ok, text) = openssl(
@@ -1201,6 +1253,56 @@ pub(crate) mod tests {
         println!("verify_detached with a 14 KiB hostile name: {elapsed:?}");
         assert_eq!(v.certificates.len(), 2);
         assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[test]
+    fn the_signers_digest_algorithm_must_be_listed() {
+        let f = fixture();
+        let content = b"application";
+        let p7s = sign_detached(content, &f.ee, &[], &f.key, NOW).unwrap();
+        verify_detached(&p7s, content).unwrap();
+        // digestAlgorithms is the first SHA-256 OID in the SignedData (the
+        // SignerInfo's comes after the certificates); make it SHA-384. The
+        // signature (over the signed attributes) still holds.
+        let sha256 = [
+            0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        ];
+        let first = p7s.windows(sha256.len()).position(|w| w == sha256).unwrap();
+        let last = p7s
+            .windows(sha256.len())
+            .rposition(|w| w == sha256)
+            .unwrap();
+        assert!(first < last, "listed and used");
+        let mut other = p7s.clone();
+        other[first + sha256.len() - 1] = 0x02;
+        assert_eq!(
+            verify_detached(&other, content).unwrap_err(),
+            PkiError::Malformed {
+                what: DIGEST_NOT_LISTED,
+                detail: "the SignerInfo's digest algorithm is not listed".into(),
+            }
+        );
+        // An unknown algorithm listed is skipped, not refused: only the
+        // signer's must be there (here it is not).
+        other[first + sha256.len() - 1] = 0x7f;
+        assert!(matches!(
+            verify_detached(&other, content),
+            Err(PkiError::Malformed {
+                what: DIGEST_NOT_LISTED,
+                ..
+            })
+        ));
+        // Patched in the SignerInfo instead (SHA-384 used, SHA-256 listed):
+        // refused the same way, before any digest is compared.
+        let mut used = p7s.clone();
+        used[last + sha256.len() - 1] = 0x02;
+        assert!(matches!(
+            verify_detached(&used, content),
+            Err(PkiError::Malformed {
+                what: DIGEST_NOT_LISTED,
+                ..
+            })
+        ));
     }
 
     #[test]

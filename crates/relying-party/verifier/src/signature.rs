@@ -34,7 +34,9 @@ impl SignedDocument {
     }
 }
 
-/// Verifies a detached CMS SignedData (RFC 5652) over `content`: the
+/// Verifies a detached CMS SignedData (RFC 5652) over `content`: signed
+/// attributes required and the signer's digest algorithm listed in
+/// digestAlgorithms (else [`VerifyError::Malformed`] naming which), the
 /// signature (over the signed attributes, with contentType and
 /// messageDigest checked), then the signer certificate for signing at
 /// `now` — so an authentication key's signature is refused as
@@ -52,6 +54,10 @@ pub fn verify_document(
         shomei_pki::PkiError::BadSignature { .. } => {
             VerifyError::BadSignature { what: "CMS signer" }
         }
+        // Named structure failures keep their name (e.g. "CMS signed
+        // attributes" absent, "CMS digestAlgorithms" not listing the
+        // signer's): code `malformed`, the caller's bad input.
+        shomei_pki::PkiError::Malformed { what, detail } => VerifyError::Malformed { what, detail },
         other => VerifyError::from_pki("CMS signature", other),
     })?;
     let signer = validate(store, &verified.signer_cert_der, Purpose::Signing, now)?;

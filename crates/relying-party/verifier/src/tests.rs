@@ -428,6 +428,24 @@ fn signed_application_names_each_failure() {
         verify_document(&TrustStore::new(), &p7s, doc, NOW).unwrap_err(),
         VerifyError::UnknownRoot
     );
+    // The signer's digest algorithm not listed in digestAlgorithms (the
+    // first SHA-256 OID; the signature still holds): named, malformed.
+    let sha256 = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    let mut unlisted = p7s.clone();
+    let at = unlisted
+        .windows(sha256.len())
+        .position(|w| w == sha256)
+        .unwrap();
+    unlisted[at + sha256.len() - 1] = 0x03;
+    assert!(matches!(
+        verify_document(&s, &unlisted, doc, NOW).unwrap_err(),
+        VerifyError::Malformed {
+            what: "CMS digestAlgorithms",
+            ..
+        }
+    ));
     // Not CMS at all.
     assert_eq!(
         verify_document(&s, b"\x30\x00", doc, NOW)
