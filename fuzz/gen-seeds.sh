@@ -117,7 +117,8 @@ printf '%s' '{"name":"Yamada　 Taro","address":"  Osaka ","birth_date":"2000-02
 printf '%s' '{"name":"","address":"a","birth_date":"1990-4-1","sex":9,"extra":[1,2.5e3,null,true]}' > "$S/basic_four_json/invalid.json"
 
 # ---------------------------------------------------------------- apdu
-# Length-prefixed APDU sequences (see fuzz_targets/apdu.rs); 00 = power cycle.
+# The applet's byte, then length-prefixed APDU sequences (see
+# fuzz_targets/apdu.rs); 00 = power cycle.
 python3 - "$S/apdu" "$W/signer.pem" <<'PY'
 import hashlib, os, subprocess, sys
 out, pem = sys.argv[1], sys.argv[2]
@@ -138,8 +139,10 @@ def write_cert(fid, der):
     for off in range(0, len(der), 200):
         cmds.append(update(off, der[off:off + 200]))
     return cmds
-def seq(name, cmds):
-    b = b""
+def seq(name, cmds, image=0):
+    # First byte: the applet (0 card, 1 card chip with the phone token,
+    # 2 the phone's applet over the secure element).
+    b = bytes([image])
     for c in cmds:
         assert len(c) < 256
         b += bytes([len(c)]) + c
@@ -182,6 +185,21 @@ seq("other-aps-bad-shapes", [TEXT, read(0, 4), sel(0x0001), read(0, 4), read(0x7
     apdu("00240180", b"12"), sel(0x0014), apdu("00200080"), VISUAL, sel(0x0001), sel(0x0003), read(0, 0),
     apdu("00CA0000"), apdu("00C00000", le=0), MFR, apdu("00B2020C", le=0), apdu("00B20114", le=0),
     apdu("00B20108", le=0), apdu("00B2010C", le=4), apdu("00B2010C"), sel(0x0001), apdu("00A4040C", b"\xD3\x92")])
+# The phone token on the card chip, and the phone's applet over the secure
+# element (PINs and keys in the element; the auth certificate behind the PIN).
+phone_use = [sel_ap, sel(0x0006), read(0, 0), sel(0x000A), read(0, 0), sel(0x000B), read(0, 0), sel(0x0018),
+    apdu("00200080"), apdu("00200080", b"0000"), apdu("00200080", b"ab"), apdu("00200080", b"1234"),
+    sel(0x000A), read(0, 0), read(0x0100, 0), sel(0x0017), apdu("00478100", le=0), apdu("00C00000", le=0),
+    apdu("802A0080", digest_info, le=0), sel(0x001B), apdu("00200080", b"ABC123"), sel(0x0001), read(0, 0),
+    sel(0x001A), apdu("802A0080", digest_info), apdu("00C00000", le=0), b"", sel_ap, sel(0x0017),
+    apdu("802A0080", digest_info, le=0)]
+seq("phone-token-verify-read-sign", phone_use, image=1)
+seq("phone-applet-verify-read-sign", phone_use, image=2)
+seq("phone-applet-change-block-write", [sel_ap, sel(0x0018), apdu("00200080", b"1234"), apdu("00240180", b"5678"),
+    apdu("00200080", b"1234"), apdu("00200080", b"9999"), apdu("00200080", b"0000"), apdu("00200080"),
+    apdu("00200080", b"5678"), sel(0x0017), apdu("802A0080", digest_info, le=0), sel(0x000A),
+    update(0, b"\x30\x82"), apdu("00440000"), apdu("000E0080"), sel(0x001B), apdu("00200080", b"WRONG1"),
+    apdu("00240180", b"NEWPASS99"), apdu("00200080", le=0), apdu("00B08000", le=1)], image=2)
 PY
 # The empty "APDU" in wrong-pins-change-reset is written as length 0: a power cycle.
 
