@@ -278,9 +278,10 @@ impl World {
     }
 
     /// The phone certificate (`sign` or `auth`) from the wallet, as PEM.
+    /// (The wallet file is sealed by the phone's secure element, so it is
+    /// read through the phone, which opens the element.)
     fn phone_cert(&self, phone: &Path, kind: &str) -> PathBuf {
-        let wallet: Value =
-            serde_json::from_slice(&std::fs::read(phone.join("phone.json")).unwrap()).unwrap();
+        let wallet = serde_json::to_value(wallet_state(phone)).unwrap();
         let der = hex::decode(wallet["certificates"][kind].as_str().unwrap()).unwrap();
         assert!(!der.is_empty(), "the phone holds its {kind} certificate");
         let name = format!("{}-{kind}", phone.file_name().unwrap().to_str().unwrap());
@@ -325,6 +326,11 @@ impl World {
         assert!(ok && out.contains("Response verify OK"), "{out}");
         out
     }
+}
+
+/// The phone's wallet, read through its secure element.
+fn wallet_state(phone: &Path) -> shomei_phone::WalletState {
+    shomei_phone::Phone::open(phone).unwrap().state().clone()
 }
 
 fn status(w: &World, phone: &Path) -> Value {
@@ -856,10 +862,11 @@ fn tampered_phone_storage_is_detected() {
     // The card puts the holder back on the phone (the old device is over).
     let v2 = json_of(&w.provision_out(&phone, CARD_PW));
     assert_eq!(v2["superseded_devices"], json!([]));
-    // A swapped certificate in the wallet is caught against the element's keys.
+    // A swapped certificate in the wallet is caught against the element's
+    // keys (written as a plain wallet from before sealing, which is still read).
     let wallet = phone.join("phone.json");
     let good = std::fs::read(&wallet).unwrap();
-    let mut doc_v: Value = serde_json::from_slice(&good).unwrap();
+    let mut doc_v = serde_json::to_value(wallet_state(&phone)).unwrap();
     doc_v["certificates"]["sign"] = doc_v["certificates"]["auth"].clone();
     std::fs::write(&wallet, serde_json::to_vec(&doc_v).unwrap()).unwrap();
     let (code, err) = failure(&w.phone(&["status", "--phone", phone.to_str().unwrap()]));
@@ -886,6 +893,72 @@ fn tampered_phone_storage_is_detected() {
     assert_eq!(code, 1);
     assert!(err.contains("rolled back"), "{err}");
     assert_eq!(status(&w, &phone)["provisioned"], false);
+}
+
+/// Every form in which `bytes` could show up in a file: raw, and hex.
+fn forms(bytes: &[u8]) -> [Vec<u8>; 3] {
+    [
+        bytes.to_vec(),
+        hex::encode(bytes).into_bytes(),
+        hex::encode_upper(bytes).into_bytes(),
+    ]
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn phone_wallet_file_is_sealed_and_shows_no_personal_data() {
+    let w = world();
+    let (phone, p) = w.provision("phone1");
+    let s = sync(&w, &phone);
+    assert_eq!(s["status"], "active", "{s}");
+    let raw = std::fs::read(phone.join("phone.json")).unwrap();
+    let state = wallet_state(&phone);
+    assert!(state.mdoc.is_some(), "the mobile ID is in the wallet");
+    let holder_id = p["holder_id"].as_str().unwrap();
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("name", "鈴木".as_bytes().to_vec()),
+        ("given name", "一郎".as_bytes().to_vec()),
+        ("address", "北海道札幌市中央区1-1".as_bytes().to_vec()),
+        ("holder id", holder_id.as_bytes().to_vec()),
+        ("device token", b"sdt_".to_vec()),
+        ("signing certificate", state.certificates.sign.clone()),
+        (
+            "mobile ID",
+            state.mdoc.as_ref().unwrap().issuer_signed.clone(),
+        ),
+    ];
+    // The wallet does hold them (so this test can fail)…
+    let plain = serde_json::to_vec_pretty(&state).unwrap();
+    for (what, bytes) in &secrets {
+        assert!(
+            forms(bytes).iter().any(|f| contains(&plain, f)),
+            "the wallet holds the {what}"
+        );
+    }
+    // …the file does not show any of them: it is sealed (version byte 1).
+    assert_eq!(raw[0], 1, "a sealed wallet, not JSON");
+    for (what, bytes) in &secrets {
+        for form in forms(bytes) {
+            assert!(!contains(&raw, &form), "phone.json shows the {what}");
+        }
+    }
+    // Copied into another phone's folder, it does not open there, and is
+    // left as it is; the phone it belongs to still works.
+    // (Provisioning the second phone supersedes the first at the authority;
+    // that does not matter here: neither syncs again.)
+    let other = w.path("phone2");
+    let second = w.provision_out(&other, CARD_PW);
+    assert!(second.status.success());
+    std::fs::write(other.join("phone.json"), &raw).unwrap();
+    let (code, err) = failure(&w.phone(&["status", "--phone", other.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be opened"), "{err}");
+    assert!(!err.contains(holder_id), "{err}");
+    assert_eq!(std::fs::read(other.join("phone.json")).unwrap(), raw);
+    assert_eq!(status(&w, &phone)["provisioned"], true);
 }
 
 #[test]

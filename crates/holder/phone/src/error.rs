@@ -35,6 +35,10 @@ pub enum PhoneError {
     Tampered(TamperKind),
     /// The phone's wallet file does not match its secure element (what).
     WalletMismatch(String),
+    /// The wallet file is sealed but this phone's secure element cannot open
+    /// it (why): changed, copied from another phone, or sealed before the
+    /// element was wiped. Nothing was read from it or written over it.
+    WalletUnsealable(&'static str),
     /// The phone holds no certificates (never provisioned, or wiped).
     NotProvisioned {
         /// Why it was wiped, if it was.
@@ -124,6 +128,12 @@ impl fmt::Display for PhoneError {
             Self::WalletMismatch(m) => write!(
                 f,
                 "the phone's wallet does not match its secure element ({m}): it was tampered with"
+            ),
+            Self::WalletUnsealable(why) => write!(
+                f,
+                "the phone's wallet file cannot be opened by this phone's secure element ({why}); \
+                 it was left as it is: move it away to start an empty wallet, then provision \
+                 the phone again from the card"
             ),
             Self::NotProvisioned { wiped: None } => {
                 f.write_str("the phone holds no certificates: provision it from the card first")

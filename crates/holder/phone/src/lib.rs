@@ -22,15 +22,21 @@
 //! # The phone folder
 //!
 //! ```text
-//! PHONE/phone.json      the wallet (0600; holds the device token, no keys)
+//! PHONE/phone.json      the wallet (0600, sealed by the element; no keys)
 //! PHONE/se/se.sealed    the secure element's sealed storage (se-sim)
 //! PHONE/se/DEVICE.key   the element's "hardware" (fused keys, write counter)
 //! ```
 //!
 //! The element's storage is sealed and rollback-checked: tampering with it
 //! makes the element wipe itself on the next open ([`PhoneError::Tampered`]).
-//! The wallet holds nothing secret but the device token; its certificates
-//! are checked against the element's keys on every open.
+//! The wallet holds no key, but personal data (the certificates name the
+//! holder, the mobile ID carries the basic four) and the device token, so
+//! it is sealed by the element ([`shomei_secure_element::SecureElement::seal`],
+//! context [`WALLET_SEAL_CONTEXT`]): a copy opens on no other phone, nor on
+//! this one after its element was wiped ([`PhoneError::WalletUnsealable`],
+//! the file left as it is). A plain wallet from before sealing is read and
+//! sealed on open. Its certificates are checked against the element's keys
+//! on every open.
 //!
 //! # Rules kept
 //!
@@ -63,7 +69,8 @@ pub use phone::{
 };
 pub use state::{
     FileWalletStore, INBOX_LIMIT, MemoryWalletStore, Notification, Registration, WALLET_FORMAT,
-    WalletCertificates, WalletMdoc, WalletState, WalletStore, WipeCause, WipeRecord,
+    WALLET_SEAL_CONTEXT, WalletCertificates, WalletMdoc, WalletState, WalletStore, WipeCause,
+    WipeRecord,
 };
 
 /// The wallet file in a phone folder.

@@ -262,18 +262,22 @@ impl Phone {
     }
 
     /// A phone from an element and a wallet store (tests inject in-memory
-    /// ones). The wallet must belong to the element; certificates without
-    /// their keys are reconciled with the element's last wipe (a wipe whose
-    /// wallet update was interrupted) and refused otherwise, as are
-    /// certificates whose key is not the element's.
+    /// ones). The wallet is sealed by the element: one it cannot open
+    /// (changed, another phone's, sealed before a wipe) is
+    /// [`PhoneError::WalletUnsealable`] and is left as it is; a plain one
+    /// from before sealing is read and sealed at once. The wallet must
+    /// belong to the element; certificates without their keys are
+    /// reconciled with the element's last wipe (a wipe whose wallet update
+    /// was interrupted) and refused otherwise, as are certificates whose key
+    /// is not the element's.
     pub fn from_parts(
         element: Box<dyn SecureElement>,
         store: Box<dyn WalletStore>,
     ) -> Result<Self, PhoneError> {
         let se_device_id = element.device_id().to_hex();
-        let state = match store.load()? {
-            Some(bytes) => WalletState::decode(&bytes)?,
-            None => WalletState::new(se_device_id.clone()),
+        let (state, plain) = match store.load()? {
+            Some(bytes) => WalletState::unseal(element.as_ref(), &bytes)?,
+            None => (WalletState::new(se_device_id.clone()), false),
         };
         if state.se_device_id != se_device_id {
             return Err(PhoneError::WalletMismatch(
@@ -286,6 +290,10 @@ impl Phone {
             state,
         };
         phone.reconcile()?;
+        if plain {
+            // A wallet from before sealing: no longer in clear from here on.
+            phone.commit()?;
+        }
         Ok(phone)
     }
 
@@ -823,6 +831,9 @@ impl Phone {
                 // Keys and PINs of a failed provisioning must not linger.
                 self.state = kept;
                 let _ = lock(&self.element).wipe();
+                // The wipe ended the key the stored wallet is sealed under:
+                // seal it again (best effort; the error to report is `error`).
+                let _ = self.commit();
                 // Once the authority has answered 201 it has issued live
                 // certificates (and superseded the previous phone): tell it
                 // their keys are gone, so it revokes them. Best effort: if
@@ -844,13 +855,17 @@ impl Phone {
     /// An element left with PINs or keys by an interrupted provisioning (the
     /// wallet has no certificates for them) is wiped first.
     fn clear_leftovers(&mut self) -> Result<(), PhoneError> {
-        let mut se = lock(&self.element);
-        let dirty = !se.keys().is_empty()
-            || GateId::ALL
-                .iter()
-                .any(|g| se.gate_status(*g) != GateStatus::NotSet);
+        let dirty = {
+            let se = lock(&self.element);
+            !se.keys().is_empty()
+                || GateId::ALL
+                    .iter()
+                    .any(|g| se.gate_status(*g) != GateStatus::NotSet)
+        };
         if dirty {
-            se.wipe()?;
+            lock(&self.element).wipe()?;
+            // The wallet is sealed under the key the wipe ended.
+            self.commit()?;
         }
         Ok(())
     }
@@ -1248,9 +1263,10 @@ impl Phone {
         Ok(lock(&self.element).find_key(label)?)
     }
 
+    /// Seals the wallet with the element and writes it.
     fn commit(&mut self) -> Result<(), PhoneError> {
-        let bytes = self.state.encode()?;
-        self.store.commit(&bytes)
+        let sealed = self.state.seal(&mut **lock(&self.element))?;
+        self.store.commit(&sealed)
     }
 }
 

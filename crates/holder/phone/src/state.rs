@@ -3,9 +3,18 @@
 //! (public), the event cursor and the notification inbox — and where it
 //! keeps it.
 //!
-//! Nothing here is a key or a PIN. The device token is a bearer credential
-//! for the phone's own calls (sync, wipe confirmation, retire), so the file
-//! is written with mode 0600, and `Debug` never shows the token.
+//! Nothing here is a key or a PIN, but much is personal: the phone signing
+//! certificate names the holder (name, address, birth date, sex), the
+//! mobile ID carries the basic four (and maybe a portrait), and the device
+//! token is a bearer credential for the phone's own calls (sync, wipe
+//! confirmation, retire). So the file is **sealed by the secure element**
+//! ([`SecureElement::seal`] with [`WALLET_SEAL_CONTEXT`]: AES-256-GCM under
+//! a key that never leaves the element), written with mode 0600, and
+//! `Debug` never shows the token. A copy of the file opens on no other
+//! phone, and on this one not after its element was wiped.
+//!
+//! A wallet written before sealing (plain JSON, starting with `{`) is still
+//! read, and sealed when the phone opens it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,7 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use shomei_card::CertKind;
-use shomei_secure_element::TamperKind;
+use shomei_secure_element::{SeError, SecureElement, TamperKind};
+use zeroize::Zeroizing;
 
 use crate::PhoneError;
 
@@ -22,6 +32,9 @@ use crate::PhoneError;
 pub const WALLET_FORMAT: u32 = 1;
 /// Notifications kept in the inbox (the oldest are dropped first).
 pub const INBOX_LIMIT: usize = 500;
+/// The purpose the wallet is sealed for ([`SecureElement::seal`]'s context):
+/// a blob sealed for anything else does not open as a wallet.
+pub const WALLET_SEAL_CONTEXT: &[u8] = b"shomei/phone-wallet/v1";
 
 /// The four certificates the phone applet serves (DER; empty when absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,9 +247,35 @@ impl WalletState {
         Ok(state)
     }
 
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, PhoneError> {
+    pub(crate) fn encode(&self) -> Result<Zeroizing<Vec<u8>>, PhoneError> {
         serde_json::to_vec_pretty(self)
+            .map(Zeroizing::new)
             .map_err(|e| PhoneError::Storage(format!("cannot encode the wallet: {e}")))
+    }
+
+    /// The wallet as stored: encoded, then sealed by `element`.
+    pub(crate) fn seal(&self, element: &mut dyn SecureElement) -> Result<Vec<u8>, PhoneError> {
+        let plain = self.encode()?;
+        Ok(element.seal(WALLET_SEAL_CONTEXT, &plain)?)
+    }
+
+    /// Reads a stored wallet: unsealed by `element`, or a plain one from
+    /// before sealing (`true`: it should be sealed now). A sealed wallet
+    /// that does not open is [`PhoneError::WalletUnsealable`].
+    pub(crate) fn unseal(
+        element: &dyn SecureElement,
+        stored: &[u8],
+    ) -> Result<(Self, bool), PhoneError> {
+        if is_plain(stored) {
+            return Ok((Self::decode(stored)?, true));
+        }
+        let plain = element
+            .unseal(WALLET_SEAL_CONTEXT, stored)
+            .map_err(|e| match e {
+                SeError::Unsealable(why) => PhoneError::WalletUnsealable(why),
+                other => other.into(),
+            })?;
+        Ok((Self::decode(&plain)?, false))
     }
 
     /// Adds notifications, keeping at most [`INBOX_LIMIT`].
@@ -247,7 +286,18 @@ impl WalletState {
     }
 }
 
-/// Where the wallet file lives.
+/// Whether stored wallet bytes are a plain JSON wallet (from before
+/// sealing): JSON text starts with `{` after optional white space, a sealed
+/// blob with its version byte (1).
+pub(crate) fn is_plain(stored: &[u8]) -> bool {
+    stored
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+/// Where the wallet file lives. It stores what it is given: the phone hands
+/// it sealed bytes.
 pub trait WalletStore: Send {
     /// The last committed wallet, or `None` if none was ever written.
     fn load(&self) -> Result<Option<Vec<u8>>, PhoneError>;

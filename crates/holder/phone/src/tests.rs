@@ -902,16 +902,19 @@ fn tampered_phone_storage_is_detected() {
             Err(PhoneError::SecureElement(SeError::Storage(_)))
         ));
     }
-    // A swapped certificate in the wallet is caught against the element.
+    // A swapped certificate in the wallet (written as a plain wallet, which
+    // is still read) is caught against the element, and left as it is.
     let wallet = path.join(WALLET_FILE);
     let good = std::fs::read(&wallet).unwrap();
-    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    let mut v = serde_json::to_value(Phone::open(&path).unwrap().state()).unwrap();
     v["certificates"]["sign"] = v["certificates"]["auth"].clone();
-    std::fs::write(&wallet, serde_json::to_vec(&v).unwrap()).unwrap();
+    let swapped = serde_json::to_vec(&v).unwrap();
+    std::fs::write(&wallet, &swapped).unwrap();
     assert!(matches!(
         Phone::open(&path),
         Err(PhoneError::WalletMismatch(_))
     ));
+    assert_eq!(std::fs::read(&wallet).unwrap(), swapped);
     std::fs::write(&wallet, &good).unwrap();
     Phone::open(&path).unwrap();
     // One flipped byte in the sealed storage: the element wipes itself.
@@ -1353,4 +1356,201 @@ fn presence_unlocks_the_mdoc_key_but_no_jpki_key() {
     ));
     let signer = p.phone.mdoc_signer(AuthUnlock::Pin(PHONE_PIN)).unwrap();
     assert!(!signer.sign(b"device authentication").unwrap().is_empty());
+}
+
+/// Every form in which `bytes` could show up in a file: raw, and hex
+/// either case (the plain wallet kept certificates and the mobile ID as hex).
+fn forms(bytes: &[u8]) -> [Vec<u8>; 3] {
+    [
+        bytes.to_vec(),
+        hex::encode(bytes).into_bytes(),
+        hex::encode_upper(bytes).into_bytes(),
+    ]
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What the wallet holds that must not be readable from the file: the
+/// holder's name and address (in the phone signing certificate), the
+/// device token, and the certificates and mobile ID themselves.
+fn personal_bytes(phone: &Phone) -> Vec<(&'static str, Vec<u8>)> {
+    let st = phone.state();
+    let holder = &fixture().holder;
+    let reg = st.registration.as_ref().unwrap();
+    let mut out = vec![
+        ("name", holder.name().as_bytes().to_vec()),
+        ("address", holder.address().as_bytes().to_vec()),
+        (
+            "device token",
+            reg.device_token.clone().unwrap().into_bytes(),
+        ),
+        ("holder id", format!("\"{}\"", reg.holder_id).into_bytes()),
+        ("signing certificate", st.certificates.sign.clone()),
+        ("authentication certificate", st.certificates.auth.clone()),
+    ];
+    if let Some(m) = &st.mdoc {
+        out.push(("mobile ID", m.issuer_signed.clone()));
+    }
+    out
+}
+
+#[test]
+fn wallet_file_is_sealed_and_holds_no_personal_data_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone");
+    let mut mock = Mock::default();
+    let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
+    let (mut card, _) = fresh_card();
+    phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    mock.event("issued", None);
+    phone.sync(&mut mock).unwrap();
+    assert!(phone.mdoc().is_some());
+    assert!(!phone.state().inbox.is_empty());
+    let secrets = personal_bytes(&phone);
+    // What the wallet holds does carry them (so this test can fail)…
+    let plain = phone.state().encode().unwrap();
+    for (what, bytes) in &secrets {
+        assert!(
+            forms(bytes).iter().any(|f| contains(&plain, f)),
+            "the plain wallet holds the {what}"
+        );
+    }
+    // …the file on disk does not, in any form; it is a sealed blob, 0600.
+    let wallet = path.join(WALLET_FILE);
+    let raw = std::fs::read(&wallet).unwrap();
+    assert_eq!(raw[0], shomei_secure_element::SEALED_DATA_VERSION);
+    assert!(!state::is_plain(&raw));
+    for (what, bytes) in &secrets {
+        for form in forms(bytes) {
+            assert!(!contains(&raw, &form), "the wallet file shows the {what}");
+        }
+    }
+    for needle in [&b"certificates"[..], b"registration", b"inbox", b"sdt_"] {
+        assert!(!contains(&raw, needle));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&wallet).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // It opens again on this phone with everything in it.
+    let before = serde_json::to_value(phone.state()).unwrap();
+    drop(phone);
+    let phone = Phone::open(&path).unwrap();
+    assert_eq!(serde_json::to_value(phone.state()).unwrap(), before);
+    assert!(phone.is_provisioned());
+}
+
+#[test]
+fn legacy_plain_wallet_is_read_and_sealed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone");
+    let mut mock = Mock::default();
+    let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
+    let (mut card, _) = fresh_card();
+    phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    let secrets = personal_bytes(&phone);
+    let before = serde_json::to_value(phone.state()).unwrap();
+    // The wallet as an older version wrote it: pretty JSON in clear.
+    let wallet = path.join(WALLET_FILE);
+    std::fs::write(&wallet, serde_json::to_vec_pretty(phone.state()).unwrap()).unwrap();
+    drop(phone);
+    let mut phone = Phone::open(&path).unwrap();
+    assert_eq!(serde_json::to_value(phone.state()).unwrap(), before);
+    // Opening it sealed it.
+    let raw = std::fs::read(&wallet).unwrap();
+    assert_eq!(raw[0], shomei_secure_element::SEALED_DATA_VERSION);
+    for (what, bytes) in &secrets {
+        for form in forms(bytes) {
+            assert!(!contains(&raw, &form), "the resealed file shows the {what}");
+        }
+    }
+    // And the phone works as before.
+    phone.sign_detached(PHONE_PW, b"doc", NOW).unwrap();
+    drop(phone);
+    assert_eq!(
+        serde_json::to_value(Phone::open(&path).unwrap().state()).unwrap(),
+        before
+    );
+    // In memory too (the store is given sealed bytes, whatever it is).
+    let mut p = provisioned(&mut Mock::default());
+    let plain = p.phone.state().encode().unwrap();
+    p.wallet.set_bytes(Some(plain.to_vec()));
+    p.reopen().unwrap();
+    assert!(p.phone.is_provisioned());
+    assert!(!state::is_plain(&p.wallet.bytes().unwrap()));
+}
+
+#[test]
+fn wallet_copied_to_another_phone_or_changed_fails_clearly_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut mock = Mock::default();
+    let mut phone = Phone::create(&a, &fixture().manufacturer, NOW).unwrap();
+    let (mut card, _) = fresh_card();
+    phone
+        .provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    let secrets = personal_bytes(&phone);
+    drop(phone);
+    drop(Phone::create(&b, &fixture().manufacturer, NOW).unwrap());
+    let sealed_a = std::fs::read(a.join(WALLET_FILE)).unwrap();
+    // Copied into another phone's folder: its element cannot open it.
+    std::fs::write(b.join(WALLET_FILE), &sealed_a).unwrap();
+    let err = Phone::open(&b).unwrap_err();
+    assert!(matches!(err, PhoneError::WalletUnsealable(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("cannot be opened"), "{msg}");
+    assert!(!err.is_user_error());
+    for (what, bytes) in &secrets {
+        assert!(
+            !contains(msg.as_bytes(), bytes),
+            "the error shows the {what}"
+        );
+    }
+    assert_eq!(std::fs::read(b.join(WALLET_FILE)).unwrap(), sealed_a);
+    // One changed byte, a cut file, an empty file: the same, file untouched.
+    for bad in [
+        {
+            let mut v = sealed_a.clone();
+            let mid = v.len() / 2;
+            v[mid] ^= 0x01;
+            v
+        },
+        sealed_a[..sealed_a.len() - 1].to_vec(),
+        sealed_a[..5].to_vec(),
+        Vec::new(),
+    ] {
+        std::fs::write(a.join(WALLET_FILE), &bad).unwrap();
+        assert!(matches!(
+            Phone::open(&a),
+            Err(PhoneError::WalletUnsealable(_))
+        ));
+        assert_eq!(std::fs::read(a.join(WALLET_FILE)).unwrap(), bad);
+    }
+    // The phone's own wallet still opens.
+    std::fs::write(a.join(WALLET_FILE), &sealed_a).unwrap();
+    let mut phone = Phone::open(&a).unwrap();
+    // After the phone is retired (its element wiped), the wallet it had
+    // before never opens again, even put back on the same phone.
+    phone.retire(&mut mock, AuthUnlock::Pin(PHONE_PIN)).unwrap();
+    drop(phone);
+    let retired = std::fs::read(a.join(WALLET_FILE)).unwrap();
+    std::fs::write(a.join(WALLET_FILE), &sealed_a).unwrap();
+    assert!(matches!(
+        Phone::open(&a),
+        Err(PhoneError::WalletUnsealable(_))
+    ));
+    // The wallet written after the wipe (sealed under the new key) opens.
+    std::fs::write(a.join(WALLET_FILE), &retired).unwrap();
+    let phone = Phone::open(&a).unwrap();
+    assert!(!phone.is_provisioned());
+    assert_eq!(phone.state().wipe.unwrap().cause, WipeCause::Retired);
 }
