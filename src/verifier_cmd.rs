@@ -57,7 +57,7 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "ocsp")]
     pub status: StatusArg,
     /// Also trust the real JPKI roots (J-LIS); their certificates verify
-    /// offline with the status reported as not checked.
+    /// offline, with status "unknown" and status_detail "not_checked".
     #[arg(long)]
     pub jpki_roots: bool,
 }
@@ -192,7 +192,14 @@ pub async fn run_verify(cmd: VerifyCmd, json: bool) -> anyhow::Result<()> {
             "valid signature by the {} certificate {} (status {})\n  name: {}\n  address: {}\n  birth date: {}\n  sex: {}",
             report.kind.unwrap_or("?"),
             report.serial.as_deref().unwrap_or("?"),
-            report.status,
+            match (report.status_detail, report.status_source) {
+                (Some("not_checked"), _) => format!(
+                    "{}: not checked, real JPKI root verified offline",
+                    report.status
+                ),
+                (Some(why), _) => format!("{}: {why}", report.status),
+                (None, source) => format!("{} by {source}", report.status),
+            },
             h.name,
             h.address,
             h.birth_date,

@@ -824,6 +824,8 @@ fn signed_application_verifies_and_names_the_signer() {
     let r = json_of(&w.verify(&doc, &card_sig, &[]));
     assert_eq!(r["valid"], true, "{r}");
     assert_eq!(r["status"], "good");
+    assert_eq!(r["status_source"], "ocsp", "{r}");
+    assert!(r.get("status_detail").is_none(), "{r}");
     assert_eq!(r["kind"], "card");
     assert!(same_serial(&r["serial"], &w.card_sign_serial()), "{r}");
     assert_eq!(r["holder"], the_holder());
@@ -844,8 +846,12 @@ fn signed_application_verifies_and_names_the_signer() {
     // With the status from the CRL shard instead of OCSP: the same.
     let r = json_of(&w.verify(&doc, &phone_sig, &["--status", "crl"]));
     assert_eq!(
-        (r["valid"].as_bool(), r["status"].as_str()),
-        (Some(true), Some("good"))
+        (
+            r["valid"].as_bool(),
+            r["status"].as_str(),
+            r["status_source"].as_str()
+        ),
+        (Some(true), Some("good"), Some("crl"))
     );
 
     // The verifier service's endpoint gives the same report.

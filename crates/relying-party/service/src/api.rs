@@ -522,7 +522,10 @@ struct VerifyBody {
 /// `POST /v1/verify/signature`: 200 with the contract's report when the
 /// input is a signature (`valid` says whether it verifies, `error.code`
 /// why not: `content_mismatch`, `bad_signature`, `wrong_purpose`,
-/// `unknown_root`, `expired`, `revoked`, `suspended`…); 400
+/// `unknown_root`, `expired`, `revoked`, `suspended`…; `status` is
+/// `good`, `revoked`, `suspended` or `unknown`, `status_source` `ocsp`,
+/// `crl` or `none`, and for `unknown`, `status_detail` says why:
+/// `not_checked` for a real JPKI root verified offline); 400
 /// `application/problem+json` when it is not one at all (`bad_request`,
 /// `bad_base64`, `malformed`, `unsupported`).
 async fn verify_signature(
@@ -619,9 +622,19 @@ mod tests {
         at: Arc<Mutex<Timestamp>>,
         clients: Vec<crate::oidc::Client>,
     ) -> String {
+        serve_as(root, RootSource::Shomei, at, clients).await
+    }
+
+    /// As [`serve_with`], the root trusted as run by `source`.
+    async fn serve_as(
+        root: &RootCa,
+        source: RootSource,
+        at: Arc<Mutex<Timestamp>>,
+        clients: Vec<crate::oidc::Client>,
+    ) -> String {
         let mut store = TrustStore::new();
         store
-            .add(Purpose::Signing, root.cert_der(), RootSource::Shomei)
+            .add(Purpose::Signing, root.cert_der(), source)
             .unwrap();
         let clock: crate::Clock = Arc::new(move || *at.lock().unwrap());
         let verifier = OnlineVerifier::with_store(BASE, store, StatusMode::Crl, clock).unwrap();
@@ -678,13 +691,14 @@ mod tests {
         let at = Arc::new(Mutex::new(NOW));
         let url = serve(&ours, at.clone()).await;
 
-        // Good: 200 valid.
+        // Good: 200 valid, from the (warm) CRL shard, no detail.
         let (s, _, r) = post(&url, json!({"content": b64e(doc), "signature": b64e(&p7s)})).await;
         assert_eq!(
-            (s, &r["valid"], &r["status"]),
-            (200, &json!(true), &json!("good")),
+            (s, &r["valid"], &r["status"], &r["status_source"]),
+            (200, &json!(true), &json!("good"), &json!("crl")),
             "{r}"
         );
+        assert!(r.get("status_detail").is_none(), "{r}");
 
         // Not CMS: 400 problem+json, code malformed (no report).
         for garbage in [
@@ -745,6 +759,61 @@ mod tests {
             (&json!(false), &json!("expired")),
             "{r}"
         );
+    }
+
+    #[tokio::test]
+    async fn jpki_rooted_signature_reports_unknown_status_not_checked() {
+        // A card signing certificate under a root trusted as a real JPKI
+        // root: verified offline, so the contract's status is `unknown`,
+        // with why (`not_checked`) and no source consulted; still valid.
+        let doc = b"application";
+        let jlis = root("JPKI-shaped Root");
+        let p7s = signed(&jlis, doc);
+        let base = serve_as(&jlis, RootSource::Jpki, Arc::new(Mutex::new(NOW)), vec![]).await;
+        let url = format!("{base}/v1/verify/signature");
+        let (s, _, r) = post(&url, json!({"content": b64e(doc), "signature": b64e(&p7s)})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            (
+                &r["valid"],
+                &r["status"],
+                &r["status_detail"],
+                &r["status_source"],
+                &r["source"],
+                &r["kind"],
+            ),
+            (
+                &json!(true),
+                &json!("unknown"),
+                &json!("not_checked"),
+                &json!("none"),
+                &json!("jpki"),
+                &json!("card"),
+            ),
+            "{r}"
+        );
+        assert!(r.get("error").is_none(), "{r}");
+        // Never the old out-of-contract value.
+        assert!(!r.to_string().contains("\"status\":\"not_checked\""), "{r}");
+
+        // A signature under an unknown root: unknown, not checked either.
+        let theirs = signed(&root("Another Authority"), doc);
+        let (s, _, r) = post(
+            &url,
+            json!({"content": b64e(doc), "signature": b64e(&theirs)}),
+        )
+        .await;
+        assert_eq!(
+            (s, &r["status"], &r["status_detail"], &r["status_source"]),
+            (
+                200,
+                &json!("unknown"),
+                &json!("not_checked"),
+                &json!("none")
+            ),
+            "{r}"
+        );
+        assert_eq!(r["error"]["code"], "unknown_root", "{r}");
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use shomei_core::Timestamp;
 use shomei_verifier::{
-    CheckedCert, Purpose, RootSource, TrustStore, ValidatedCert, VerifiedCrl, VerifyError,
+    CertStatus, CheckedCert, Purpose, RootSource, StatusSource, TrustStore, ValidatedCert,
+    VerifiedCrl, VerifyError,
 };
 
 use crate::ServiceError;
@@ -301,6 +302,7 @@ impl OnlineVerifier {
             }
         };
         let status = checked.status();
+        let (status_str, status_detail) = contract_status(status);
         let error = match status.require_good() {
             Ok(()) => None,
             // Real JPKI roots: the signature and chain hold; revocation is
@@ -310,7 +312,13 @@ impl OnlineVerifier {
         };
         SignatureReport {
             valid: error.is_none(),
-            status: status.as_str(),
+            status: status_str,
+            status_detail,
+            status_source: match checked.source() {
+                StatusSource::Ocsp => "ocsp",
+                StatusSource::Crl => "crl",
+                StatusSource::NotChecked => "none",
+            },
             kind: Some(kind.as_str()),
             serial: Some(serial),
             holder: holder.map(|b| HolderJson {
@@ -333,9 +341,19 @@ impl OnlineVerifier {
 pub struct SignatureReport {
     /// Signature, chain and status all good.
     pub valid: bool,
-    /// `good`, `revoked`, `suspended`, `unknown`, or `not_checked` (real
-    /// JPKI roots).
+    /// The contract's status: `good`, `revoked`, `suspended` or `unknown`
+    /// (for `unknown`, `status_detail` says why).
     pub status: &'static str,
+    /// Why the status is `unknown` (absent otherwise): `not_checked` (no
+    /// revocation source was consulted: a real JPKI root, verified offline,
+    /// or a signature that failed before its signer's status was asked),
+    /// `unknown_to_responder` (the authority's OCSP responder does not know
+    /// the certificate), `unavailable` (the status could not be
+    /// established: responder and CRL unreachable or their answers bad).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<&'static str>,
+    /// Which source answered: `ocsp`, `crl`, or `none`.
+    pub status_source: &'static str,
     /// `card` or `phone` (absent if the signer could not be validated).
     pub kind: Option<&'static str>,
     /// The signer certificate's serial (hex).
@@ -362,13 +380,16 @@ impl SignatureReport {
     }
 
     fn invalid(e: VerifyError) -> Self {
+        let (status, status_detail) = match e {
+            VerifyError::Revoked { .. } => ("revoked", None),
+            VerifyError::Suspended => ("suspended", None),
+            _ => ("unknown", Some("not_checked")),
+        };
         Self {
             valid: false,
-            status: match e {
-                VerifyError::Revoked { .. } => "revoked",
-                VerifyError::Suspended => "suspended",
-                _ => "unknown",
-            },
+            status,
+            status_detail,
+            status_source: "none",
             kind: None,
             serial: None,
             holder: None,
@@ -382,11 +403,21 @@ impl SignatureReport {
 
     fn invalid_service(e: ServiceError) -> Self {
         let mut r = Self::invalid(VerifyError::StatusNotChecked);
+        r.status_detail = Some("unavailable");
         r.error = Some(ErrorJson {
             code: e.code(),
             message: e.to_string(),
         });
         r
+    }
+}
+
+/// A status as the contract names it, with why when it is `unknown`.
+fn contract_status(status: CertStatus) -> (&'static str, Option<&'static str>) {
+    match status {
+        CertStatus::NotChecked => ("unknown", Some("not_checked")),
+        CertStatus::Unknown => ("unknown", Some("unknown_to_responder")),
+        other => (other.as_str(), None),
     }
 }
 
