@@ -154,9 +154,19 @@ impl AppletSecrets for SeBackend {
         // Not UTF-8: it cannot be well formed, so no try is spent.
         let text = core::str::from_utf8(candidate).map_err(|_| AppletError::BadData)?;
         // The element counts the try and commits it before comparing.
-        let unlock = lock(&self.element)
+        let mut element = lock(&self.element);
+        let before = element.tries_left(gate(pin));
+        let unlock = element
             .verify_pin(gate(pin), text, APPLET_UNLOCK)
-            .map_err(|e| applet_error(&e))?;
+            .map_err(|e| match e {
+                // The element calls the try that used the last one "blocked";
+                // the card answers it `63 C0` (a wrong PIN, none left) and
+                // keeps `69 83` for tries at an already blocked PIN, and so
+                // does the phone: the same APDU surface.
+                SeError::Blocked(_) if before > 0 => AppletError::WrongPin { tries_left: 0 },
+                e => applet_error(&e),
+            })?;
+        drop(element);
         *self.unlock_slot(pin) = Some(unlock);
         Ok(())
     }

@@ -706,19 +706,26 @@ fn phone_applet_answers_the_card_client() {
         p.phone.gate_status(GateId::AuthPin),
         GateStatus::Active { tries_left: 3 }
     );
-    // Three wrong PINs block the gate, in the element too.
-    let mut client = p.phone.client().unwrap();
-    for left in [2, 1] {
+    // Three wrong PINs block the gate, in the element too, with the card's
+    // status words: 63 C2, 63 C1, then 63 C0 for the try that used the last
+    // one, and 69 83 only for tries at the blocked PIN.
+    for sw in [[0x63, 0xC2], [0x63, 0xC1], [0x63, 0xC0]] {
         assert_eq!(
-            client.verify(PinKind::Auth, "9999"),
-            Err(CardError::WrongPin { tries_left: left })
+            applet.process_apdu(&hex::decode("002000800439393939").unwrap()),
+            sw
         );
     }
-    assert_eq!(
-        client.verify(PinKind::Auth, "9999"),
-        Err(CardError::Blocked)
-    );
     assert_eq!(p.phone.gate_status(GateId::AuthPin), GateStatus::Blocked);
+    assert_eq!(
+        applet.process_apdu(&hex::decode("002000800439393939").unwrap()),
+        [0x69, 0x83]
+    );
+    // The counter read of a blocked PIN is 63 C0, which OpenSC's jpki driver expects.
+    assert_eq!(
+        applet.process_apdu(&hex::decode("00200080").unwrap()),
+        [0x63, 0xC0]
+    );
+    let mut client = p.phone.client().unwrap();
     assert_eq!(
         client.verify(PinKind::Auth, PHONE_PIN),
         Err(CardError::Blocked)
