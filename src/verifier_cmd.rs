@@ -1,14 +1,15 @@
 //! `shomei verifier serve` and `shomei verify signature`: the relying party.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use shomei_rp_service::oidc::Client;
-use shomei_rp_service::{Config, OnlineVerifier, ServiceError, StatusMode, system_clock};
+use shomei_rp_service::{Anchors, Config, OnlineVerifier, ServiceError, StatusMode, system_clock};
+use shomei_verifier::{Purpose, RootSource, TrustStore};
 
 use crate::output::{Failure, emit};
 
@@ -25,7 +26,8 @@ pub enum VerifierCmd {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The authority's base URL (trust anchors, OCSP, CRLs, linkage).
+    /// The authority's base URL (OCSP, CRLs, linkage; trust anchors unless
+    /// pinned with --sign-root/--auth-root).
     #[arg(long)]
     pub authority: String,
     #[arg(long, default_value = "127.0.0.1:8800")]
@@ -60,6 +62,51 @@ pub struct CommonArgs {
     /// offline, with status "unknown" and status_detail "not_checked".
     #[arg(long)]
     pub jpki_roots: bool,
+    /// Pin the authority's signing root (PEM; with --auth-root): the only
+    /// anchor for its signing certificates, and nothing is fetched for
+    /// trust (OCSP, CRLs and linkage still use the URL, their answers
+    /// verified under the pinned roots). Without the pair, the roots are
+    /// fetched from the authority's /ca/sign.pem and /ca/auth.pem on first
+    /// contact (trust on first use).
+    #[arg(long, value_name = "PEM")]
+    pub sign_root: Option<PathBuf>,
+    /// Pin the authority's authentication root (PEM; with --sign-root).
+    #[arg(long, value_name = "PEM")]
+    pub auth_root: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The authority's trust anchors: pinned from the PEM files when given
+    /// (a file that cannot be read or holds no certificate is bad input),
+    /// else fetched.
+    fn anchors(&self) -> anyhow::Result<Anchors> {
+        // Checked here rather than by clap, for the one-line failure.
+        let (sign, auth) = match (&self.sign_root, &self.auth_root) {
+            (None, None) => return Ok(Anchors::Fetch),
+            (Some(s), Some(a)) => (s, a),
+            _ => {
+                return Err(Failure::input(
+                    "--sign-root and --auth-root go together: give both (pinned roots) or neither (roots fetched from --authority)",
+                ));
+            }
+        };
+        let sign = read_root("--sign-root", sign, Purpose::Signing)?;
+        let auth = read_root("--auth-root", auth, Purpose::Authentication)?;
+        Anchors::pinned(&sign, &auth)
+            .map_err(|e| Failure::input(format!("--sign-root/--auth-root: {e}")))
+    }
+}
+
+/// Reads a pinned root's PEM file and checks that it holds a certificate.
+fn read_root(flag: &str, path: &Path, purpose: Purpose) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::input(format!("{flag} {}: cannot read: {e}", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::input(format!("{flag} {}: not PEM text", path.display())))?;
+    TrustStore::new()
+        .add_pem(purpose, &text, RootSource::Shomei)
+        .map_err(|e| Failure::input(format!("{flag} {}: {e}", path.display())))?;
+    Ok(text)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +135,8 @@ pub enum VerifyCmd {
 
 #[derive(Args, Debug)]
 pub struct SignatureArgs {
+    /// The authority's base URL (OCSP, CRLs; trust anchors unless pinned
+    /// with --sign-root/--auth-root).
     #[arg(long)]
     pub authority: String,
     /// The signed document.
@@ -129,6 +178,7 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         ),
         None => Arc::new(shomei_pki::EcdsaP256Signer::generate()?),
     };
+    let anchors = a.common.anchors()?;
     let has_linkage = linkage_token.is_some();
     let config = Config {
         authority: a.authority.clone(),
@@ -139,13 +189,30 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         linkage_token,
         jpki: a.common.jpki_roots,
     };
-    let running = shomei_rp_service::start(config, signer, system_clock())
+    let running = shomei_rp_service::start_with(config, anchors, signer, system_clock())
         .await
         .map_err(service_failure)?;
     let client_ids: Vec<&str> = specs
         .iter()
         .filter_map(|s| s.split(['=', ':']).next())
         .collect();
+    let verifier = &running.state.verifier;
+    let pinned = verifier.anchors_pinned();
+    let sign_fp = verifier.authority_fingerprints(Purpose::Signing);
+    let auth_fp = verifier.authority_fingerprints(Purpose::Authentication);
+    let anchors_line = format!(
+        "  trust anchors: {}\n    signing root SHA-256: {}\n    authentication root SHA-256: {}",
+        if pinned {
+            "pinned (--sign-root, --auth-root)".to_owned()
+        } else {
+            format!(
+                "fetched from {} on first contact, NOT pinned; check these fingerprints and pin the roots with --sign-root/--auth-root",
+                verifier.authority()
+            )
+        },
+        sign_fp.join(", "),
+        auth_fp.join(", "),
+    );
     emit(
         json,
         &json!({
@@ -153,9 +220,14 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
             "discovery": format!("{}/.well-known/openid-configuration", running.issuer),
             "clients": client_ids,
             "linkage": has_linkage,
+            "trust_anchors": {
+                "origin": if pinned { "pinned" } else { "fetched" },
+                "sign_sha256": sign_fp,
+                "auth_sha256": auth_fp,
+            },
         }),
         &format!(
-            "OpenID Connect provider at {}\n  discovery: {}/.well-known/openid-configuration\n  clients: {}\n  subjects: {}\nCtrl-C stops it.",
+            "OpenID Connect provider at {}\n  discovery: {}/.well-known/openid-configuration\n  clients: {}\n  subjects: {}\n{anchors_line}\nCtrl-C stops it.",
             running.issuer,
             running.issuer,
             client_ids.join(", "),
@@ -181,6 +253,7 @@ pub async fn run_verify(cmd: VerifyCmd, json: bool) -> anyhow::Result<()> {
         a.common.status.into(),
         None,
         a.common.jpki_roots,
+        a.common.anchors()?,
         system_clock(),
     )
     .await

@@ -1924,3 +1924,152 @@ fn a_bad_answer_does_not_end_the_login() {
     let (s, t) = token(&v, &code, Some(&cv));
     assert_eq!(s, 200, "{t}");
 }
+
+/// `openssl x509 -fingerprint -sha256` of a PEM file: `AB:CD:…`.
+fn openssl_fingerprint(pem: &Path) -> String {
+    let (ok, out) = openssl(&[
+        "x509",
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+        "-in",
+        pem.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    out.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .trim()
+        .to_ascii_uppercase()
+}
+
+#[test]
+fn pinned_roots_are_the_only_trust_anchors() {
+    let w = world();
+    let doc = w.path("app.txt");
+    std::fs::write(&doc, "申請書\n").unwrap();
+    let sig = w.path("app.p7s");
+    w.card_sign("sign", &doc, &sig);
+    let (ours_sign, ours_auth) = (w.dir.join("ca/sign.pem"), w.dir.join("ca/auth.pem"));
+    let pins = |sign: &Path, auth: &Path| {
+        vec![
+            "--sign-root".to_owned(),
+            sign.to_str().unwrap().to_owned(),
+            "--auth-root".to_owned(),
+            auth.to_str().unwrap().to_owned(),
+        ]
+    };
+    let verify = |extra: &[String]| {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        w.verify(&doc, &sig, &extra)
+    };
+
+    // Our authority's roots pinned: good, as when fetched; with the real
+    // JPKI roots beside them, too.
+    let ours = pins(&ours_sign, &ours_auth);
+    for extra in [
+        ours.clone(),
+        [ours.clone(), vec!["--jpki-roots".into()]].concat(),
+    ] {
+        let r = json_of(&verify(&extra));
+        assert_eq!(
+            (&r["valid"], &r["status"], &r["status_source"], &r["source"]),
+            (
+                &json!(true),
+                &json!("good"),
+                &json!("ocsp"),
+                &json!("shomei")
+            ),
+            "{extra:?}: {r}"
+        );
+    }
+
+    // Another authority's roots pinned: the URL still serves the real
+    // roots, but they are not trusted, so a good signature fails.
+    let other = w.path("other-authority");
+    json_of(&shomei(&[
+        "authority",
+        "init",
+        "--data",
+        other.to_str().unwrap(),
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--json",
+    ]));
+    let theirs = pins(&other.join("ca/sign.pem"), &other.join("ca/auth.pem"));
+    let out = verify(&theirs);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 1, "{err}");
+    let r = one_json_line(&out);
+    assert_eq!(
+        (&r["valid"], &r["error"]["code"]),
+        (&json!(false), &json!("unknown_root")),
+        "{r}"
+    );
+    assert!(err.contains("unknown_root"), "{err}");
+
+    // Bad pins are bad input (exit 2, one stderr line): not PEM, no
+    // certificate, no such file, only one of the pair.
+    let garbage = w.path("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = w.path("text.pem");
+    std::fs::write(&text, "not a certificate\n").unwrap();
+    let missing = w.path("missing.pem");
+    for (extra, names) in [
+        (pins(&garbage, &ours_auth), "--sign-root"),
+        (pins(&ours_sign, &text), "--auth-root"),
+        (pins(&missing, &ours_auth), "--sign-root"),
+        (
+            vec!["--sign-root".into(), ours_sign.to_str().unwrap().to_owned()],
+            "--auth-root",
+        ),
+    ] {
+        let out = verify(&extra);
+        let (code, err) = failure(&out);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(names), "{extra:?}: {err}");
+        assert!(out.stdout.is_empty(), "{extra:?}");
+    }
+
+    // `verifier serve` says where its roots came from, with fingerprints
+    // an operator can compare with openssl's before pinning.
+    let fps = json!({
+        "sign_sha256": [openssl_fingerprint(&ours_sign)],
+        "auth_sha256": [openssl_fingerprint(&ours_auth)],
+    });
+    let v = w.verifier(&[]);
+    let anchors = &v.started["trust_anchors"];
+    assert_eq!(anchors["origin"], "fetched", "{}", v.started);
+    assert_eq!(
+        (&anchors["sign_sha256"], &anchors["auth_sha256"]),
+        (&fps["sign_sha256"], &fps["auth_sha256"])
+    );
+    let ours_ref: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let v = w.verifier(&ours_ref);
+    let anchors = &v.started["trust_anchors"];
+    assert_eq!(anchors["origin"], "pinned", "{}", v.started);
+    assert_eq!(anchors["sign_sha256"], fps["sign_sha256"]);
+    // Pinned to the other authority, the service refuses our signature.
+    let theirs_ref: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let v = w.verifier(&theirs_ref);
+    let r: Value = http()
+        .post(format!("{}/v1/verify/signature", v.issuer))
+        .json(&json!({
+            "content": B64.encode(std::fs::read(&doc).unwrap()),
+            "signature": B64.encode(std::fs::read(&sig).unwrap()),
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (&r["valid"], &r["error"]["code"]),
+        (&json!(false), &json!("unknown_root")),
+        "{r}"
+    );
+}

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use error::ServiceError;
-pub use online::{Clock, OnlineVerifier, SignatureReport, StatusMode, system_clock};
+pub use online::{Anchors, Clock, OnlineVerifier, SignatureReport, StatusMode, system_clock};
 
 /// What the service runs with.
 pub struct AppState {
@@ -72,10 +72,22 @@ impl RunningVerifier {
     }
 }
 
-/// Connects to the authority and serves on `config.listen`; the ID-token
-/// key is `signer` (P-256), `clock` is injected.
+/// Connects to the authority (its trust anchors fetched from it) and
+/// serves on `config.listen`; the ID-token key is `signer` (P-256),
+/// `clock` is injected.
 pub async fn start(
     config: Config,
+    signer: Arc<dyn shomei_core::Signer>,
+    clock: Clock,
+) -> Result<RunningVerifier, ServiceError> {
+    start_with(config, Anchors::Fetch, signer, clock).await
+}
+
+/// As [`start`], with the authority's trust anchors from `anchors`
+/// (fetched, or pinned by the operator).
+pub async fn start_with(
+    config: Config,
+    anchors: Anchors,
     signer: Arc<dyn shomei_core::Signer>,
     clock: Clock,
 ) -> Result<RunningVerifier, ServiceError> {
@@ -84,6 +96,7 @@ pub async fn start(
         config.mode,
         config.linkage_token.clone(),
         config.jpki,
+        anchors,
         clock,
     )
     .await?;

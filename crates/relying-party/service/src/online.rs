@@ -46,6 +46,29 @@ pub struct Linkage {
     pub successor: Option<String>,
 }
 
+/// Where the authority's trust anchors come from.
+#[derive(Clone, Debug, Default)]
+pub enum Anchors {
+    /// Fetched from the authority (`/ca/sign.pem`, `/ca/auth.pem`) when
+    /// connecting: trust on first use.
+    #[default]
+    Fetch,
+    /// Given by the operator: the only anchors for the authority's
+    /// certificates (made by [`Anchors::pinned`]).
+    Pinned(TrustStore),
+}
+
+impl Anchors {
+    /// Pins the authority's signing and authentication roots (PEM text,
+    /// every `CERTIFICATE` block of each).
+    pub fn pinned(sign_pem: &str, auth_pem: &str) -> Result<Self, VerifyError> {
+        let mut store = TrustStore::new();
+        store.add_pem(Purpose::Signing, sign_pem, RootSource::Shomei)?;
+        store.add_pem(Purpose::Authentication, auth_pem, RootSource::Shomei)?;
+        Ok(Self::Pinned(store))
+    }
+}
+
 /// Online verification against one authority.
 pub struct OnlineVerifier {
     authority: String,
@@ -53,19 +76,26 @@ pub struct OnlineVerifier {
     http: reqwest::Client,
     mode: StatusMode,
     linkage_token: Option<String>,
+    /// The authority's anchors were given by the operator, not fetched.
+    pinned: bool,
     crls: Mutex<HashMap<String, Arc<VerifiedCrl>>>,
     chains: Mutex<HashMap<([u8; 32], Purpose), ValidatedCert>>,
     clock: Clock,
 }
 
 impl OnlineVerifier {
-    /// Fetches the authority's trust anchors (`/ca/sign.pem`,
-    /// `/ca/auth.pem`); with `jpki`, also trusts the real JPKI roots.
+    /// Connects to one authority. Its trust anchors are either fetched
+    /// from it (`/ca/sign.pem`, `/ca/auth.pem`: trust on first use) or
+    /// pinned by the operator ([`Anchors::Pinned`]: nothing is fetched for
+    /// trust; OCSP, CRLs and linkage still use the URL, and their answers
+    /// are verified under the pinned roots). With `jpki`, the real JPKI
+    /// roots are trusted too.
     pub async fn connect(
         authority: &str,
         mode: StatusMode,
         linkage_token: Option<String>,
         jpki: bool,
+        anchors: Anchors,
         clock: Clock,
     ) -> Result<Self, ServiceError> {
         let authority = authority.trim_end_matches('/').to_owned();
@@ -73,19 +103,25 @@ impl OnlineVerifier {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| ServiceError::Upstream(format!("HTTP client: {e}")))?;
-        let mut store = TrustStore::new();
-        for (purpose, path) in [
-            (Purpose::Signing, "/ca/sign.pem"),
-            (Purpose::Authentication, "/ca/auth.pem"),
-        ] {
-            let url = format!("{authority}{path}");
-            let pem = get_bytes(&http, &url).await?;
-            let pem = String::from_utf8(pem)
-                .map_err(|_| ServiceError::Upstream(format!("{url}: not PEM text")))?;
-            store
-                .add_pem(purpose, &pem, RootSource::Shomei)
-                .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
-        }
+        let (mut store, pinned) = match anchors {
+            Anchors::Pinned(store) => (store, true),
+            Anchors::Fetch => {
+                let mut store = TrustStore::new();
+                for (purpose, path) in [
+                    (Purpose::Signing, "/ca/sign.pem"),
+                    (Purpose::Authentication, "/ca/auth.pem"),
+                ] {
+                    let url = format!("{authority}{path}");
+                    let pem = get_bytes(&http, &url).await?;
+                    let pem = String::from_utf8(pem)
+                        .map_err(|_| ServiceError::Upstream(format!("{url}: not PEM text")))?;
+                    store
+                        .add_pem(purpose, &pem, RootSource::Shomei)
+                        .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+                }
+                (store, false)
+            }
+        };
         if jpki {
             store.add_jpki_roots().map_err(ServiceError::Verify)?;
         }
@@ -95,6 +131,7 @@ impl OnlineVerifier {
             http,
             mode,
             linkage_token,
+            pinned,
             crls: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
             clock,
@@ -119,6 +156,7 @@ impl OnlineVerifier {
                 .map_err(|e| ServiceError::Upstream(format!("HTTP client: {e}")))?,
             mode,
             linkage_token: None,
+            pinned: true,
             crls: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
             clock,
@@ -144,6 +182,24 @@ impl OnlineVerifier {
     /// The trust store.
     pub fn store(&self) -> &TrustStore {
         &self.store
+    }
+
+    /// Whether the authority's anchors were pinned by the operator (else
+    /// fetched from the authority on first contact).
+    pub fn anchors_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// SHA-256 fingerprints of the authority's anchors for `purpose` (not
+    /// the real JPKI roots), as `openssl x509 -fingerprint -sha256` prints
+    /// them: what an operator compares before pinning.
+    pub fn authority_fingerprints(&self, purpose: Purpose) -> Vec<String> {
+        self.store
+            .anchors(purpose)
+            .iter()
+            .filter(|a| a.source() == RootSource::Shomei)
+            .map(|a| fingerprint(a.der()))
+            .collect()
     }
 
     /// Now, by the injected clock.
@@ -485,7 +541,109 @@ pub fn random<const N: usize>() -> Result<[u8; N], ServiceError> {
     Ok(out)
 }
 
+/// A certificate's SHA-256 fingerprint as `openssl x509 -fingerprint
+/// -sha256` prints it (upper-case hex pairs joined by colons).
+pub fn fingerprint(der: &[u8]) -> String {
+    sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Base64url without padding.
 pub fn b64url(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use shomei_core::{Root, Serial};
+    use shomei_pki::RsaSigner;
+    use shomei_pki::profile::RootCa;
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: Timestamp = datetime!(2026-11-21 04:00:00 UTC);
+
+    fn root_pem(kind: Root) -> (Vec<u8>, String) {
+        let ca = RootCa::create(
+            kind,
+            "Pinned Test Authority",
+            Arc::new(RsaSigner::generate().unwrap()),
+            &Serial::from_be_bytes(&[1]).unwrap(),
+            NOW,
+        )
+        .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(ca.cert_der());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        );
+        (ca.cert_der().to_vec(), pem)
+    }
+
+    #[tokio::test]
+    async fn pinned_anchors_are_the_only_ones_and_nothing_is_fetched() {
+        let (sign_der, sign_pem) = root_pem(Root::Sign);
+        let (auth_der, auth_pem) = root_pem(Root::Auth);
+        let clock: Clock = Arc::new(|| NOW);
+        // Nothing listens on port 9: fetching the anchors fails, pinning
+        // needs no contact with the authority.
+        let dead = "http://127.0.0.1:9";
+        assert!(matches!(
+            OnlineVerifier::connect(
+                dead,
+                StatusMode::Ocsp,
+                None,
+                false,
+                Anchors::Fetch,
+                clock.clone()
+            )
+            .await,
+            Err(ServiceError::Upstream(_))
+        ));
+        let anchors = Anchors::pinned(&sign_pem, &auth_pem).unwrap();
+        let v = OnlineVerifier::connect(dead, StatusMode::Ocsp, None, true, anchors, clock)
+            .await
+            .unwrap();
+        assert!(v.anchors_pinned());
+        // The pinned roots, each in its own set; the JPKI roots beside them
+        // but not among the authority's fingerprints.
+        assert_eq!(
+            v.authority_fingerprints(Purpose::Signing),
+            vec![fingerprint(&sign_der)]
+        );
+        assert_eq!(
+            v.authority_fingerprints(Purpose::Authentication),
+            vec![fingerprint(&auth_der)]
+        );
+        assert!(v.store().anchors(Purpose::Signing).len() > 1);
+        let fp = fingerprint(&sign_der);
+        assert_eq!((fp.len(), fp.matches(':').count()), (95, 31));
+        assert_eq!(fp, fp.to_uppercase());
+    }
+
+    #[test]
+    fn pinning_needs_certificates_in_both_files() {
+        let (_, pem) = root_pem(Root::Sign);
+        for (s, a) in [
+            ("not PEM at all", pem.as_str()),
+            (pem.as_str(), ""),
+            (
+                pem.as_str(),
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+        ] {
+            assert!(Anchors::pinned(s, a).is_err(), "{s:?} / {a:?}");
+        }
+    }
 }

@@ -17,8 +17,8 @@ use shomei_pki::cms::CertView;
 use shomei_pki::oids;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, BasicConstraints, CertificatePolicies, CrlDistributionPoints,
-    KeyUsage, KeyUsages, SubjectAltName,
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
+    CrlDistributionPoints, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
 
 use crate::VerifyError;
@@ -175,18 +175,21 @@ pub fn validate(
     }
     let view = CertView::parse(cert_der).map_err(|e| VerifyError::from_pki("certificate", e))?;
 
-    // The issuer: a root of the wanted set with the same name whose key
-    // made the signature. A match in the other set is named as such.
+    // The issuer: a root of the wanted set with the same name (and, when
+    // both carry key identifiers, the key the certificate names: another
+    // authority's root of the same name is not its issuer, as OpenSSL
+    // matches issuers) whose key made the signature. A match in the other
+    // set is named as such.
+    let aki = key_id(&view.extensions, rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER);
     let named: Vec<&Anchor> = store
         .anchors(purpose)
         .iter()
-        .filter(|a| a.subject == view.issuer)
+        .filter(|a| a.may_have_issued(&view.issuer, aki.as_deref()))
         .collect();
     if named.is_empty() {
-        let other = store
-            .anchors(purpose.other())
-            .iter()
-            .any(|a| a.subject == view.issuer && verify_by(&view, a).is_ok());
+        let other = store.anchors(purpose.other()).iter().any(|a| {
+            a.may_have_issued(&view.issuer, aki.as_deref()) && verify_by(&view, a).is_ok()
+        });
         return Err(if other {
             VerifyError::WrongPurpose {
                 wanted: purpose.as_str(),
@@ -354,6 +357,27 @@ impl Extensions {
             }
         }
         Ok(out)
+    }
+}
+
+/// The key identifier of an Authority (or Subject) Key Identifier
+/// extension, if present and readable (only used to tell issuers apart;
+/// an unreadable one counts as absent).
+pub(crate) fn key_id(
+    exts: &[x509_cert::ext::Extension],
+    which: ObjectIdentifier,
+) -> Option<Vec<u8>> {
+    let e = exts.iter().find(|e| e.extn_id == which)?;
+    let value = e.extn_value.as_bytes();
+    if which == rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER {
+        AuthorityKeyIdentifier::from_der(value)
+            .ok()?
+            .key_identifier
+            .map(|k| k.as_bytes().to_vec())
+    } else {
+        SubjectKeyIdentifier::from_der(value)
+            .ok()
+            .map(|k| k.0.as_bytes().to_vec())
     }
 }
 

@@ -214,6 +214,36 @@ fn tampered_certificate_fails_its_signature() {
 }
 
 #[test]
+fn another_authoritys_root_of_the_same_name_is_an_unknown_root() {
+    // Two authorities named alike (every `authority init` names its roots
+    // the same way): the other one's root, pinned alone, is not the
+    // issuer of our certificate (its key identifier differs), so the
+    // certificate does not chain to a trusted root; it is not a forgery.
+    let twin = RootCa::create(
+        Root::Sign,
+        "Test Authority",
+        key(),
+        &Serial::from_be_bytes(&[1]).unwrap(),
+        NOW,
+    )
+    .unwrap();
+    let mut s = TrustStore::new();
+    s.add(Purpose::Signing, twin.cert_der(), RootSource::Shomei)
+        .unwrap();
+    let e = validate(&s, &pki().card_sign.0, Purpose::Signing, NOW).unwrap_err();
+    assert_eq!(e, VerifyError::UnknownRoot);
+    // Both trusted: the right one is found.
+    s.add(
+        Purpose::Signing,
+        pki().sign_root.cert_der(),
+        RootSource::Shomei,
+    )
+    .unwrap();
+    let v = validate(&s, &pki().card_sign.0, Purpose::Signing, NOW).unwrap();
+    assert_eq!(v.issuer_der(), pki().sign_root.cert_der());
+}
+
+#[test]
 fn garbage_is_malformed_not_a_panic() {
     for bytes in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x01", &[0xff; 64]] {
         let e = validate(&store(), bytes, Purpose::Signing, NOW).unwrap_err();

@@ -23,6 +23,8 @@ pub struct Anchor {
     pub(crate) der: Vec<u8>,
     pub(crate) subject: Vec<u8>,
     pub(crate) spki: Vec<u8>,
+    /// Its Subject Key Identifier, if it has one.
+    pub(crate) key_id: Option<Vec<u8>>,
     pub(crate) not_before: shomei_core::Timestamp,
     pub(crate) not_after: shomei_core::Timestamp,
     pub(crate) source: RootSource,
@@ -37,6 +39,17 @@ impl Anchor {
     /// Who runs it.
     pub fn source(&self) -> RootSource {
         self.source
+    }
+
+    /// Whether this root may be the issuer of a certificate naming
+    /// `issuer` and, optionally, the authority key identifier `aki`: same
+    /// name, and the same key identifier when both sides carry one.
+    pub(crate) fn may_have_issued(&self, issuer: &[u8], aki: Option<&[u8]>) -> bool {
+        self.subject == issuer
+            && match (aki, self.key_id.as_deref()) {
+                (Some(a), Some(k)) => a == k,
+                _ => true,
+            }
     }
 }
 
@@ -78,6 +91,10 @@ impl TrustStore {
             der: der.to_vec(),
             subject: view.subject.clone(),
             spki: view.spki.clone(),
+            key_id: crate::cert::key_id(
+                &view.extensions,
+                const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            ),
             not_before: asn1_time(view.not_before)?,
             not_after: asn1_time(view.not_after)?,
             source,
