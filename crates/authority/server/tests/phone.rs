@@ -543,6 +543,20 @@ impl Env {
     }
 
     /// A holder proof by the card's authentication key for `verb` on `serial`.
+    /// A proof about the phone `device_id` for `action`: a fresh challenge,
+    /// its device-proof message signed by `sign`, presented with `cert`.
+    async fn device_proof(
+        &self,
+        action: &str,
+        device_id: &str,
+        cert: &[u8],
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Value {
+        let challenge = self.challenge().await;
+        let msg = shomei_ca::device_proof_message(action, device_id, &challenge);
+        json!({"certificate": B64.encode(cert), "challenge": B64.encode(&challenge), "signature": B64.encode(sign(&msg))})
+    }
+
     async fn card_proof(&self, card: &Card, verb: &str, serial: &str) -> Value {
         let challenge = self.challenge().await;
         let msg = shomei_ca::holder_proof_message(verb, &serial.parse().unwrap(), &challenge);
@@ -1322,9 +1336,6 @@ on_both_backends!(
         let path = format!("/v1/devices/{}/wipe", p.device_id);
         let before = env.snapshot(&card.holder_id).await;
         let stranger_before = env.snapshot(&stranger.holder_id).await;
-        // A holder proof: `cert`, the challenge, and its key's signature.
-        let proof = |cert: &[u8], challenge: &[u8], sig: Vec<u8>| json!({"certificate": B64.encode(cert), "challenge": B64.encode(challenge), "signature": B64.encode(sig)});
-
         // No token, no proof.
         let (code, r) = env.post_open(&path, json!({"lost": true})).await;
         assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
@@ -1332,30 +1343,24 @@ on_both_backends!(
         let (code, r) = env.post_device(&path, &p.token, json!({})).await;
         assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
         // The phone's own authentication key: only the card may order a wipe.
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
-        let sig = phone.sign(&p.auth_key, GateId::AuthPin, &msg);
-        let (code, r) = env
-            .post_open(
-                &path,
-                json!({"proof": proof(&p.auth_cert, &challenge, sig)}),
-            )
+        let proof = env
+            .device_proof("wipe", &p.device_id, &p.auth_cert, |m| {
+                phone.sign(&p.auth_key, GateId::AuthPin, m)
+            })
             .await;
+        let (code, r) = env.post_open(&path, json!({"proof": proof})).await;
         assert_eq!(
             (code, r["code"].as_str()),
             (403, Some("proof_needs_card")),
             "{r}"
         );
         // A card proof made for another action (retire) or another verb on a certificate.
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("retire", &p.device_id, &challenge);
-        let sig = card.auth_key.sign(&msg).unwrap();
-        let (code, r) = env
-            .post_open(
-                &path,
-                json!({"proof": proof(&card.auth_cert, &challenge, sig)}),
-            )
+        let proof = env
+            .device_proof("retire", &p.device_id, &card.auth_cert, |m| {
+                card.auth_key.sign(m).unwrap()
+            })
             .await;
+        let (code, r) = env.post_open(&path, json!({"proof": proof})).await;
         assert_eq!(
             (code, r["code"].as_str()),
             (403, Some("bad_holder_proof")),
@@ -1365,14 +1370,13 @@ on_both_backends!(
         let (code, r) = env.post_open(&path, json!({"proof": wrong})).await;
         assert_eq!((code, r["code"].as_str()), (403, Some("bad_holder_proof")));
         // Another holder's card, with a proof right in every other way.
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
-        let sig = stranger.auth_key.sign(&msg).unwrap();
+        let proof = env
+            .device_proof("wipe", &p.device_id, &stranger.auth_cert, |m| {
+                stranger.auth_key.sign(m).unwrap()
+            })
+            .await;
         let (code, other_holder) = env
-            .post_open(
-                &path,
-                json!({"lost": true, "proof": proof(&stranger.auth_cert, &challenge, sig)}),
-            )
+            .post_open(&path, json!({"lost": true, "proof": proof}))
             .await;
         assert_eq!(
             (code, other_holder["code"].as_str()),
@@ -1389,14 +1393,13 @@ on_both_backends!(
         assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
         let (code, r) = env.post_device(&unknown_path, &p.token, json!({})).await;
         assert_eq!((code, r["code"].as_str()), (401, Some("unauthorized")));
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("wipe", unknown, &challenge);
-        let sig = card.auth_key.sign(&msg).unwrap();
+        let proof = env
+            .device_proof("wipe", unknown, &card.auth_cert, |m| {
+                card.auth_key.sign(m).unwrap()
+            })
+            .await;
         let (code, r) = env
-            .post_open(
-                &unknown_path,
-                json!({"lost": true, "proof": proof(&card.auth_cert, &challenge, sig)}),
-            )
+            .post_open(&unknown_path, json!({"lost": true, "proof": proof}))
             .await;
         assert_eq!(
             (code, &r["code"], &r["status"]),
@@ -1424,15 +1427,12 @@ on_both_backends!(
         // Only the operator learns that an id is unknown; the card's own proof wipes.
         let (code, r) = env.post(&unknown_path, json!({})).await;
         assert_eq!((code, r["code"].as_str()), (404, Some("not_found")));
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("wipe", &p.device_id, &challenge);
-        let sig = card.auth_key.sign(&msg).unwrap();
-        let (code, r) = env
-            .post_open(
-                &path,
-                json!({"proof": proof(&card.auth_cert, &challenge, sig)}),
-            )
+        let proof = env
+            .device_proof("wipe", &p.device_id, &card.auth_cert, |m| {
+                card.auth_key.sign(m).unwrap()
+            })
             .await;
+        let (code, r) = env.post_open(&path, json!({"proof": proof})).await;
         assert_eq!(
             (code, r["status"].as_str()),
             (200, Some("wipe_pending")),
@@ -1821,9 +1821,11 @@ on_both_backends!(
         assert_eq!((code, r["code"].as_str()), (409, Some("device_wiped")));
         let next = Phone::with(&env.manufacturer);
         let (p2, _) = env.provision(&card, &next, &Recipe::default()).await;
-        let challenge = env.challenge().await;
-        let msg = shomei_ca::device_proof_message("wipe", &p2.device_id, &challenge);
-        let proof = json!({"certificate": B64.encode(&card.auth_cert), "challenge": B64.encode(&challenge), "signature": B64.encode(card.auth_key.sign(&msg).unwrap())});
+        let proof = env
+            .device_proof("wipe", &p2.device_id, &card.auth_cert, |m| {
+                card.auth_key.sign(m).unwrap()
+            })
+            .await;
         let (code, r) = env
             .post_open(
                 &format!("/v1/devices/{}/wipe", p2.device_id),
