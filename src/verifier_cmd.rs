@@ -47,8 +47,11 @@ pub struct ServeArgs {
     /// between card and phone.
     #[arg(long, env = "SHOMEI_RP_TOKEN_FILE")]
     pub rp_token_file: Option<PathBuf>,
-    /// The ID-token key (PKCS#8 P-256); default: a new key each start.
-    #[arg(long)]
+    /// The ID-token key file (PKCS#8 DER, P-256), kept across restarts so
+    /// relying parties' cached JWKS stay good: made there (mode 0600) when
+    /// the file does not exist, then loaded. Without it, a new key each
+    /// start (the JWKS `kid` changes).
+    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
 }
 
@@ -169,15 +172,14 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let signer: Arc<dyn shomei_core::Signer> = match &a.key {
-        Some(f) => Arc::new(
-            shomei_pki::EcdsaP256Signer::from_pkcs8(
-                &std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
-            )
-            .map_err(|e| Failure::input(format!("--key {}: {e}", f.display())))?,
+    let (signer, key_origin) = match &a.key {
+        Some(f) => load_or_create_key(f)?,
+        None => (
+            shomei_pki::EcdsaP256Signer::generate()?,
+            KeyOrigin::Ephemeral,
         ),
-        None => Arc::new(shomei_pki::EcdsaP256Signer::generate()?),
     };
+    let signer: Arc<dyn shomei_core::Signer> = Arc::new(signer);
     let anchors = a.common.anchors()?;
     let has_linkage = linkage_token.is_some();
     let config = Config {
@@ -196,6 +198,18 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         .iter()
         .filter_map(|s| s.split(['=', ':']).next())
         .collect();
+    let kid = running.state.provider.jwks()["keys"][0]["kid"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned();
+    let key_line = format!(
+        "  ID-token key: kid {kid}, {}",
+        match (key_origin, &a.key) {
+            (KeyOrigin::Ephemeral, _) | (_, None) => "EPHEMERAL: a new key each start, so relying parties' cached JWKS break on restart; keep one with --key FILE".to_owned(),
+            (KeyOrigin::Created, Some(f)) => format!("created in {} (0600)", f.display()),
+            (KeyOrigin::Loaded, Some(f)) => format!("loaded from {}", f.display()),
+        }
+    );
     let verifier = &running.state.verifier;
     let pinned = verifier.anchors_pinned();
     let sign_fp = verifier.authority_fingerprints(Purpose::Signing);
@@ -220,6 +234,11 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
             "discovery": format!("{}/.well-known/openid-configuration", running.issuer),
             "clients": client_ids,
             "linkage": has_linkage,
+            "id_token_key": {
+                "kid": kid,
+                "origin": key_origin.as_str(),
+                "file": a.key.as_ref().map(|f| f.display().to_string()),
+            },
             "trust_anchors": {
                 "origin": if pinned { "pinned" } else { "fetched" },
                 "sign_sha256": sign_fp,
@@ -227,7 +246,7 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
             },
         }),
         &format!(
-            "OpenID Connect provider at {}\n  discovery: {}/.well-known/openid-configuration\n  clients: {}\n  subjects: {}\n{anchors_line}\nCtrl-C stops it.",
+            "OpenID Connect provider at {}\n  discovery: {}/.well-known/openid-configuration\n  clients: {}\n  subjects: {}\n{key_line}\n{anchors_line}\nCtrl-C stops it.",
             running.issuer,
             running.issuer,
             client_ids.join(", "),
@@ -297,6 +316,106 @@ pub async fn run_verify(cmd: VerifyCmd, json: bool) -> anyhow::Result<()> {
     }
     emit(json, &value, &human);
     Ok(())
+}
+
+/// Where the ID-token key came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyOrigin {
+    /// Made for this run only (no --key).
+    Ephemeral,
+    /// Made in the --key file now (it did not exist).
+    Created,
+    /// Read from the --key file.
+    Loaded,
+}
+
+impl KeyOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ephemeral => "ephemeral",
+            Self::Created => "created",
+            Self::Loaded => "loaded",
+        }
+    }
+}
+
+/// The ID-token key in `path` (PKCS#8 DER, P-256): loaded when the file
+/// exists (unreadable or not such a key: bad input); else generated,
+/// written to a new 0600 temporary file in the same folder, synced, and
+/// linked into place (a link never replaces an existing file, so a key
+/// another process made meanwhile wins and is the one loaded), then loaded
+/// from the file like any other.
+fn load_or_create_key(path: &Path) -> anyhow::Result<(shomei_pki::EcdsaP256Signer, KeyOrigin)> {
+    let origin = match std::fs::read(path) {
+        Ok(der) => return Ok((key_from_pkcs8(path, &der)?, KeyOrigin::Loaded)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key_file(path)?,
+        Err(e) => {
+            return Err(Failure::input(format!(
+                "--key {}: cannot read: {e}",
+                path.display()
+            )));
+        }
+    };
+    let der = std::fs::read(path)
+        .map_err(|e| Failure::input(format!("--key {}: cannot read: {e}", path.display())))?;
+    Ok((key_from_pkcs8(path, &der)?, origin))
+}
+
+fn key_from_pkcs8(path: &Path, der: &[u8]) -> anyhow::Result<shomei_pki::EcdsaP256Signer> {
+    shomei_pki::EcdsaP256Signer::from_pkcs8(der).map_err(|e| {
+        Failure::input(format!(
+            "--key {}: not a PKCS#8 P-256 key ({e}); give another file or remove it to make a new key",
+            path.display()
+        ))
+    })
+}
+
+/// Makes a new key in `path` unless one appears there first: `Created`,
+/// or `Loaded` when another process made it meanwhile.
+fn create_key_file(path: &Path) -> anyhow::Result<KeyOrigin> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let pkcs8 = shomei_pki::EcdsaP256Signer::generate()?.to_pkcs8()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Failure::input(format!("--key {}: not a file name", path.display())))?;
+    let nonce = hex::encode(shomei_rp_service::online::random::<8>()?);
+    let tmp = dir.join(format!(".{}.{nonce}.tmp", name.to_string_lossy()));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&pkcs8)?;
+        f.sync_all()
+    })();
+    let placed = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match placed {
+        Ok(()) => {
+            // The new name is durable once the folder is synced.
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(KeyOrigin::Created)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(KeyOrigin::Loaded),
+        Err(e) => {
+            let msg = format!("--key {}: cannot create the key file: {e}", path.display());
+            // No such folder, or not ours to write: the path given is wrong.
+            Err(match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    Failure::input(msg)
+                }
+                _ => anyhow::anyhow!(msg),
+            })
+        }
+    }
 }
 
 fn service_failure(e: ServiceError) -> anyhow::Error {

@@ -2073,3 +2073,101 @@ fn pinned_roots_are_the_only_trust_anchors() {
         "{r}"
     );
 }
+
+/// The JWKS `kid` a running verifier serves.
+fn served_kid(v: &Verifier) -> String {
+    let jwks: Value = http()
+        .get(format!("{}/jwks", v.issuer))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    keys[0]["kid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn id_token_key_file_is_made_once_and_kept_across_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world();
+    let key = w.path("id-token.p8");
+    let key_arg = key.to_str().unwrap();
+
+    // First start: the file does not exist, so it is made (0600) and used.
+    let v = w.verifier(&["--key", key_arg]);
+    let started = &v.started["id_token_key"];
+    assert_eq!(started["origin"], "created", "{}", v.started);
+    let kid = served_kid(&v);
+    assert_eq!(started["kid"], kid.as_str());
+    drop(v);
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let der = std::fs::read(&key).unwrap();
+    // A PKCS#8 P-256 key as openssl reads it.
+    let (ok, text) = openssl(&["pkey", "-inform", "DER", "-in", key_arg, "-noout", "-text"]);
+    assert!(ok && text.contains("prime256v1"), "{text}");
+    // Only the key file: no temporary file left beside it.
+    let names: Vec<String> = std::fs::read_dir(w.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("id-token"))
+        .collect();
+    assert_eq!(names, vec!["id-token.p8".to_owned()]);
+
+    // Restarted with the same file: loaded, same kid, file untouched.
+    let v = w.verifier(&["--key", key_arg]);
+    assert_eq!(v.started["id_token_key"]["origin"], "loaded");
+    assert_eq!(served_kid(&v), kid);
+    drop(v);
+    assert_eq!(std::fs::read(&key).unwrap(), der);
+
+    // Without --key: an ephemeral key, said so, another kid each start.
+    let a = w.verifier(&[]);
+    let b = w.verifier(&[]);
+    assert_eq!(a.started["id_token_key"]["origin"], "ephemeral");
+    let (ka, kb) = (served_kid(&a), served_kid(&b));
+    assert!(ka != kid && kb != kid && ka != kb, "{ka} {kb} {kid}");
+
+    // A key file that is not such a key, or cannot be read (a folder), or
+    // a folder that does not exist: exit 2, one stderr line, nothing
+    // changed.
+    let garbage = w.path("garbage.p8");
+    std::fs::write(&garbage, b"not a key").unwrap();
+    let rsa = w.path("rsa.p8");
+    let (ok, out) = openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-outform",
+        "DER",
+        "-out",
+        rsa.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let folder = w.path("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let missing_dir = w.path("no-such-folder/key.p8");
+    for bad in [&garbage, &rsa, &folder, &missing_dir] {
+        let before = std::fs::read(bad).ok();
+        let out = shomei(&[
+            "verifier",
+            "serve",
+            "--authority",
+            &w.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--key",
+            bad.to_str().unwrap(),
+            "--json",
+        ]);
+        let (code, err) = failure(&out);
+        assert_eq!(code, 2, "{}: {err}", bad.display());
+        assert!(err.contains("--key"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(std::fs::read(bad).ok(), before);
+    }
+    assert!(!missing_dir.exists());
+}
