@@ -517,6 +517,14 @@ impl AuthorityHttp for Mock {
     }
 }
 
+/// A phone made in the folder `path` and provisioned from a fresh card.
+fn provisioned_at(path: &std::path::Path, mock: &mut Mock) -> Phone {
+    let mut phone = Phone::create(path, &fixture().manufacturer, NOW).unwrap();
+    let (mut card, _) = fresh_card();
+    phone.provision(&mut card, mock, &request(CARD_PW)).unwrap();
+    phone
+}
+
 fn provisioned(mock: &mut Mock) -> TestPhone {
     let mut p = new_phone();
     let (mut card, _) = fresh_card();
@@ -898,11 +906,7 @@ fn tampered_phone_storage_is_detected() {
     let path = dir.path().join("phone");
     let mut mock = Mock::default();
     {
-        let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
-        let (mut card, _) = fresh_card();
-        phone
-            .provision(&mut card, &mut mock, &request(CARD_PW))
-            .unwrap();
+        let _phone = provisioned_at(&path, &mut mock);
         // Held exclusively while open.
         assert!(matches!(
             Phone::open(&path),
@@ -1408,11 +1412,7 @@ fn wallet_file_is_sealed_and_holds_no_personal_data_or_token() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone");
     let mut mock = Mock::default();
-    let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
-    let (mut card, _) = fresh_card();
-    phone
-        .provision(&mut card, &mut mock, &request(CARD_PW))
-        .unwrap();
+    let mut phone = provisioned_at(&path, &mut mock);
     mock.event("issued", None);
     phone.sync(&mut mock).unwrap();
     assert!(phone.mdoc().is_some());
@@ -1458,11 +1458,7 @@ fn legacy_plain_wallet_is_read_and_sealed_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone");
     let mut mock = Mock::default();
-    let mut phone = Phone::create(&path, &fixture().manufacturer, NOW).unwrap();
-    let (mut card, _) = fresh_card();
-    phone
-        .provision(&mut card, &mut mock, &request(CARD_PW))
-        .unwrap();
+    let phone = provisioned_at(&path, &mut mock);
     let secrets = personal_bytes(&phone);
     let before = serde_json::to_value(phone.state()).unwrap();
     // The wallet as an older version wrote it: pretty JSON in clear.
