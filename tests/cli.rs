@@ -3,37 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{json_of, shomei, stderr_line};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-
-fn shomei(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shomei"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "--json prints exactly one line: {text}"
-    );
-    serde_json::from_str(text.trim()).unwrap()
-}
-
-fn stderr_line(out: &Output) -> String {
-    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
-    e
-}
 
 struct Authority {
     _tmp: tempfile::TempDir,

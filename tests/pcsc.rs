@@ -15,6 +15,10 @@
 #![cfg(feature = "pcsc")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{failure, free_port, json_of, openssl, shomei_env};
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -209,49 +213,9 @@ impl Drop for ShowOnPanic {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// `shomei ARGS` talking to the pcscd behind `socket`.
 fn shomei(socket: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shomei"))
-        .args(args)
-        .env("PCSCLITE_CSOCK_NAME", socket)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn failure(out: &Output) -> (i32, String) {
-    assert!(!out.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "one stderr line: {err}");
-    (out.status.code().unwrap(), err)
-}
-
-/// Runs openssl; its success and stdout + stderr.
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    shomei_env(args, &[("PCSCLITE_CSOCK_NAME", socket)])
 }
 
 /// `authority serve` on a fresh authority folder; stopped on drop.

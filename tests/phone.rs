@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{failure, json_of, openssl, shomei};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -13,52 +17,6 @@ const CARD_PW: &str = "SUZUKI01";
 const CARD_PIN: &str = "4321";
 const PHONE_PW: &str = "PHONE2026";
 const PHONE_PIN: &str = "2468";
-
-fn shomei(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shomei"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "--json prints exactly one line: {text}"
-    );
-    serde_json::from_str(text.trim()).unwrap()
-}
-
-/// A failure: its exit code and its one stderr line.
-fn failure(out: &Output) -> (i32, String) {
-    assert!(!out.status.success(), "expected a failure");
-    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
-    (out.status.code().unwrap(), e)
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is installed");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// An authority (`authority init` + `serve`), with a card; phones come from
 /// the development manufacturer, which `authority init` trusts by default

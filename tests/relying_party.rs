@@ -6,6 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+mod common;
+
+use common::{failure, free_port, json_of, one_json_line, openssl, shomei};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -29,75 +33,12 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shomei")
 }
 
-fn shomei(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    one_json_line(out)
-}
-
-fn one_json_line(out: &Output) -> Value {
-    let text = String::from_utf8(out.stdout.clone()).unwrap();
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "--json prints exactly one line: {text:?} (stderr: {})",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.trim()).unwrap()
-}
-
-/// A failure: its exit code and its one stderr line.
-fn failure(out: &Output) -> (i32, String) {
-    assert!(
-        !out.status.success(),
-        "expected a failure, got {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let e = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    assert_eq!(e.lines().count(), 1, "one line on stderr: {e}");
-    (out.status.code().unwrap(), e)
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is installed");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Kills (and reaps) a child server when the test ends, pass or fail.
