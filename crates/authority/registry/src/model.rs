@@ -204,7 +204,7 @@ pub struct CertRecord {
     pub parent: Option<Serial>,
     /// The other half of a sign/auth pair issued together.
     pub pair: Option<Serial>,
-    /// On renewal, the credential this one replaces.
+    /// On renewal, or on the holder's next phone, the credential this one replaces.
     pub replaces: Option<Serial>,
     /// The certificate, DER-encoded.
     pub der: Vec<u8>,

@@ -444,6 +444,18 @@ pub(crate) async fn provision(
         .filter(|d| d.status == DeviceStatus::Active)
         .map(|d| d.id)
         .collect();
+    // A relying party keeps its customer across phone changes: each new
+    // phone certificate replaces the holder's newest earlier phone
+    // certificate of its class that nothing replaces yet, so linkage's
+    // `successor` leads from an old phone's serial to this phone's (the
+    // registry allows one successor per certificate).
+    let replaced: Vec<&Serial> = all.iter().filter_map(|c| c.replaces.as_ref()).collect();
+    let predecessor = |class: CertClass| {
+        all.iter()
+            .filter(|c| c.class == class && !replaced.contains(&&c.serial))
+            .max_by_key(|c| c.issued_at)
+            .map(|c| c.serial.clone())
+    };
     let record = |c: &IssuedCertificate, parent: &Serial, pair: &Serial| CertRecord {
         serial: c.serial.clone(),
         class: c.class,
@@ -458,7 +470,7 @@ pub(crate) async fn provision(
         shard: c.shard,
         parent: Some(parent.clone()),
         pair: Some(pair.clone()),
-        replaces: None,
+        replaces: predecessor(c.class),
         der: c.der.clone(),
         issued_at: now,
     };

@@ -594,6 +594,42 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(successor_follows_phone_changes, |env: Env| async move {
+    let card = env.enrol().await;
+    let first = env.provision(&card).await;
+    let second = env.provision(&card).await;
+    let bank = env.register("bank").await;
+    // The first phone's certificates lead to the second's, class by class.
+    for (old, new) in [
+        (&first.sign_serial, &second.sign_serial),
+        (&first.auth_serial, &second.auth_serial),
+    ] {
+        let v = env.linkage(&bank, old).await;
+        assert_eq!(
+            (
+                v["status"].as_str(),
+                v["revocation_reason"].as_str(),
+                v["successor"].as_str()
+            ),
+            (Some("revoked"), Some("superseded"), Some(new.as_str())),
+            "{v}"
+        );
+    }
+    // A third phone: the chain is followed to the newest; the newest has none.
+    let third = env.provision(&card).await;
+    let v = env.linkage(&bank, &first.sign_serial).await;
+    assert_eq!(v["successor"], third.sign_serial.as_str(), "{v}");
+    assert_eq!(v["current"]["sign"], third.sign_serial.as_str());
+    let v = env.linkage(&bank, &second.auth_serial).await;
+    assert_eq!(v["successor"], third.auth_serial.as_str(), "{v}");
+    let v = env.linkage(&bank, &third.sign_serial).await;
+    assert_eq!(v["successor"], Value::Null);
+    // A card certificate is never a phone's predecessor.
+    let v = env.linkage(&bank, &card.sign_serial).await;
+    assert_eq!(v["successor"], Value::Null);
+    env.stop().await;
+});
+
 on_both_backends!(
     successor_follows_renewal_and_address_change,
     |env: Env| async move {
