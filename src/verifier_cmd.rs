@@ -172,6 +172,9 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let anchors = a.common.anchors()?;
+    // Last of the checks: a key file is created only once every other
+    // argument is good (bad input changes nothing).
     let (signer, key_origin) = match &a.key {
         Some(f) => load_or_create_key(f)?,
         None => (
@@ -180,7 +183,6 @@ pub async fn run_verifier(cmd: VerifierCmd, json: bool) -> anyhow::Result<()> {
         ),
     };
     let signer: Arc<dyn shomei_core::Signer> = Arc::new(signer);
-    let anchors = a.common.anchors()?;
     let has_linkage = linkage_token.is_some();
     let config = Config {
         authority: a.authority.clone(),

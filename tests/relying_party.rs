@@ -2111,4 +2111,22 @@ fn id_token_key_file_is_made_once_and_kept_across_restarts() {
         assert_eq!(std::fs::read(bad).ok(), before);
     }
     assert!(!missing_dir.exists());
+    // A good new key path with another argument wrong: exit 2 and no key
+    // file made (the key is created only after every other check).
+    let unmade = w.path("unmade.p8");
+    let out = shomei(&[
+        "verifier",
+        "serve",
+        "--authority",
+        &w.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        unmade.to_str().unwrap(),
+        "--sign-root",
+        unmade.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(failure(&out).0, 2);
+    assert!(!unmade.exists(), "bad input created the key file");
 }
