@@ -820,16 +820,20 @@ fn tampered_phone_storage_is_detected() {
     // The card puts the holder back on the phone (the old device is over).
     let v2 = json_of(&w.provision_out(&phone, CARD_PW));
     assert_eq!(v2["superseded_devices"], json!([]));
-    // A swapped certificate in the wallet is caught against the element's
-    // keys (written as a plain wallet from before sealing, which is still read).
+    // A swapped certificate in a plain wallet written over the sealed one is
+    // not even read: once the phone has stored a sealed wallet, a plain one
+    // is refused and left as it is (a sealed swap is caught against the
+    // element's keys: the phone crate's tampered_phone_storage_is_detected).
     let wallet = phone.join("phone.json");
     let good = std::fs::read(&wallet).unwrap();
     let mut doc_v = serde_json::to_value(wallet_state(&phone)).unwrap();
     doc_v["certificates"]["sign"] = doc_v["certificates"]["auth"].clone();
-    std::fs::write(&wallet, serde_json::to_vec(&doc_v).unwrap()).unwrap();
+    let swapped = serde_json::to_vec(&doc_v).unwrap();
+    std::fs::write(&wallet, &swapped).unwrap();
     let (code, err) = failure(&w.phone(&["status", "--phone", phone.to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert!(err.contains("does not match"), "{err}");
+    assert!(err.contains("cannot be opened"), "{err}");
+    assert_eq!(std::fs::read(&wallet).unwrap(), swapped);
     std::fs::write(&wallet, &good).unwrap();
     w.sign_and_verify(&phone, "back");
     // An old copy put back (to refund a password try) is a rollback: wiped.

@@ -37,7 +37,8 @@ pub enum PhoneError {
     WalletMismatch(String),
     /// The wallet file is sealed but this phone's secure element cannot open
     /// it (why): changed, copied from another phone, or sealed before the
-    /// element was wiped. Nothing was read from it or written over it.
+    /// element was wiped; or it is plain although this phone already stored
+    /// a sealed wallet. Nothing was read from it or written over it.
     WalletUnsealable(&'static str),
     /// The phone holds no certificates (never provisioned, or wiped).
     NotProvisioned {

@@ -33,10 +33,14 @@
 //! holder, the mobile ID carries the basic four) and the device token, so
 //! it is sealed by the element ([`shomei_secure_element::SecureElement::seal`],
 //! context [`WALLET_SEAL_CONTEXT`]): a copy opens on no other phone, nor on
-//! this one after its element was wiped ([`PhoneError::WalletUnsealable`],
-//! the file left as it is). A plain wallet from before sealing is read and
-//! sealed on open. Its certificates are checked against the element's keys
-//! on every open.
+//! this one once a wallet was stored after its element's next requested
+//! wipe ([`PhoneError::WalletUnsealable`], the file left as it is). A wipe
+//! whose wallet write failed still opens (the element keeps the old key for
+//! unsealing until the next stored wallet), so it is reconciled and
+//! confirmed to the authority. A plain wallet from before sealing is read
+//! and sealed on open, but only while the element has never stored a sealed
+//! wallet; after that a plain wallet is [`PhoneError::WalletUnsealable`].
+//! Its certificates are checked against the element's keys on every open.
 //!
 //! # Rules kept
 //!

@@ -263,9 +263,12 @@ impl Phone {
 
     /// A phone from an element and a wallet store (tests inject in-memory
     /// ones). The wallet is sealed by the element: one it cannot open
-    /// (changed, another phone's, sealed before a wipe) is
-    /// [`PhoneError::WalletUnsealable`] and is left as it is; a plain one
-    /// from before sealing is read and sealed at once. The wallet must
+    /// (changed, another phone's, sealed before a wipe after which a wallet
+    /// was stored) is [`PhoneError::WalletUnsealable`] and is left as it is;
+    /// so is a plain one once the element has stored a sealed wallet. A
+    /// plain one from before sealing, or one sealed before a wipe whose
+    /// wallet update was interrupted (the element's retiring key), is read
+    /// and sealed again at once. The wallet must
     /// belong to the element; certificates without their keys are
     /// reconciled with the element's last wipe (a wipe whose wallet update
     /// was interrupted) and refused otherwise, as are certificates whose key
@@ -275,8 +278,10 @@ impl Phone {
         store: Box<dyn WalletStore>,
     ) -> Result<Self, PhoneError> {
         let se_device_id = element.device_id().to_hex();
-        let (state, plain) = match store.load()? {
-            Some(bytes) => WalletState::unseal(element.as_ref(), &bytes)?,
+        // A plain wallet is read only while the element has stored no sealed
+        // one (`unseal` checks), so `has_stored_sealed_data` covers it below.
+        let (state, loaded) = match store.load()? {
+            Some(bytes) => (WalletState::unseal(element.as_ref(), &bytes)?.0, true),
             None => (WalletState::new(se_device_id.clone()), false),
         };
         if state.se_device_id != se_device_id {
@@ -290,8 +295,14 @@ impl Phone {
             state,
         };
         phone.reconcile()?;
-        if plain {
-            // A wallet from before sealing: no longer in clear from here on.
+        // Sealed (again) now unless reconciling did: a plain wallet, one
+        // sealed before the element recorded stored data, or one read with
+        // the key a requested wipe is retiring.
+        let pending = {
+            let se = lock(&phone.element);
+            !se.has_stored_sealed_data() || se.retiring_seal_key_open()
+        };
+        if loaded && pending {
             phone.commit()?;
         }
         Ok(phone)
@@ -831,8 +842,9 @@ impl Phone {
                 // Keys and PINs of a failed provisioning must not linger.
                 self.state = kept;
                 let _ = lock(&self.element).wipe();
-                // The wipe ended the key the stored wallet is sealed under:
-                // seal it again (best effort; the error to report is `error`).
+                // The stored wallet is under the key the wipe retired (it
+                // only unseals until a wallet is stored): seal it under the
+                // new one (best effort; the error to report is `error`).
                 let _ = self.commit();
                 // Once the authority has answered 201 it has issued live
                 // certificates (and superseded the previous phone): tell it
@@ -864,7 +876,7 @@ impl Phone {
         };
         if dirty {
             lock(&self.element).wipe()?;
-            // The wallet is sealed under the key the wipe ended.
+            // The wallet is under the key the wipe retired: seal it anew.
             self.commit()?;
         }
         Ok(())
@@ -1263,10 +1275,14 @@ impl Phone {
         Ok(lock(&self.element).find_key(label)?)
     }
 
-    /// Seals the wallet with the element and writes it.
+    /// Seals the wallet with the element and writes it; then tells the
+    /// element it is stored (which ends the key a requested wipe retired and
+    /// any plain wallet's welcome), never before: a failed write leaves the
+    /// stored wallet readable.
     fn commit(&mut self) -> Result<(), PhoneError> {
         let sealed = self.state.seal(&mut **lock(&self.element))?;
-        self.store.commit(&sealed)
+        self.store.commit(&sealed)?;
+        Ok(lock(&self.element).sealed_data_stored()?)
     }
 }
 

@@ -11,10 +11,15 @@
 //! ([`SecureElement::seal`] with [`WALLET_SEAL_CONTEXT`]: AES-256-GCM under
 //! a key that never leaves the element), written with mode 0600, and
 //! `Debug` never shows the token. A copy of the file opens on no other
-//! phone, and on this one not after its element was wiped.
+//! phone, and on this one not once a wallet was stored after the element's
+//! next requested wipe (until then it still opens, so an interrupted wipe
+//! reconciles: [`SecureElement::retiring_seal_key_open`]).
 //!
-//! A wallet written before sealing (plain JSON, starting with `{`) is still
-//! read, and sealed when the phone opens it.
+//! A wallet written before sealing (plain JSON, starting with `{`) is read,
+//! and sealed when the phone opens it — but only on an element that has
+//! never stored a sealed wallet ([`SecureElement::has_stored_sealed_data`]):
+//! afterwards a plain wallet is [`PhoneError::WalletUnsealable`], so whoever
+//! can write the file but not use the element cannot swap in their own.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -260,13 +265,20 @@ impl WalletState {
     }
 
     /// Reads a stored wallet: unsealed by `element`, or a plain one from
-    /// before sealing (`true`: it should be sealed now). A sealed wallet
-    /// that does not open is [`PhoneError::WalletUnsealable`].
+    /// before sealing (`true`: it should be sealed now), if the element has
+    /// never stored a sealed one. A sealed wallet that does not open, or a
+    /// plain one after sealing began, is [`PhoneError::WalletUnsealable`].
     pub(crate) fn unseal(
         element: &dyn SecureElement,
         stored: &[u8],
     ) -> Result<(Self, bool), PhoneError> {
         if is_plain(stored) {
+            if element.has_stored_sealed_data() {
+                return Err(PhoneError::WalletUnsealable(
+                    "it is plain, but this phone has stored its wallet sealed: a plain wallet \
+                     is read only once, when sealing begins",
+                ));
+            }
             return Ok((Self::decode(stored)?, true));
         }
         let plain = element

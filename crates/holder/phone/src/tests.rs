@@ -913,13 +913,20 @@ fn tampered_phone_storage_is_detected() {
             Err(PhoneError::SecureElement(SeError::Storage(_)))
         ));
     }
-    // A swapped certificate in the wallet (written as a plain wallet, which
-    // is still read) is caught against the element, and left as it is.
+    // A swapped certificate in the wallet (sealed by the element itself, so
+    // only the check against its keys can catch it; a plain wallet is not
+    // even read any more) is caught, and left as it is.
     let wallet = path.join(WALLET_FILE);
     let good = std::fs::read(&wallet).unwrap();
-    let mut v = serde_json::to_value(Phone::open(&path).unwrap().state()).unwrap();
-    v["certificates"]["sign"] = v["certificates"]["auth"].clone();
-    let swapped = serde_json::to_vec(&v).unwrap();
+    let swapped = {
+        let phone = Phone::open(&path).unwrap();
+        let mut v = serde_json::to_value(phone.state()).unwrap();
+        v["certificates"]["sign"] = v["certificates"]["auth"].clone();
+        let plain = serde_json::to_vec(&v).unwrap();
+        lock(phone.element())
+            .seal(WALLET_SEAL_CONTEXT, &plain)
+            .unwrap()
+    };
     std::fs::write(&wallet, &swapped).unwrap();
     assert!(matches!(
         Phone::open(&path),
@@ -1453,6 +1460,16 @@ fn wallet_file_is_sealed_and_holds_no_personal_data_or_token() {
     assert!(phone.is_provisioned());
 }
 
+/// Makes the phone's `DEVICE.key` look as written before sealed app data
+/// existed (no `sealed_data_stored`).
+fn forget_sealed_data_stored(phone_dir: &std::path::Path) {
+    let device = phone_dir.join("se").join(shomei_se_sim::DEVICE_FILE);
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&device).unwrap()).unwrap();
+    assert_eq!(v["sealed_data_stored"], true);
+    v.as_object_mut().unwrap().remove("sealed_data_stored");
+    std::fs::write(&device, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
 #[test]
 fn legacy_plain_wallet_is_read_and_sealed_on_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -1461,10 +1478,12 @@ fn legacy_plain_wallet_is_read_and_sealed_on_open() {
     let phone = provisioned_at(&path, &mut mock);
     let secrets = personal_bytes(&phone);
     let before = serde_json::to_value(phone.state()).unwrap();
-    // The wallet as an older version wrote it: pretty JSON in clear.
+    // The wallet as an older version wrote it: pretty JSON in clear, on an
+    // element whose device file does not yet record stored sealed data.
     let wallet = path.join(WALLET_FILE);
     std::fs::write(&wallet, serde_json::to_vec_pretty(phone.state()).unwrap()).unwrap();
     drop(phone);
+    forget_sealed_data_stored(&path);
     let mut phone = Phone::open(&path).unwrap();
     assert_eq!(serde_json::to_value(phone.state()).unwrap(), before);
     // Opening it sealed it.
@@ -1486,6 +1505,7 @@ fn legacy_plain_wallet_is_read_and_sealed_on_open() {
     let mut p = provisioned(&mut Mock::default());
     let plain = p.phone.state().encode().unwrap();
     p.wallet.set_bytes(Some(plain.to_vec()));
+    p.root.set_sealed_data_stored(false);
     p.reopen().unwrap();
     assert!(p.phone.is_provisioned());
     assert!(!state::is_plain(&p.wallet.bytes().unwrap()));
@@ -1556,4 +1576,138 @@ fn wallet_copied_to_another_phone_or_changed_fails_clearly_and_is_left_alone() {
     let phone = Phone::open(&a).unwrap();
     assert!(!phone.is_provisioned());
     assert_eq!(phone.state().wipe.unwrap().cause, WipeCause::Retired);
+}
+
+/// A wallet kept in memory whose writes fail while `failing` is set (a full
+/// disk that later has room again).
+struct FlakyStore {
+    inner: MemoryWalletStore,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WalletStore for FlakyStore {
+    fn load(&self) -> Result<Option<Vec<u8>>, PhoneError> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, bytes: &[u8]) -> Result<(), PhoneError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PhoneError::Storage("disk full".into()));
+        }
+        self.inner.commit(bytes)
+    }
+}
+
+#[test]
+fn wipe_whose_wallet_write_failed_still_opens_reconciles_and_confirms() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let mut mock = Mock::default();
+    let root = MemoryDeviceRoot::new(fixture().manufacturer.new_device(NOW).unwrap());
+    let sealed = MemoryStore::new();
+    let wallet = MemoryWalletStore::new();
+    let failing = Arc::new(AtomicBool::new(false));
+    // Power on: the element and the wallet from the same storage (clones
+    // of the device root share its counter and epoch).
+    let power_on = || -> Result<Phone, PhoneError> {
+        let se = SimSecureElement::open(sealed.clone(), root.clone())?;
+        let store = FlakyStore {
+            inner: wallet.clone(),
+            failing: Arc::clone(&failing),
+        };
+        Phone::from_parts(Box::new(se), Box::new(store))
+    };
+    drop(SimSecureElement::provision(sealed.clone(), root.clone(), SimOptions::default()).unwrap());
+    let mut old = power_on().unwrap();
+    let (mut card, _) = fresh_card();
+    old.provision(&mut card, &mut mock, &request(CARD_PW))
+        .unwrap();
+    let pre_wipe = wallet.bytes().unwrap();
+    // A second phone supersedes it; on sync the old one wipes its element,
+    // then cannot write its wallet (disk full).
+    let _new = provisioned(&mut mock);
+    failing.store(true, SeqCst);
+    let err = old.sync(&mut mock).unwrap_err();
+    assert!(matches!(err, PhoneError::Storage(_)), "{err:?}");
+    assert!(
+        lock(old.element()).keys().is_empty(),
+        "the element was wiped"
+    );
+    assert_eq!(
+        wallet.bytes().unwrap(),
+        pre_wipe,
+        "the stored wallet is from before"
+    );
+    assert!(mock.wiped.is_empty());
+    drop(old);
+    failing.store(false, SeqCst);
+    // After a power cycle the phone opens and records the wipe it missed…
+    let mut old = power_on().unwrap();
+    assert!(!old.is_provisioned());
+    let wipe = old.state().wipe.unwrap();
+    assert_eq!((wipe.cause, wipe.confirmed), (WipeCause::Authority, false));
+    let reg = old.state().registration.clone().unwrap();
+    assert!(reg.device_token.is_some(), "the device token survived");
+    assert_ne!(
+        wallet.bytes().unwrap(),
+        pre_wipe,
+        "stored under the new key"
+    );
+    // …and can still tell the authority, with that token.
+    let r = old.sync(&mut mock).unwrap();
+    assert!(r.wipe_confirmed, "{r:?}");
+    assert_eq!(mock.wiped, [("d_1".to_owned(), None)]);
+    assert_eq!(mock.devices["d_1"].status, "wiped");
+    assert!(old.state().wipe.unwrap().confirmed);
+    drop(old);
+    // A wallet was stored in the new epoch: the pre-wipe copy never opens
+    // again, and is left as it is.
+    wallet.set_bytes(Some(pre_wipe.clone()));
+    assert!(matches!(power_on(), Err(PhoneError::WalletUnsealable(_))));
+    assert_eq!(wallet.bytes().unwrap(), pre_wipe);
+}
+
+#[test]
+fn plain_wallet_written_over_a_sealed_one_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone");
+    let mut mock = Mock::default();
+    let phone = provisioned_at(&path, &mut mock);
+    let wallet = path.join(WALLET_FILE);
+    let sealed = std::fs::read(&wallet).unwrap();
+    // A forged plain wallet, built from the real one: another authority,
+    // token and inbox (a valid wallet, so only its being plain refuses it).
+    let mut forged = serde_json::to_value(phone.state()).unwrap();
+    forged["registration"]["authority"] = json!("http://attacker.test");
+    forged["registration"]["device_token"] = json!("sdt_forged");
+    forged["inbox"] = json!([]);
+    let forged = serde_json::to_vec_pretty(&forged).unwrap();
+    assert!(WalletState::decode(&forged).is_ok());
+    drop(phone);
+    std::fs::write(&wallet, &forged).unwrap();
+    let err = Phone::open(&path).unwrap_err();
+    assert!(matches!(err, PhoneError::WalletUnsealable(_)), "{err:?}");
+    assert!(!err.to_string().contains("sdt_"), "{err}");
+    assert_eq!(std::fs::read(&wallet).unwrap(), forged, "left as it is");
+    // The phone's own wallet still opens.
+    std::fs::write(&wallet, &sealed).unwrap();
+    assert!(Phone::open(&path).unwrap().is_provisioned());
+    // Making the element wipe itself (tampering with its storage) does not
+    // bring the migration back: the record lives beside the data epoch.
+    let se_file = path.join("se").join(shomei_se_sim::SEALED_FILE);
+    let mut bytes = std::fs::read(&se_file).unwrap();
+    bytes[60] ^= 0x40;
+    std::fs::write(&se_file, bytes).unwrap();
+    assert!(matches!(Phone::open(&path), Err(PhoneError::Tampered(_))));
+    std::fs::write(&wallet, &forged).unwrap();
+    assert!(matches!(
+        Phone::open(&path),
+        Err(PhoneError::WalletUnsealable(_))
+    ));
+    assert_eq!(std::fs::read(&wallet).unwrap(), forged);
+    // In memory too.
+    let mut p = provisioned(&mut Mock::default());
+    let plain = p.phone.state().encode().unwrap().to_vec();
+    p.wallet.set_bytes(Some(plain.clone()));
+    assert!(matches!(p.reopen(), Err(PhoneError::WalletUnsealable(_))));
+    assert_eq!(p.wallet.bytes().unwrap(), plain);
 }

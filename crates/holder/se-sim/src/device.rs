@@ -1,7 +1,7 @@
 //! The simulated device's hardware: what a real secure element keeps in
 //! fuses and ROM (device id, sealing key, factory attestation identity) and
-//! in replay-protected storage (RPMB on a phone): the write counter and the
-//! data-sealing epoch.
+//! in replay-protected storage (RPMB on a phone): the write counter, the
+//! data-sealing epoch and whether the app has stored sealed data.
 //!
 //! Here it is a separate file, `DEVICE.key` (mode 0600, JSON), **standing in
 //! for the hardware**: whoever can read it can unseal the element's storage,
@@ -105,6 +105,16 @@ pub trait DeviceRoot: Send {
 
     /// Durably raises the data-sealing epoch to `to` (never lowers it).
     fn advance_data_epoch(&mut self, to: u64) -> Result<(), SeError>;
+
+    /// Whether the app has stored data sealed by this element (false until
+    /// [`DeviceRoot::mark_sealed_data_stored`]; never false again). Kept
+    /// here, not in the sealed image, so that a wipe after tampering (which
+    /// loses the image) cannot reopen the app's one-time migration from
+    /// plain data.
+    fn sealed_data_stored(&self) -> Result<bool, SeError>;
+
+    /// Durably records that the app has stored sealed data.
+    fn mark_sealed_data_stored(&mut self) -> Result<(), SeError>;
 }
 
 /// The hardware as a file (`DEVICE.key`, mode 0600), rewritten atomically
@@ -114,6 +124,7 @@ pub struct FileDeviceRoot {
     identity: FusedIdentity,
     counter: u64,
     data_epoch: u64,
+    sealed_data_stored: bool,
 }
 
 const DEVICE_FILE_FORMAT: u32 = 1;
@@ -130,6 +141,9 @@ struct DeviceFile {
     /// Absent in files written before the app's sealed data existed.
     #[serde(default)]
     data_epoch: u64,
+    /// Absent (false) in files written before the app stored sealed data.
+    #[serde(default)]
+    sealed_data_stored: bool,
 }
 
 impl Drop for DeviceFile {
@@ -155,8 +169,9 @@ impl FileDeviceRoot {
             identity,
             counter: 0,
             data_epoch: 0,
+            sealed_data_stored: false,
         };
-        root.write(0, 0)?;
+        root.write(0, 0, false)?;
         Ok(root)
     }
 
@@ -191,6 +206,7 @@ impl FileDeviceRoot {
             identity,
             counter: file.counter,
             data_epoch: file.data_epoch,
+            sealed_data_stored: file.sealed_data_stored,
         })
     }
 
@@ -199,7 +215,12 @@ impl FileDeviceRoot {
         &self.path
     }
 
-    fn write(&self, counter: u64, data_epoch: u64) -> Result<(), SeError> {
+    fn write(
+        &self,
+        counter: u64,
+        data_epoch: u64,
+        sealed_data_stored: bool,
+    ) -> Result<(), SeError> {
         let id = &self.identity;
         let file = DeviceFile {
             format: DEVICE_FILE_FORMAT,
@@ -210,6 +231,7 @@ impl FileDeviceRoot {
             root_cert: hex::encode(&id.root_cert),
             counter,
             data_epoch,
+            sealed_data_stored,
         };
         let bytes = Zeroizing::new(
             serde_json::to_vec_pretty(&file)
@@ -232,7 +254,7 @@ impl DeviceRoot for FileDeviceRoot {
         if to <= self.counter {
             return Ok(());
         }
-        self.write(to, self.data_epoch)?;
+        self.write(to, self.data_epoch, self.sealed_data_stored)?;
         self.counter = to;
         Ok(())
     }
@@ -245,8 +267,21 @@ impl DeviceRoot for FileDeviceRoot {
         if to <= self.data_epoch {
             return Ok(());
         }
-        self.write(self.counter, to)?;
+        self.write(self.counter, to, self.sealed_data_stored)?;
         self.data_epoch = to;
+        Ok(())
+    }
+
+    fn sealed_data_stored(&self) -> Result<bool, SeError> {
+        Ok(self.sealed_data_stored)
+    }
+
+    fn mark_sealed_data_stored(&mut self) -> Result<(), SeError> {
+        if self.sealed_data_stored {
+            return Ok(());
+        }
+        self.write(self.counter, self.data_epoch, true)?;
+        self.sealed_data_stored = true;
         Ok(())
     }
 }
@@ -258,6 +293,7 @@ impl core::fmt::Debug for FileDeviceRoot {
             .field("identity", &self.identity)
             .field("counter", &self.counter)
             .field("data_epoch", &self.data_epoch)
+            .field("sealed_data_stored", &self.sealed_data_stored)
             .finish()
     }
 }
@@ -275,6 +311,7 @@ pub struct MemoryDeviceRoot {
 struct CounterInner {
     value: u64,
     data_epoch: u64,
+    sealed_data_stored: bool,
     writes_left: Option<usize>,
 }
 
@@ -288,15 +325,19 @@ impl MemoryDeviceRoot {
     }
 
     /// The same identity with a separate counter set to `value` (e.g. a
-    /// second copy of the same test fixture); the data-sealing epoch is
-    /// copied.
+    /// second copy of the same test fixture); the data-sealing epoch and
+    /// whether sealed data was stored are copied.
     pub fn fork(&self, value: u64) -> Self {
-        let data_epoch = self.lock().data_epoch;
+        let (data_epoch, sealed_data_stored) = {
+            let inner = self.lock();
+            (inner.data_epoch, inner.sealed_data_stored)
+        };
         Self {
             identity: Arc::clone(&self.identity),
             counter: Arc::new(Mutex::new(CounterInner {
                 value,
                 data_epoch,
+                sealed_data_stored,
                 writes_left: None,
             })),
         }
@@ -315,6 +356,12 @@ impl MemoryDeviceRoot {
     /// Sets the counter behind the element's back (tests of a rolled-back counter).
     pub fn set_counter(&self, value: u64) {
         self.lock().value = value;
+    }
+
+    /// Sets whether the app has stored sealed data, behind the element's
+    /// back (tests of an element from before sealed app data existed).
+    pub fn set_sealed_data_stored(&self, value: bool) {
+        self.lock().sealed_data_stored = value;
     }
 
     fn lock(&self) -> MutexGuard<'_, CounterInner> {
@@ -351,29 +398,51 @@ impl DeviceRoot for MemoryDeviceRoot {
 
     fn advance_data_epoch(&mut self, to: u64) -> Result<(), SeError> {
         let mut inner = self.lock();
-        if let Some(left) = inner.writes_left.as_mut() {
-            if *left == 0 {
-                return Err(SeError::Storage(
-                    "simulated power loss while writing the counter".into(),
-                ));
-            }
-            *left -= 1;
-        }
+        spend_write(&mut inner)?;
         inner.data_epoch = inner.data_epoch.max(to);
+        Ok(())
+    }
+
+    fn sealed_data_stored(&self) -> Result<bool, SeError> {
+        Ok(self.lock().sealed_data_stored)
+    }
+
+    fn mark_sealed_data_stored(&mut self) -> Result<(), SeError> {
+        let mut inner = self.lock();
+        if inner.sealed_data_stored {
+            return Ok(());
+        }
+        spend_write(&mut inner)?;
+        inner.sealed_data_stored = true;
         Ok(())
     }
 }
 
+/// One write of [`MemoryDeviceRoot`]'s replay-protected storage: fails once
+/// [`MemoryDeviceRoot::fail_after`]'s budget is spent.
+fn spend_write(inner: &mut CounterInner) -> Result<(), SeError> {
+    if let Some(left) = inner.writes_left.as_mut() {
+        if *left == 0 {
+            return Err(SeError::Storage(
+                "simulated power loss while writing the counter".into(),
+            ));
+        }
+        *left -= 1;
+    }
+    Ok(())
+}
+
 impl core::fmt::Debug for MemoryDeviceRoot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let (counter, data_epoch) = {
+        let (counter, data_epoch, sealed_data_stored) = {
             let inner = self.lock();
-            (inner.value, inner.data_epoch)
+            (inner.value, inner.data_epoch, inner.sealed_data_stored)
         };
         f.debug_struct("MemoryDeviceRoot")
             .field("identity", &self.identity)
             .field("counter", &counter)
             .field("data_epoch", &data_epoch)
+            .field("sealed_data_stored", &sealed_data_stored)
             .finish()
     }
 }

@@ -66,6 +66,8 @@ pub struct SimSecureElement {
     seal_key: LessSafeKey,
     /// The app's data-sealing key of the current epoch (`image.data_epoch`).
     data_key: LessSafeKey,
+    /// The key of `image.retiring_epoch`, for unsealing only.
+    retiring_key: Option<LessSafeKey>,
     ca: DeviceCa,
     image: Image,
     loaded: HashMap<[u8; 16], LoadedKey>,
@@ -96,6 +98,14 @@ struct Image {
     /// Absent in images written before sealed app data existed.
     #[serde(default)]
     data_epoch: u64,
+    /// Set by a requested wipe to the epoch of the app's last stored data
+    /// (the one before, unless that was never confirmed stored either): its
+    /// key still unseals, while the element holds no keys, until the app
+    /// confirms storing data sealed in the new epoch
+    /// ([`SecureElement::sealed_data_stored`]), which clears it. So a crash
+    /// between a wipe and the app's next write does not lock the app out.
+    #[serde(default)]
+    retiring_epoch: Option<u64>,
 }
 
 /// A retry counter and salted hash of a PIN.
@@ -241,6 +251,7 @@ impl SimSecureElement {
         }
         image.data_epoch = epoch;
         se.install(image)?;
+        se.retiring_key = se.derive_retiring_key()?;
         Ok(se)
     }
 
@@ -268,6 +279,7 @@ impl SimSecureElement {
             device,
             seal_key,
             data_key,
+            retiring_key: None,
             ca,
             image,
             loaded: HashMap::new(),
@@ -290,11 +302,25 @@ impl SimSecureElement {
         let data_epoch = self.image.data_epoch;
         self.image = Image::empty(Some(WipeReason::Tampered(kind)));
         self.image.data_epoch = data_epoch;
+        // The image that knew of a retiring key is not to be trusted.
+        self.retiring_key = None;
         self.loaded.clear();
         self.sessions.clear();
         match self.persist() {
             Ok(()) => SeError::Tampered(kind),
             Err(e) => e,
+        }
+    }
+
+    /// The key of the image's retiring epoch, if it has one (and it is
+    /// older than the current epoch).
+    fn derive_retiring_key(&self) -> Result<Option<LessSafeKey>, SeError> {
+        match self.image.retiring_epoch {
+            Some(epoch) if epoch < self.image.data_epoch => Ok(Some(seal::data_key(
+                self.device.identity().sealing_key(),
+                epoch,
+            )?)),
+            _ => Ok(None),
         }
     }
 
@@ -830,7 +856,39 @@ impl SecureElement for SimSecureElement {
     fn unseal(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SeError> {
         self.check_ready()?;
         check_seal_context(context)?;
-        seal::unseal_data(&self.data_key, context, sealed)
+        match seal::unseal_data(&self.data_key, context, sealed) {
+            Err(SeError::Unsealable(why)) => match &self.retiring_key {
+                Some(old) if self.image.keys.is_empty() => {
+                    seal::unseal_data(old, context, sealed).map_err(|_| SeError::Unsealable(why))
+                }
+                _ => Err(SeError::Unsealable(why)),
+            },
+            other => other,
+        }
+    }
+
+    fn sealed_data_stored(&mut self) -> Result<(), SeError> {
+        self.check_ready()?;
+        if !self.device.sealed_data_stored()? {
+            self.device.mark_sealed_data_stored()?;
+        }
+        if self.image.retiring_epoch.is_some() {
+            let mut next = self.image.clone();
+            next.retiring_epoch = None;
+            self.replace(next)?;
+        }
+        self.retiring_key = None;
+        Ok(())
+    }
+
+    fn has_stored_sealed_data(&self) -> bool {
+        // A device root that cannot be read counts as "stored": the safe
+        // answer (plain data is then refused).
+        self.device.sealed_data_stored().unwrap_or(true)
+    }
+
+    fn retiring_seal_key_open(&self) -> bool {
+        self.retiring_key.is_some() && self.image.keys.is_empty()
     }
 
     fn wipe(&mut self) -> Result<(), SeError> {
@@ -844,10 +902,15 @@ impl SecureElement for SimSecureElement {
         let mut next = Image::empty(Some(WipeReason::Requested));
         next.bio_generation = self.image.bio_generation.saturating_add(1);
         next.data_epoch = epoch;
+        // Until the app has stored data sealed under the new key, the key of
+        // its last stored data still unseals (an interrupted wipe must not
+        // lock it out): the previous epoch's, or an older one still retiring.
+        next.retiring_epoch = Some(self.image.retiring_epoch.unwrap_or(self.image.data_epoch));
         // The committed image is what counts (open catches the device's
-        // epoch up to it), so the old data key is gone from here on.
+        // epoch up to it): the old key seals nothing from here on.
         self.replace(next)?;
         self.data_key = data_key;
+        self.retiring_key = self.derive_retiring_key()?;
         self.loaded.clear();
         self.sessions.clear();
         if let Err(e) = self.device.advance_data_epoch(epoch) {
@@ -904,6 +967,7 @@ impl Image {
             keys: Vec::new(),
             wipe,
             data_epoch: 0,
+            retiring_epoch: None,
         }
     }
 

@@ -52,9 +52,17 @@
 //! encrypts the app's own data (the phone's wallet) under a key derived from
 //! the fused sealing key and a *data epoch* (see [`seal`]); the key itself is
 //! never stored. A requested wipe raises the epoch (in the sealed image and
-//! in the device root), so blobs sealed before it never open again; a wipe
-//! after tampering keeps the epoch (it is read back from the device root),
-//! so the phone can still read its wallet and tell the authority.
+//! in the device root), so blobs sealed before it never open again once the
+//! app has stored data sealed in the new epoch
+//! ([`SecureElement::sealed_data_stored`](shomei_secure_element::SecureElement::sealed_data_stored));
+//! until then, and only while the element holds no keys, the previous
+//! epoch's key still unseals (never seals), so a crash between the wipe and
+//! the app's next write does not lock the app out of its data. A wipe after
+//! tampering keeps the epoch (it is read back from the device root), so the
+//! phone can still read its wallet and tell the authority. The device root
+//! also records, once and for good, that the app has stored sealed data
+//! ([`SecureElement::has_stored_sealed_data`](shomei_secure_element::SecureElement::has_stored_sealed_data)):
+//! no wipe, not even one after tampering, forgets it.
 //!
 //! # Unlocks and the sign path
 //!

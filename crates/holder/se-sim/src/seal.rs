@@ -21,8 +21,11 @@
 //! a second key, also derived from the fused key with HKDF-SHA-256 (info
 //! `shomei-se-sim app data v1 ‖ epoch`, the epoch as 8 bytes big-endian).
 //! The epoch is raised by every requested wipe, so the key of an earlier
-//! epoch can no longer be derived by the element (it never derives any key
-//! but the current one). The blob:
+//! epoch can no longer be derived by the element: it derives the current
+//! epoch's key, and — for unsealing only, until the app confirms it stored
+//! data sealed in the new epoch, and while the element holds no keys — the
+//! key of the epoch the wipe is retiring (the image's `retiring_epoch`).
+//! The blob:
 //!
 //! ```text
 //! offset  len  field

@@ -1579,13 +1579,15 @@ fn wipe_destroys_the_data_key_and_old_blobs_never_unseal_again() {
     let before = se.seal(WALLET_CONTEXT, WALLET).unwrap();
     se.wipe().unwrap();
     assert_eq!(rig.device.data_epoch().unwrap(), 1);
-    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
     // The wiped element seals under its new key (the phone records the wipe).
     let after = se.seal(WALLET_CONTEXT, b"wiped").unwrap();
     assert_eq!(
         se.unseal(WALLET_CONTEXT, &after).unwrap().as_slice(),
         b"wiped"
     );
+    // Once the app has stored that, the old key is gone.
+    se.sealed_data_stored().unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
     // Re-initialised (new PIN and key) and reopened: still never.
     se.set_pin(GateId::AuthPin, "4321").unwrap();
     se.create_key("k", KeyKind::EcP256, KeyPolicy::PHONE_AUTH, b"c")
@@ -1597,8 +1599,10 @@ fn wipe_destroys_the_data_key_and_old_blobs_never_unseal_again() {
         se.unseal(WALLET_CONTEXT, &after).unwrap().as_slice(),
         b"wiped"
     );
-    // A second wipe ends the second key too.
+    // A second wipe ends the second key too (once new data is stored).
     se.wipe().unwrap();
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    se.sealed_data_stored().unwrap();
     assert!(unsealable(se.unseal(WALLET_CONTEXT, &after)));
     assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
 }
@@ -1621,10 +1625,19 @@ fn wipe_interrupted_before_the_epoch_write_still_ends_the_old_key() {
     drop(se);
     rig.device.heal();
     assert_eq!(rig.device.data_epoch().unwrap(), 0);
-    let se = rig.open().unwrap();
+    let mut se = rig.open().unwrap();
     assert_eq!(se.last_wipe(), Some(WipeReason::Requested));
     assert_eq!(rig.device.data_epoch().unwrap(), 1, "caught up on open");
+    // The old key unseals (nothing was stored since the wipe) but seals
+    // nothing; once the app stores new data it is gone.
+    assert!(se.retiring_seal_key_open());
+    let after = se.seal(WALLET_CONTEXT, b"wiped").unwrap();
+    se.sealed_data_stored().unwrap();
     assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &after).unwrap().as_slice(),
+        b"wiped"
+    );
 }
 
 #[test]
@@ -1646,6 +1659,7 @@ fn tamper_wipe_keeps_the_data_key_but_a_requested_wipe_ends_it() {
     assert_eq!(se.unseal(WALLET_CONTEXT, &blob).unwrap().as_slice(), WALLET);
     // A requested wipe is durable in DEVICE.key too.
     se.wipe().unwrap();
+    se.sealed_data_stored().unwrap();
     drop(se);
     let device: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(DEVICE_FILE)).unwrap()).unwrap();
@@ -1675,4 +1689,117 @@ fn device_file_without_a_data_epoch_still_opens() {
     let se = SimSecureElement::open_dir(&dir).unwrap();
     assert_eq!(se.keys().len(), 1);
     assert_eq!(se.unseal(WALLET_CONTEXT, &blob).unwrap().as_slice(), WALLET);
+}
+
+#[test]
+fn interrupted_wipe_keeps_the_old_key_for_unsealing_until_new_data_is_stored() {
+    let (mut se, rig) = open();
+    let before = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    se.sealed_data_stored().unwrap();
+    assert!(!se.retiring_seal_key_open());
+    se.wipe().unwrap();
+    // The app crashed before storing its wallet again: the wallet it has
+    // still opens, across a power cycle, but nothing is sealed under the old
+    // key any more.
+    assert!(se.retiring_seal_key_open());
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &before).unwrap().as_slice(),
+        WALLET
+    );
+    let after = se.seal(WALLET_CONTEXT, b"wiped").unwrap();
+    drop(se);
+    let mut se = rig.open().unwrap();
+    assert!(se.retiring_seal_key_open());
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &before).unwrap().as_slice(),
+        WALLET
+    );
+    // A second wipe before anything was stored keeps the key of what is
+    // stored (the first epoch's), not the never-stored one in between.
+    se.wipe().unwrap();
+    assert_eq!(rig.device.data_epoch().unwrap(), 2);
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &before).unwrap().as_slice(),
+        WALLET
+    );
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &after)));
+    // Stored under the new key: the old one is gone for good.
+    let stored = se.seal(WALLET_CONTEXT, b"stored").unwrap();
+    se.sealed_data_stored().unwrap();
+    assert!(!se.retiring_seal_key_open());
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    drop(se);
+    let se = rig.open().unwrap();
+    assert!(!se.retiring_seal_key_open());
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &stored).unwrap().as_slice(),
+        b"stored"
+    );
+}
+
+#[test]
+fn retiring_key_is_not_honoured_once_the_element_holds_keys_again() {
+    let (mut se, _rig) = open();
+    let before = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    se.wipe().unwrap();
+    assert_eq!(
+        se.unseal(WALLET_CONTEXT, &before).unwrap().as_slice(),
+        WALLET
+    );
+    se.set_pin(GateId::AuthPin, "4321").unwrap();
+    se.create_key("k", KeyKind::EcP256, KeyPolicy::PHONE_AUTH, b"c")
+        .unwrap();
+    assert!(!se.retiring_seal_key_open());
+    assert!(unsealable(se.unseal(WALLET_CONTEXT, &before)));
+}
+
+#[test]
+fn stored_sealed_data_is_remembered_across_wipes_and_tampering() {
+    let tmp = tempfile::tempdir().unwrap();
+    SimManufacturer::create(tmp.path(), NOW).unwrap();
+    let (dir, _) = file_device(tmp.path(), "phone");
+    let mut se = SimSecureElement::open_dir(&dir).unwrap();
+    assert!(!se.has_stored_sealed_data());
+    let _ = se.seal(WALLET_CONTEXT, WALLET).unwrap();
+    assert!(
+        !se.has_stored_sealed_data(),
+        "sealing alone records nothing"
+    );
+    se.sealed_data_stored().unwrap();
+    assert!(se.has_stored_sealed_data());
+    se.wipe().unwrap();
+    assert!(se.has_stored_sealed_data());
+    drop(se);
+    let device: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(DEVICE_FILE)).unwrap()).unwrap();
+    assert_eq!(device["sealed_data_stored"], true);
+    // A tamper wipe loses the image, not the record.
+    let p = dir.join(SEALED_FILE);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[60] ^= 0x40;
+    std::fs::write(&p, bytes).unwrap();
+    assert_wiped(&dir, TamperKind::Authentication);
+    let se = SimSecureElement::open_dir(&dir).unwrap();
+    assert!(se.has_stored_sealed_data());
+    drop(se);
+    // A DEVICE.key from before the record existed reads as "never stored".
+    let path = dir.join(DEVICE_FILE);
+    let mut device: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    device
+        .as_object_mut()
+        .unwrap()
+        .remove("sealed_data_stored")
+        .unwrap();
+    std::fs::write(&path, serde_json::to_vec(&device).unwrap()).unwrap();
+    let mut se = SimSecureElement::open_dir(&dir).unwrap();
+    assert!(!se.has_stored_sealed_data());
+    se.sealed_data_stored().unwrap();
+    drop(se);
+    assert!(
+        SimSecureElement::open_dir(&dir)
+            .unwrap()
+            .has_stored_sealed_data()
+    );
 }

@@ -47,7 +47,12 @@
 //!   purpose) as additional data. No gate: the app opens its data at start,
 //!   like Android's device-bound keys without user authentication. A wipe
 //!   ([`SecureElement::wipe`]) destroys that key and starts a new one, so
-//!   nothing sealed before it ever opens again.
+//!   nothing sealed before it opens again once the app has stored data
+//!   sealed under the new key ([`SecureElement::sealed_data_stored`]; until
+//!   then the old key still unseals, so an interrupted wipe does not lock
+//!   the app out of its data). The element also remembers that the app has
+//!   ever stored sealed data, so the app can refuse plain data from then on
+//!   ([`SecureElement::has_stored_sealed_data`]).
 //!
 //! The trait is object safe: callers hold `Box<dyn SecureElement>`.
 
@@ -234,16 +239,44 @@ pub trait SecureElement: Send {
     fn seal(&mut self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SeError>;
 
     /// Opens what [`SecureElement::seal`] made for the same `context` on this
-    /// element since its last wipe. Anything else — a changed or cut blob,
-    /// another context, another element's blob, one sealed before a wipe —
-    /// is [`SeError::Unsealable`], never a panic.
+    /// element since its last requested wipe — or before it, while the
+    /// retiring key is still open (see [`SecureElement::wipe`]). Anything
+    /// else — a changed or cut blob, another context, another element's
+    /// blob, one sealed before a wipe — is [`SeError::Unsealable`], never a
+    /// panic.
     fn unseal(&self, context: &[u8], sealed: &[u8])
     -> Result<zeroize::Zeroizing<Vec<u8>>, SeError>;
 
+    /// The app tells the element it has durably stored data sealed by
+    /// [`SecureElement::seal`] (call it after every such write; it writes
+    /// nothing when there is nothing to record). From then on the data key
+    /// of before the last requested wipe is gone for good
+    /// ([`SecureElement::retiring_seal_key_open`] is false) and
+    /// [`SecureElement::has_stored_sealed_data`] is true.
+    fn sealed_data_stored(&mut self) -> Result<(), SeError>;
+
+    /// Whether the app has ever confirmed storing sealed data
+    /// ([`SecureElement::sealed_data_stored`]) on this element. Survives
+    /// every wipe: once true, no plain (unsealed) copy of the app's data
+    /// should be trusted.
+    fn has_stored_sealed_data(&self) -> bool;
+
+    /// Whether data sealed before the last requested wipe still unseals: a
+    /// wipe keeps the previous data key for [`SecureElement::unseal`] only,
+    /// until the app confirms storing data under the new key, and only while
+    /// the element holds no keys. The app should then seal and store its
+    /// data again at once.
+    fn retiring_seal_key_open(&self) -> bool;
+
     /// Destroys every key, PIN and enrolment and ends every session; the
     /// device identity stays. [`SecureElement::last_wipe`] then reports
-    /// [`WipeReason::Requested`]. The data-sealing key is destroyed too and
-    /// a new one takes its place: data sealed before the wipe never opens
-    /// again, data sealed after it does.
+    /// [`WipeReason::Requested`]. A new data-sealing key takes the place of
+    /// the old one: data sealed after the wipe opens under it. The old key
+    /// is kept for [`SecureElement::unseal`] only (never for sealing) until
+    /// the app confirms it has stored data sealed under the new key
+    /// ([`SecureElement::sealed_data_stored`]) or the element holds keys
+    /// again; from then on data sealed before the wipe never opens again.
+    /// (After two wipes without such a confirmation, the key kept is the
+    /// one of the last stored data: the oldest.)
     fn wipe(&mut self) -> Result<(), SeError>;
 }
