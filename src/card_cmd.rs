@@ -42,12 +42,18 @@ pub async fn run(cmd: CardCmd, json: bool) -> anyhow::Result<()> {
             let token = std::fs::read_to_string(&operator_token_file)
                 .with_context(|| format!("cannot read {}", operator_token_file.display()))?;
             let holder = parse_holder(&name, &address, &birth, &sex)?;
-            let sign_password = secret(
+            let sign_password = new_secret(
                 sign_password,
                 sign_password_file.as_deref(),
+                shomei_card::PinKind::Sign,
                 "signing password",
             )?;
-            let auth_pin = secret(auth_pin, auth_pin_file.as_deref(), "authentication PIN")?;
+            let auth_pin = new_secret(
+                auth_pin,
+                auth_pin_file.as_deref(),
+                shomei_card::PinKind::Auth,
+                "authentication PIN",
+            )?;
             let face = face.resolve()?;
             let issued = issue_with(
                 &authority,
@@ -440,6 +446,48 @@ fn parse_holder(name: &str, address: &str, birth: &str, sex: &str) -> anyhow::Re
         .parse()
         .map_err(|e| Failure::input(format!("--sex: {e}")))?;
     BasicFour::new(name, address, birth, sex).map_err(|e| Failure::input(e.to_string()))
+}
+
+/// Entries a holder gets at the terminal for a new PIN or password.
+const NEW_SECRET_ATTEMPTS: usize = 3;
+
+/// A new PIN or password (one being set, not verified) from its flag or
+/// file or, at a terminal, typed twice: a typo would set a secret the
+/// holder does not know, and every later guess at it costs a counted try.
+/// The format is checked at once, so a bad entry is asked again rather than
+/// refused after the other prompts.
+pub fn new_secret(
+    flag: Option<String>,
+    file: Option<&Path>,
+    kind: shomei_card::PinKind,
+    what: &str,
+) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if flag.is_some() || file.is_some() || !std::io::stdin().is_terminal() {
+        return secret(flag, file, what);
+    }
+    let rule = match kind {
+        shomei_card::PinKind::Auth => "4 digits",
+        shomei_card::PinKind::Sign => "6 to 16 of A-Z and 0-9",
+    };
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::input(format!("cannot read the {what} at the prompt: {e}")))
+    };
+    for _ in 0..NEW_SECRET_ATTEMPTS {
+        let first = ask(format!("new {what} ({rule}): "))?;
+        if !kind.is_well_formed(first.as_bytes()) {
+            eprintln!("that is not a {what}: {rule}. Try again.");
+            continue;
+        }
+        if ask(format!("new {what} again: "))? == first {
+            return Ok(first);
+        }
+        eprintln!("the two entries differ. Try again.");
+    }
+    Err(Failure::input(format!(
+        "no {what} set: {NEW_SECRET_ATTEMPTS} entries were not a {rule} {what} typed twice alike"
+    )))
 }
 
 /// A secret from its flag or file or, when neither is given and stdin is a

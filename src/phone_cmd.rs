@@ -495,14 +495,16 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
         a.card_password_file.as_deref(),
         "card signing password",
     )?;
-    let sign_password = card_cmd::secret(
+    let sign_password = card_cmd::new_secret(
         a.sign_password,
         a.sign_password_file.as_deref(),
+        shomei_card::PinKind::Sign,
         "phone signing password",
     )?;
-    let auth_pin = card_cmd::secret(
+    let auth_pin = card_cmd::new_secret(
         a.auth_pin,
         a.auth_pin_file.as_deref(),
+        shomei_card::PinKind::Auth,
         "phone authentication PIN",
     )?;
     let face_pin_b = match (a.face_pin_b, a.face_pin_b_file.as_deref()) {

@@ -711,17 +711,25 @@ fn secrets_are_asked_at_the_terminal_and_never_echoed() {
     let a = authority();
     let card = a.dir.join("typed.card");
     let issue = issue_args(&a, &card, "1985-06-15");
+    // New secrets are typed twice; a malformed entry and two entries that
+    // differ are asked again, never set.
     let (code, shown) = on_terminal(
-        &["TYPED77", "9753"],
+        &[
+            "typed77", "TYPED77", "TYPED78", "TYPED77", "TYPED77", "9753", "9753",
+        ],
         &issue.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_eq!(code, 0, "{shown}");
-    assert!(shown.contains("signing password: "), "{shown}");
-    assert!(shown.contains("authentication PIN: "), "{shown}");
     assert!(
-        !shown.contains("TYPED77") && !shown.contains("9753"),
-        "echoed: {shown}"
+        shown.contains("new signing password (6 to 16 of A-Z and 0-9): "),
+        "{shown}"
     );
+    assert!(shown.contains("that is not a signing password"), "{shown}");
+    assert!(shown.contains("the two entries differ"), "{shown}");
+    assert!(shown.contains("new authentication PIN again: "), "{shown}");
+    for typed in ["typed77", "TYPED77", "TYPED78", "9753"] {
+        assert!(!shown.contains(typed), "{typed} echoed: {shown}");
+    }
 
     // The typed secrets are the card's: a signature with the typed password…
     let doc = a.dir.join("doc.txt");
