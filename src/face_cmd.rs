@@ -24,8 +24,8 @@ pub struct IssueFaceArgs {
     /// authority draws a valid random one. It goes to the card only.
     #[arg(long, conflicts_with = "my_number_file")]
     pub my_number: Option<String>,
-    /// …or from this file (first line), so it stays out of the process list
-    /// and the shell history.
+    /// …or from this file (its content; a final newline is dropped), so it
+    /// stays out of the process list and the shell history.
     #[arg(long)]
     pub my_number_file: Option<PathBuf>,
     /// Photo for the card face (real cards: greyscale JPEG 2000, here any
@@ -159,14 +159,14 @@ pub struct ReadFaceArgs {
     /// PIN A: the 12-digit My Number.
     #[arg(long)]
     pub pin_a: Option<String>,
-    /// …or from this file (first line): keeps the My Number out of the
-    /// process list and the shell history.
+    /// …or from this file (its content; a final newline is dropped): keeps
+    /// the My Number out of the process list and the shell history.
     #[arg(long)]
     pub pin_a_file: Option<PathBuf>,
     /// PIN B: birth date YYMMDD + card expiry year YYYY + 4-digit security code.
     #[arg(long)]
     pub pin_b: Option<String>,
-    /// …or from this file (first line).
+    /// …or from this file (its content; a final newline is dropped).
     #[arg(long)]
     pub pin_b_file: Option<PathBuf>,
     /// Also print the My Number (not readable with PIN B).

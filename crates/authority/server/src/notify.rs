@@ -73,9 +73,9 @@ pub struct SmtpConfig {
     pub port: u16,
     /// The `From:` address of notifications.
     pub from: String,
-    /// Connection protection; STARTTLS when absent.
-    #[serde(default)]
-    pub security: SmtpSecurity,
+    /// Connection protection; STARTTLS when absent (see [`Self::security`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SmtpSecurity>,
     /// PEM file of the CA certificate(s) that issued the relay's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
@@ -94,11 +94,16 @@ impl SmtpConfig {
             host: host.into(),
             port,
             from: from.into(),
-            security: SmtpSecurity::None,
+            security: Some(SmtpSecurity::None),
             ca_file: None,
             username: None,
             password_file: None,
         }
+    }
+
+    /// The connection protection in force: STARTTLS unless set.
+    pub fn security(&self) -> SmtpSecurity {
+        self.security.unwrap_or_default()
     }
 
     /// Checks the settings and reads their files (relative to `dir`): a
@@ -122,6 +127,17 @@ impl SmtpConfig {
             (None, None) => None,
             (Some(user), Some(file)) => {
                 let path = dir.join(file);
+                // Like ssh with a key file: a password others may read is refused.
+                let mode = std::fs::metadata(&path)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+                    .unwrap_or(0);
+                if mode & 0o077 != 0 {
+                    return Err(bad(format!(
+                        "password_file {} may be read by others (mode {:o}): chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    )));
+                }
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     bad(format!(
                         "cannot read password_file {}: {}",
@@ -138,7 +154,15 @@ impl SmtpConfig {
             (Some(_), None) => return Err(bad("\"username\" needs \"password_file\"".into())),
             (None, Some(_)) => return Err(bad("\"password_file\" needs \"username\"".into())),
         };
-        let tls = match self.security {
+        if self.security.is_none() && is_loopback(&self.host) {
+            // Before TLS was supported a local relay needed no setting; now
+            // it must offer STARTTLS or be marked plain, or mail is dropped.
+            tracing::warn!(
+                host = %self.host,
+                "smtp: no \"security\" set, so STARTTLS is required; a local relay without TLS needs \"security\": \"none\""
+            );
+        }
+        let tls = match self.security() {
             SmtpSecurity::None => {
                 if credentials.is_some() {
                     return Err(bad(
@@ -186,7 +210,7 @@ impl SmtpConfig {
                 let params = params
                     .build_rustls()
                     .map_err(|e| bad(format!("TLS settings: {e}")))?;
-                if self.security == SmtpSecurity::Tls {
+                if self.security() == SmtpSecurity::Tls {
                     Tls::Wrapper(params)
                 } else {
                     Tls::Required(params)
@@ -677,7 +701,7 @@ mod tests {
         let c: SmtpConfig =
             serde_json::from_str(r#"{"host":"mail.example.jp","port":587,"from":"n@example.jp"}"#)
                 .unwrap();
-        assert_eq!(c.security, SmtpSecurity::Starttls);
+        assert_eq!((c.security, c.security()), (None, SmtpSecurity::Starttls));
         let c: SmtpConfig = serde_json::from_str(
             r#"{"host":"127.0.0.1","port":25,"from":"n@example.jp","security":"none"}"#,
         )

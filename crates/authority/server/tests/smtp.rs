@@ -147,7 +147,10 @@ fn authority_dir(tmp: &Path, smtp: Value, pki: &RelayPki, password: &str) -> Pat
     let dir = tmp.join("authority");
     init_authority(&dir, "http://127.0.0.1:1", now());
     std::fs::write(dir.join("smtp-ca.pem"), &pki.ca_pem).unwrap();
-    std::fs::write(dir.join("smtp.password"), format!("{password}\n")).unwrap();
+    let secret = dir.join("smtp.password");
+    std::fs::write(&secret, format!("{password}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let path = dir.join("authority.json");
     let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     config["smtp"] = smtp;
@@ -412,6 +415,17 @@ async fn unusable_smtp_settings_stop_the_start() {
         assert!(!line.contains(PASSWORD), "{case}: {line}");
         assert!(!line.contains('\n'), "{case}: one line: {line}");
     }
+    // A password file others may read is refused.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = authority_dir(tmp.path(), smtp(25, "starttls"), &pki, PASSWORD);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("smtp.password"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let e = Authority::start(&dir).await.err().unwrap();
+    assert!(e.to_string().contains("may be read by others"), "{e}");
     // An empty password file is refused too.
     let tmp = tempfile::tempdir().unwrap();
     let dir = authority_dir(tmp.path(), smtp(25, "starttls"), &pki, "");

@@ -122,7 +122,7 @@ fn login_page(client: &str, scopes: &[String], login_url: &str) -> String {
 const poll = async () => {{
   const r = await fetch("{url}/status"); const s = await r.json();
   document.getElementById("state").textContent = s.state;
-  if (s.state === "pending" || s.state === "verifying") {{ setTimeout(poll, 1000); }}
+  if (s.state === "pending") {{ setTimeout(poll, 1000); }}
   else {{ window.location = "{url}/continue"; }}
 }};
 poll();
