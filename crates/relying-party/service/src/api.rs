@@ -241,7 +241,11 @@ impl<E: Into<ServiceError>> From<E> for AnswerError {
 /// leaves the login open.
 fn refused(e: impl Into<ServiceError>) -> AnswerError {
     match e.into() {
-        e @ ServiceError::Upstream(_) => AnswerError::Rejected(e),
+        // Not the holder's doing: the login stays open for another answer.
+        e @ (ServiceError::Upstream(_)
+        | ServiceError::Verify(shomei_verifier::VerifyError::Misuse(_))) => {
+            AnswerError::Rejected(e)
+        }
         e => AnswerError::Refused(e),
     }
 }

@@ -56,12 +56,14 @@ impl ServiceError {
             Self::Verify(VerifyError::Malformed { .. }) | Self::BadRequest { .. } => {
                 StatusCode::BAD_REQUEST
             }
+            Self::Verify(VerifyError::Misuse(_)) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::Verify(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

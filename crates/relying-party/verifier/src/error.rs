@@ -74,6 +74,9 @@ pub enum VerifyError {
     StatusNotChecked,
     /// Unsupported algorithm or structure.
     Unsupported(String),
+    /// The caller paired proof values that do not belong together (a
+    /// programming error on the verifier's side, never the holder's doing).
+    Misuse(&'static str),
 }
 
 impl VerifyError {
@@ -101,6 +104,7 @@ impl VerifyError {
             Self::CrlScope(_) => "crl_scope",
             Self::StatusNotChecked => "status_not_checked",
             Self::Unsupported(_) => "unsupported",
+            Self::Misuse(_) => "internal",
         }
     }
 
@@ -157,6 +161,7 @@ impl fmt::Display for VerifyError {
             Self::CrlScope(s) => write!(f, "the CRL does not cover the certificate: {s}"),
             Self::StatusNotChecked => f.write_str("the certificate status was not checked"),
             Self::Unsupported(s) => write!(f, "unsupported: {s}"),
+            Self::Misuse(s) => write!(f, "verifier misuse: {s}"),
         }
     }
 }

@@ -144,13 +144,13 @@ fn finish(
     checked: CheckedCert,
 ) -> Result<CheckedCert, VerifyError> {
     if signed.purpose != purpose {
-        return Err(VerifyError::WrongPurpose {
-            wanted: purpose_of(purpose).as_str(),
-        });
+        return Err(VerifyError::Misuse(
+            "a login signature finished for the other purpose",
+        ));
     }
     if checked.cert().der() != signed.cert.der() {
-        return Err(VerifyError::Unsupported(
-            "the status is for another certificate than the signer's".into(),
+        return Err(VerifyError::Misuse(
+            "the status is for another certificate than the signer's",
         ));
     }
     checked.status().require_good()?;
