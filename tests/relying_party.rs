@@ -33,6 +33,29 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_shomei")
 }
 
+/// `openssl cms -sign -binary` of `doc` by `cert`/`key` (SHA-256, DER,
+/// detached unless `extra` says otherwise) into `out`.
+fn openssl_cms_sign(doc: &Path, cert: &Path, key: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["cms", "-sign", "-binary"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "-in",
+        doc.to_str().unwrap(),
+        "-signer",
+        cert.to_str().unwrap(),
+        "-inkey",
+        key.to_str().unwrap(),
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-out",
+        out.to_str().unwrap(),
+    ]);
+    let (ok, text) = openssl(&args);
+    assert!(ok, "{text}");
+}
+
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1013,24 +1036,7 @@ fn openssl_made_signature_verifies_with_ours() {
     let doc = w.path("doc.bin");
     std::fs::write(&doc, b"binary \x00\x01\xff application\r\n").unwrap();
     let p7s = w.path("doc.p7s");
-    let (ok, out) = openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-in",
-        doc.to_str().unwrap(),
-        "-signer",
-        cert_pem.to_str().unwrap(),
-        "-inkey",
-        sign_key.to_str().unwrap(),
-        "-md",
-        "sha256",
-        "-outform",
-        "DER",
-        "-out",
-        p7s.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    openssl_cms_sign(&doc, &cert_pem, &sign_key, &p7s, &[]);
     let r = json_of(&w.verify(&doc, &p7s, &[]));
     assert_eq!(r["valid"], true, "{r}");
     assert_eq!(r["status"], "good");
@@ -1048,25 +1054,7 @@ fn openssl_made_signature_verifies_with_ours() {
     // Without signed attributes (-noattr), openssl's signature is valid
     // CMS but not an application: refused by name, as bad input (exit 2).
     let noattr = w.path("noattr.p7s");
-    let (ok, out) = openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-noattr",
-        "-in",
-        doc.to_str().unwrap(),
-        "-signer",
-        cert_pem.to_str().unwrap(),
-        "-inkey",
-        sign_key.to_str().unwrap(),
-        "-md",
-        "sha256",
-        "-outform",
-        "DER",
-        "-out",
-        noattr.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    openssl_cms_sign(&doc, &cert_pem, &sign_key, &noattr, &["-noattr"]);
     let out = w.verify(&doc, &noattr, &[]);
     let (code, err) = failure(&out);
     assert_eq!(code, 2, "{err}");
@@ -1631,24 +1619,7 @@ fn verify_signature_names_unknown_root_and_expired_signer_cli_and_http() {
     ]);
     assert!(ok, "{out}");
     let stranger = w.path("stranger.p7s");
-    let (ok, out) = openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-in",
-        doc.to_str().unwrap(),
-        "-signer",
-        cert.to_str().unwrap(),
-        "-inkey",
-        key.to_str().unwrap(),
-        "-md",
-        "sha256",
-        "-outform",
-        "DER",
-        "-out",
-        stranger.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    openssl_cms_sign(&doc, &cert, &key, &stranger, &[]);
     let out = w.verify(&doc, &stranger, &[]);
     let (code, err) = failure(&out);
     assert_eq!(
@@ -1665,25 +1636,7 @@ fn verify_signature_names_unknown_root_and_expired_signer_cli_and_http() {
     // The same, with the content attached (not a detached signature): bad
     // input, exit 2.
     let attached = w.path("attached.p7s");
-    let (ok, out) = openssl(&[
-        "cms",
-        "-sign",
-        "-nodetach",
-        "-binary",
-        "-in",
-        doc.to_str().unwrap(),
-        "-signer",
-        cert.to_str().unwrap(),
-        "-inkey",
-        key.to_str().unwrap(),
-        "-md",
-        "sha256",
-        "-outform",
-        "DER",
-        "-out",
-        attached.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+    openssl_cms_sign(&doc, &cert, &key, &attached, &["-nodetach"]);
     let out = w.verify(&doc, &attached, &[]);
     let (code, err) = failure(&out);
     assert_eq!(code, 2, "{err}");
