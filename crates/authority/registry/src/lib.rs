@@ -50,7 +50,7 @@ pub use error::RegistryError;
 pub use model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
     Event, GroupCommitStats, HolderContact, HolderRecord, MAX_MDOC_PORTRAIT, MdocRecord,
-    MdocStatusRow, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
+    MdocStatusRow, ReaderRevocation, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 
 /// The authority's registry.
@@ -300,6 +300,30 @@ pub trait Registry: Send + Sync {
 
     /// Every mobile ID with its phone's status, by index.
     async fn mdoc_statuses(&self) -> Result<Vec<MdocStatusRow>, RegistryError>;
+
+    /// Records the revocation of a reader certificate with `events`,
+    /// atomically. A serial already revoked is refused with
+    /// [`RegistryError::Duplicate`] (`reader_revocations.serial`),
+    /// changing nothing; `not_after` before `revoked_at` is
+    /// [`RegistryError::Invalid`].
+    async fn revoke_reader_certificate(
+        &self,
+        revocation: &ReaderRevocation,
+        events: &[Event],
+    ) -> Result<(), RegistryError>;
+
+    /// The revocation of reader certificate `serial`, if it was revoked.
+    async fn reader_revocation(
+        &self,
+        serial: &Serial,
+    ) -> Result<Option<ReaderRevocation>, RegistryError>;
+
+    /// Every revoked reader certificate not yet expired at `now`
+    /// (`not_after >= now`), by serial: the reader CA's CRL.
+    async fn reader_revocations(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<ReaderRevocation>, RegistryError>;
 
     /// Counters of the group-commit writer behind [`Registry::enrol`].
     fn group_commit_stats(&self) -> GroupCommitStats;

@@ -44,6 +44,11 @@ const SQLITE: &[Migration] = &[
         "mdoc_portrait",
         include_str!("../migrations/sqlite/0005_mdoc_portrait.sql"),
     ),
+    (
+        6,
+        "reader_revocations",
+        include_str!("../migrations/sqlite/0006_reader_revocations.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -71,6 +76,11 @@ const POSTGRES: &[Migration] = &[
         5,
         "mdoc_portrait",
         include_str!("../migrations/postgres/0005_mdoc_portrait.sql"),
+    ),
+    (
+        6,
+        "reader_revocations",
+        include_str!("../migrations/postgres/0006_reader_revocations.sql"),
     ),
 ];
 

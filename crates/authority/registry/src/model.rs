@@ -391,3 +391,19 @@ pub struct MdocStatusRow {
     /// The phone's revoked certificates.
     pub revoked: u64,
 }
+
+/// A revoked reader authentication certificate (issued by the reader CA to
+/// a relying party's mdoc reader): one entry of the reader CA's CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderRevocation {
+    /// The certificate's serial.
+    pub serial: Serial,
+    /// The relying party it was issued to.
+    pub relying_party_id: String,
+    /// Why (RFC 5280 CRLReason).
+    pub reason: RevocationReason,
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
+    /// When the certificate expires (it leaves the CRL after that).
+    pub not_after: Timestamp,
+}

@@ -13,7 +13,7 @@ use crate::group::GroupCommit;
 use crate::model::{
     Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceRecord, DeviceStatus, Enrolment,
     Event, GroupCommitStats, HolderContact, HolderRecord, MAX_MDOC_PORTRAIT, MdocRecord,
-    MdocStatusRow, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
+    MdocStatusRow, ReaderRevocation, RelyingPartyRecord, RevokedEntry, StatusRow, WipeReason,
 };
 use crate::{Registry, RegistryError};
 
@@ -618,6 +618,19 @@ fn parse_reason(r: &Row, col: &'static str) -> Result<Option<RevocationReason>> 
         })
         .transpose()
 }
+
+fn reader_revocation_from_row(r: &Row) -> Result<ReaderRevocation> {
+    Ok(ReaderRevocation {
+        serial: parse_serial(r, "serial")?,
+        relying_party_id: r.text("relying_party_id")?,
+        reason: parse_reason(r, "reason")?
+            .ok_or_else(|| RegistryError::Corrupt("reader_revocations.reason".into()))?,
+        revoked_at: r.ts("revoked_at")?,
+        not_after: r.ts("not_after")?,
+    })
+}
+
+const READER_REVOCATION_COLS: &str = "serial, relying_party_id, reason, revoked_at, not_after";
 
 fn holder_from_row(r: &Row) -> Result<HolderRecord> {
     let corrupt = |col: &str| RegistryError::Corrupt(format!("holders.{col}"));
@@ -1392,6 +1405,58 @@ impl Registry for SqlRegistry {
             "SELECT id, name, created_at FROM relying_parties WHERE token_hash = $1",
             &[Arg::Bytes(token_hash.to_vec())],
             relying_party_from_row,
+        )
+        .await
+    }
+
+    async fn revoke_reader_certificate(
+        &self,
+        revocation: &ReaderRevocation,
+        events: &[Event],
+    ) -> Result<()> {
+        const OP: &str = "revoke_reader_certificate";
+        if revocation.not_after < revocation.revoked_at {
+            return Err(RegistryError::Invalid(
+                "a reader certificate revoked after it expired".into(),
+            ));
+        }
+        in_write_tx!(self, OP, |c| async {
+            c.execute(
+                OP,
+                "INSERT INTO reader_revocations (serial, relying_party_id, reason, revoked_at, \
+                 not_after) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    Arg::text(revocation.serial.to_hex()),
+                    Arg::text(revocation.relying_party_id.as_str()),
+                    Arg::Int(Some(i64::from(revocation.reason.code()))),
+                    Arg::ts(revocation.revoked_at)?,
+                    Arg::ts(revocation.not_after)?,
+                ],
+            )
+            .await?;
+            insert_events(c, OP, events).await
+        })
+    }
+
+    async fn reader_revocation(&self, serial: &Serial) -> Result<Option<ReaderRevocation>> {
+        self.read_one(
+            "reader_revocation",
+            &format!("SELECT {READER_REVOCATION_COLS} FROM reader_revocations WHERE serial = $1"),
+            &[Arg::text(serial.to_hex())],
+            reader_revocation_from_row,
+        )
+        .await
+    }
+
+    async fn reader_revocations(&self, now: Timestamp) -> Result<Vec<ReaderRevocation>> {
+        self.read_all(
+            "reader_revocations",
+            &format!(
+                "SELECT {READER_REVOCATION_COLS} FROM reader_revocations \
+                 WHERE not_after >= $1 ORDER BY serial"
+            ),
+            &[Arg::ts(now)?],
+            reader_revocation_from_row,
         )
         .await
     }

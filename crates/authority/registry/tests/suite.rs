@@ -282,8 +282,8 @@ mod cases {
     };
     use shomei_registry::{
         Actor, CardRecord, CertRecord, DeviceProvisioning, DeviceStatus, Enrolment, Event,
-        HolderContact, HolderRecord, Registry, RegistryError, RelyingPartyRecord, RevokedEntry,
-        WipeReason,
+        HolderContact, HolderRecord, ReaderRevocation, Registry, RegistryError, RelyingPartyRecord,
+        RevokedEntry, WipeReason,
     };
     use time::Duration;
 
@@ -1919,6 +1919,7 @@ mod cases {
             include_str!("../migrations/sqlite/0001_init.sql")
         };
         let reset = [
+            "DROP TABLE IF EXISTS reader_revocations",
             "DROP TABLE IF EXISTS mdocs",
             "DROP TABLE IF EXISTS relying_parties",
             "DROP TABLE IF EXISTS holder_contacts",
@@ -2119,6 +2120,100 @@ mod cases {
         );
     }
 
+    /// A reader certificate is revoked once (a second revocation is a
+    /// Duplicate and stores nothing, not even its event); the CRL's list
+    /// skips certificates already expired.
+    pub async fn reader_revocations_are_stored_once_and_expire(ctx: Ctx) {
+        let reg = ctx.reg.as_ref();
+        let serial = |b: u8| Serial::from_be_bytes(&[0x40, b, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+        let stolen = ReaderRevocation {
+            serial: serial(1),
+            relying_party_id: "rp_1".into(),
+            reason: RevocationReason::KeyCompromise,
+            revoked_at: T1,
+            not_after: T1 + Duration::days(80),
+        };
+        let mut revoked = event("reader_certificate_revoked", None, Some(serial(1)));
+        revoked.actor = Actor::RelyingParty("example-bank".into());
+        assert_eq!(reg.reader_revocation(&serial(1)).await.unwrap(), None);
+        reg.revoke_reader_certificate(&stolen, std::slice::from_ref(&revoked))
+            .await
+            .unwrap();
+        let got = reg.reader_revocation(&serial(1)).await.unwrap().unwrap();
+        assert_eq!(
+            (got.serial.clone(), got.reason, got.relying_party_id.clone()),
+            (
+                serial(1),
+                RevocationReason::KeyCompromise,
+                "rp_1".to_owned()
+            )
+        );
+        assert!(
+            (got.revoked_at - T1).abs() < Duration::milliseconds(1),
+            "{got:?}"
+        );
+        // Again, with another reason: refused, nothing changes.
+        let again = ReaderRevocation {
+            reason: RevocationReason::CessationOfOperation,
+            ..stolen.clone()
+        };
+        let err = reg
+            .revoke_reader_certificate(&again, std::slice::from_ref(&revoked))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate { .. }), "{err:?}");
+        assert_eq!(
+            reg.events_for_certificate(&serial(1)).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            reg.reader_revocation(&serial(1))
+                .await
+                .unwrap()
+                .unwrap()
+                .reason,
+            RevocationReason::KeyCompromise
+        );
+        // A second one that expires sooner.
+        let short = ReaderRevocation {
+            serial: serial(2),
+            reason: RevocationReason::Unspecified,
+            not_after: T1 + Duration::days(10),
+            ..stolen.clone()
+        };
+        reg.revoke_reader_certificate(&short, &[]).await.unwrap();
+        let listed = |v: Vec<ReaderRevocation>| v.into_iter().map(|r| r.serial).collect::<Vec<_>>();
+        assert_eq!(
+            listed(reg.reader_revocations(T1).await.unwrap()),
+            vec![serial(1), serial(2)]
+        );
+        assert_eq!(
+            listed(
+                reg.reader_revocations(T1 + Duration::days(11))
+                    .await
+                    .unwrap()
+            ),
+            vec![serial(1)]
+        );
+        assert!(
+            reg.reader_revocations(T1 + Duration::days(81))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Revoked after it expired: invalid.
+        let late = ReaderRevocation {
+            serial: serial(3),
+            revoked_at: T1 + Duration::days(100),
+            ..stolen
+        };
+        assert!(matches!(
+            reg.revoke_reader_certificate(&late, &[]).await,
+            Err(RegistryError::Invalid(_))
+        ));
+        assert_eq!(reg.reader_revocation(&serial(3)).await.unwrap(), None);
+    }
+
     pub async fn successors_follow_replaces_links_once(ctx: Ctx) {
         let reg = ctx.reg.as_ref();
         let e = enrolment("s", 1);
@@ -2254,6 +2349,7 @@ suite!(
     upgrade_from_schema_v1_keeps_phones,
     relying_parties_are_found_by_token_hash_and_unique,
     successors_follow_replaces_links_once,
+    reader_revocations_are_stored_once_and_expire,
     mdoc_indexes_are_allocated_once_and_follow_the_phone,
 );
 
