@@ -136,7 +136,7 @@ pub fn build_crl(
     Ok(crl.der().to_vec())
 }
 
-fn rcgen_reason(r: RevocationReason) -> rcgen::RevocationReason {
+pub(crate) fn rcgen_reason(r: RevocationReason) -> rcgen::RevocationReason {
     use rcgen::RevocationReason as R;
     match r {
         RevocationReason::Unspecified => R::Unspecified,

@@ -846,6 +846,70 @@ impl ReaderCa {
     }
 }
 
+impl ReaderCa {
+    /// The reader CA's CRL (RFC 5280 v2, ECDSA P-256 with SHA-256): revoked
+    /// reader certificates, each with its reasonCode (none for
+    /// `unspecified`), cRLNumber `number`, AKI = the CA's SKI, thisUpdate
+    /// and nextUpdate (whole seconds). Refused: `next_update <=
+    /// this_update`, a serial listed twice.
+    pub fn crl(
+        &self,
+        number: u64,
+        this_update: Timestamp,
+        next_update: Timestamp,
+        revoked: &[crate::crl::RevokedEntry],
+    ) -> Result<Vec<u8>, PkiError> {
+        let this_update = truncate_to_second(this_update);
+        let next_update = truncate_to_second(next_update);
+        if next_update <= this_update {
+            return Err(PkiError::Build(
+                "CRL nextUpdate must lie after thisUpdate".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(revoked.len());
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for e in revoked {
+            if !seen.insert(&e.serial) {
+                return Err(PkiError::Build(format!(
+                    "serial {} is listed twice on the CRL",
+                    e.serial
+                )));
+            }
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(e.serial.as_bytes()),
+                revocation_time: truncate_to_second(e.at),
+                reason_code: match e.reason {
+                    shomei_core::RevocationReason::Unspecified => None,
+                    r => Some(crate::crl::rcgen_reason(r)),
+                },
+                invalidity_date: None,
+            });
+        }
+        let key_identifier_method = match crate::crl::subject_key_identifier(&self.cert_der)? {
+            Some(ski) => KeyIdMethod::PreSpecified(ski),
+            None => KeyIdMethod::Sha256,
+        };
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method,
+        };
+        // Only the issuer's name and key matter for a CRL: the publication
+        // points in the params are not written into it.
+        let issuer = Issuer::new(
+            reader_ca_params(&self.authority_name, &PublicationPoints::new("")),
+            &self.key,
+        );
+        params
+            .signed_by(&issuer)
+            .map(|c| c.der().to_vec())
+            .map_err(|e| PkiError::Build(format!("CRL: {e}")))
+    }
+}
+
 fn reader_ca_params(authority_name: &str, points: &PublicationPoints) -> CertificateParams {
     mdoc_root_params(authority_name, "mdoc reader CA", points)
 }
@@ -870,6 +934,79 @@ mod iaca_tests {
             .unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn reader_ca_crl_lists_revoked_readers_and_verifies_with_openssl() {
+        use shomei_core::RevocationReason;
+
+        use crate::crl::RevokedEntry;
+        let now = datetime!(2026-11-21 04:00:00.5 UTC);
+        let points = PublicationPoints::new("http://127.0.0.1:8700");
+        let ca = ReaderCa::create(
+            "Shomei Test",
+            &points,
+            Arc::new(EcdsaP256Signer::generate().unwrap()),
+            &Serial::from_be_bytes(&[0x43, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap(),
+            now,
+        )
+        .unwrap();
+        let entry = |b: u8, reason| RevokedEntry {
+            serial: Serial::from_be_bytes(&[0x44, b, 1, 1, 1, 1, 1, 1, 1]).unwrap(),
+            at: now,
+            reason,
+        };
+        let entries = [
+            entry(1, RevocationReason::KeyCompromise),
+            entry(2, RevocationReason::Unspecified),
+        ];
+        let next = now + Duration::hours(24);
+        let der = ca.crl(7, now, next, &entries).unwrap();
+        let summary = crate::crl::parse_crl_summary(&der).unwrap();
+        assert_eq!(summary.crl_number, 7);
+        assert_eq!(summary.entries, 2);
+        assert_eq!(summary.this_update, datetime!(2026-11-21 04:00:00 UTC));
+        assert_eq!(
+            summary.next_update,
+            Some(datetime!(2026-11-22 04:00:00 UTC))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("crl.der"), &der).unwrap();
+        std::fs::write(dir.path().join("ca.der"), ca.cert_der()).unwrap();
+        let ca_pem = Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-in", "ca.der", "-out", "ca.pem"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(ca_pem.success());
+        let out = Command::new("openssl")
+            .args([
+                "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem",
+            ])
+            .args(["-noout", "-text"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && text.contains("verify OK"), "{text}");
+        assert!(text.contains("Key Compromise"), "{text}");
+        assert!(text.contains("ecdsa-with-SHA256"), "{text}");
+        assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+        // Refused: a serial twice, nextUpdate not after thisUpdate.
+        let twice = [entries[0].clone(), entries[0].clone()];
+        assert!(ca.crl(8, now, next, &twice).is_err());
+        assert!(ca.crl(8, now, now, &entries).is_err());
+        // An empty CRL is fine.
+        assert_eq!(
+            crate::crl::parse_crl_summary(&ca.crl(9, now, next, &[]).unwrap())
+                .unwrap()
+                .entries,
+            0
+        );
     }
 
     #[test]
