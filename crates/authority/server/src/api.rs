@@ -35,6 +35,7 @@ pub fn router(state: Shared) -> Router {
             get(|| async { Json(crate::openapi::document()) }),
         )
         .route("/ca/card-face.pem", get(card_face_key))
+        .route("/ca/reader-ca.crl", get(crate::reader_cert::crl))
         .route("/ca/{file}", get(trust_anchor))
         .route("/crl/iaca.crl", get(iaca_crl))
         .route("/crl/{class}/{file}", get(crl))
@@ -56,6 +57,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/relying-parties", post(crate::linkage::register))
         .route("/v1/linkage/{serial}", get(crate::linkage::lookup))
         .route("/v1/reader-certificates", post(crate::reader_cert::issue))
+        .route(
+            "/v1/reader-certificates/{serial}/revoke",
+            post(crate::reader_cert::revoke),
+        )
         .route("/v1/devices/{id}", get(crate::phone::device))
         .route("/v1/devices/{id}/sync", get(crate::phone::sync))
         .route("/v1/devices/{id}/mdoc", post(crate::mdoc::refresh))

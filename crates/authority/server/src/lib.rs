@@ -75,6 +75,8 @@ pub struct AppState {
     pub iaca: Arc<shomei_pki::profile::Iaca>,
     /// The mdoc reader CA (certifies relying parties' readers).
     pub reader_ca: Arc<shomei_pki::profile::ReaderCa>,
+    /// The reader CA's CRL (revoked reader certificates).
+    pub reader_crl: reader_cert::ReaderCrl,
     /// The mobile-ID document signer (certificate DER, key).
     pub document_signer: (Vec<u8>, Arc<dyn shomei_core::Signer>),
     /// Secure-element manufacturer roots (DER) trusted for phone key
@@ -203,6 +205,7 @@ pub async fn load_with(
         challenges: api::Challenges::default(),
         iaca: home.iaca.clone(),
         reader_ca,
+        reader_crl: reader_cert::ReaderCrl::default(),
         document_signer: home.document_signer.clone(),
         manufacturer_roots: options.manufacturer_roots,
         manufacturers_dir: dir.join(home::MANUFACTURERS_DIR),

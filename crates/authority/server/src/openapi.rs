@@ -36,6 +36,8 @@ pub const PATHS: &[&str] = &[
     "/v1/relying-parties",
     "/v1/linkage/{serial}",
     "/v1/reader-certificates",
+    "/v1/reader-certificates/{serial}/revoke",
+    "/ca/reader-ca.crl",
 ];
 
 /// The document.
@@ -207,6 +209,20 @@ pub fn document() -> Value {
                     "400": {"description": "bad_request (not JSON, unknown field, public_key neither PEM nor base64, not DER)", "content": {"application/problem+json": {}}},
                     "401": {"description": "unauthorized: missing or unknown relying-party token", "content": {"application/problem+json": {}}},
                     "422": {"description": "unsupported_key (not a P-256 SubjectPublicKeyInfo) or bad_key (not a point on the curve, or the CA's own key)", "content": {"application/problem+json": {}}}}}},
+            "/v1/reader-certificates/{serial}/revoke": {"post": {"summary": "revoke a reader authentication certificate (e.g. its key was stolen): recorded durably (reader_revocations, and a `reader_certificate_revoked` event) and listed on the reader CA's CRL (/ca/reader-ca.crl, signed again at once) until the certificate expires. Holders fetch that CRL at `phone sync` and refuse a request signed by a revoked reader. The operator token, or the relying party's own token for a certificate issued to it. Refusals change nothing.",
+                "security": [{"operator": []}, {"relying_party": []}],
+                "parameters": [{"name": "serial", "in": "path", "required": true, "schema": {"type": "string"}, "description": "hex, as the issuing answer or `openssl x509 -serial` gives it (any case)"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {
+                    "reason": {"enum": ["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn"], "description": "RFC 5280 CRLReason (certificateHold is refused: reader certificates are not suspended)"}}}}}},
+                "responses": {"200": {"description": "revoked", "content": {"application/json": {"schema": {"type": "object", "required": ["serial", "status", "reason", "revoked_at", "crl"], "properties": {
+                    "serial": {"type": "string"}, "status": {"enum": ["revoked"]}, "reason": {"type": "string"},
+                    "revoked_at": {"type": "string", "format": "date-time"}, "crl": {"type": "string", "description": "URL of the reader CA's CRL"}}}}}},
+                    "400": {"description": "bad_request (serial not hex, not JSON), unknown_reason, hold_is_not_revocation", "content": {"application/problem+json": {}}},
+                    "401": {"description": "unauthorized: neither the operator's nor a relying party's token", "content": {"application/problem+json": {}}},
+                    "403": {"description": "not_your_reader_certificate: issued to another relying party", "content": {"application/problem+json": {}}},
+                    "404": {"description": "not_found: no reader certificate with this serial was issued", "content": {"application/problem+json": {}}},
+                    "409": {"description": "already_revoked, or reader_certificate_expired", "content": {"application/problem+json": {}}}}}},
+            "/ca/reader-ca.crl": {"get": {"summary": "CRL of the mdoc reader CA (revoked reader certificates), DER, signed by the reader CA (ECDSA P-256 with SHA-256), valid 24 hours; signed again after each revocation and when past half its life. Check with `openssl crl -inform DER -CAfile reader-ca.pem -noout`.", "responses": {"200": {"description": "DER CRL", "content": {"application/pkix-crl": {}}}}}},
             "/v1/linkage/{serial}": {"get": {"summary": "linkage (証明書紐付け情報 / 新旧紐付け): what a relying party may know about a certificate it was shown: status, the newest certificate that replaced it (following renewals and re-issues after a basic-four change), the holder's current good certificates on the same medium (card or phone), and a pseudonym of the holder that is the same for all the holder's certificates (card and phone, across renewal and address change) for this relying party and different for every other one: base64url-no-pad(HMAC-SHA256(authority linkage key, relying-party id 0x00 holder id)). A lookup about a phone certificate is recorded as a `used` event of the holder (actor: the relying party). Relying-party token, or the operator token.",
                 "security": [{"relying_party": []}, {"operator": []}],
                 "parameters": [{"name": "serial", "in": "path", "required": true, "schema": {"type": "string"}, "description": "hex as `openssl x509 -serial` prints it (any case)"}],

@@ -398,6 +398,240 @@ async fn a_folder_from_before_the_reader_ca_gets_one_on_load() {
     env.stop().await;
 }
 
+impl Env {
+    async fn revoke(&self, token: &str, serial: &str, body: Value) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(self.url(&format!("/v1/reader-certificates/{serial}/revoke")))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    async fn reader_crl(&self) -> Vec<u8> {
+        let r = self
+            .http
+            .get(self.url("/ca/reader-ca.crl"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "application/pkix-crl");
+        r.bytes().await.unwrap().to_vec()
+    }
+
+    async fn issue_reader(&self, token: &str) -> Value {
+        let key = EcdsaP256Signer::generate().unwrap();
+        let (code, v) = self
+            .request_cert(
+                Some(token),
+                json!({"public_key": pem_public_key(key.public_key_spki())}),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v
+    }
+}
+
+on_both_backends!(
+    a_revoked_reader_certificate_is_on_the_reader_crl,
+    |mut env: Env| async move {
+        let shop = env.register("shop").await;
+        let bank = env.register("bank").await;
+        let stolen = env.issue_reader(&shop).await;
+        let good = env.issue_reader(&shop).await;
+        let banks = env.issue_reader(&bank).await;
+        let serial = stolen["serial"].as_str().unwrap();
+        let ca_pem = env.reader_ca_pem().await;
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("reader-ca.pem"), &ca_pem).unwrap();
+        std::fs::write(
+            tmp.path().join("stolen.pem"),
+            stolen["certificate"].as_str().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            tmp.path().join("good.pem"),
+            good["certificate"].as_str().unwrap(),
+        )
+        .unwrap();
+        // Before: an empty CRL, verified by openssl under the reader CA.
+        let empty = env.reader_crl().await;
+        let summary = shomei_pki::crl::parse_crl_summary(&empty).unwrap();
+        assert_eq!(summary.entries, 0);
+        assert_eq!(
+            summary.next_update.unwrap() - summary.this_update,
+            time::Duration::hours(24)
+        );
+        let events_before = env.event_count().await;
+        // Refusals: another relying party's certificate, a bad serial, an
+        // unknown one, a bad reason, a hold; none changes anything.
+        let (code, v) = env
+            .revoke(&bank, serial, json!({"reason": "keyCompromise"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (403, Some("not_your_reader_certificate")),
+            "{v}"
+        );
+        let (code, v) = env
+            .revoke(&shop, "zz-not-hex", json!({"reason": "keyCompromise"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "{v}"
+        );
+        let (code, v) = env
+            .revoke(
+                &shop,
+                "4001020304050607",
+                json!({"reason": "keyCompromise"}),
+            )
+            .await;
+        assert_eq!((code, v["code"].as_str()), (404, Some("not_found")), "{v}");
+        let (code, v) = env.revoke(&shop, serial, json!({"reason": "stolen"})).await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (400, Some("unknown_reason")),
+            "{v}"
+        );
+        let (code, v) = env
+            .revoke(&shop, serial, json!({"reason": "certificateHold"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (400, Some("hold_is_not_revocation")),
+            "{v}"
+        );
+        let (code, v) = env
+            .revoke("srp_nobody", serial, json!({"reason": "keyCompromise"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{v}"
+        );
+        assert_eq!(env.event_count().await, events_before);
+        let crl = env.reader_crl().await;
+        assert_eq!(shomei_pki::crl::parse_crl_summary(&crl).unwrap().entries, 0);
+        // The relying party revokes its own certificate.
+        let (code, v) = env
+            .revoke(&shop, serial, json!({"reason": "keyCompromise"}))
+            .await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["status"], "revoked");
+        assert_eq!(v["reason"], "keyCompromise");
+        assert_eq!(env.event_count().await, events_before + 1);
+        // Again: already revoked, nothing changes.
+        let (code, v) = env
+            .revoke(&env.token, serial, json!({"reason": "superseded"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (409, Some("already_revoked")),
+            "{v}"
+        );
+        assert_eq!(env.event_count().await, events_before + 1);
+        // The operator may revoke any relying party's certificate.
+        let (code, v) = env
+            .revoke(
+                &env.token,
+                banks["serial"].as_str().unwrap(),
+                json!({"reason": "unspecified"}),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        // The CRL lists both, signed again at once; openssl agrees.
+        let crl = env.reader_crl().await;
+        let summary = shomei_pki::crl::parse_crl_summary(&crl).unwrap();
+        assert_eq!(summary.entries, 2);
+        std::fs::write(tmp.path().join("reader-ca.crl"), &crl).unwrap();
+        let (ok, out) = openssl(
+            tmp.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "reader-ca.crl",
+                "-CAfile",
+                "reader-ca.pem",
+                "-noout",
+            ],
+        );
+        assert!(ok && out.contains("verify OK"), "{out}");
+        let (ok, text) = openssl(
+            tmp.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "reader-ca.crl",
+                "-noout",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(
+            text.contains(&format!("Serial Number: {}", serial.to_uppercase()))
+                || text.to_uppercase().contains(&serial.to_uppercase()),
+            "{text}"
+        );
+        assert!(text.contains("Key Compromise"), "{text}");
+        assert!(text.contains("ecdsa-with-SHA256"), "{text}");
+        let (ok, _) = openssl(
+            tmp.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "reader-ca.crl",
+                "-out",
+                "reader-ca.crl.pem",
+            ],
+        );
+        assert!(ok);
+        let verify = |cert: &str| {
+            openssl(
+                tmp.path(),
+                &[
+                    "verify",
+                    "-crl_check",
+                    "-CRLfile",
+                    "reader-ca.crl.pem",
+                    "-CAfile",
+                    "reader-ca.pem",
+                    "-purpose",
+                    "any",
+                    cert,
+                ],
+            )
+        };
+        let (ok, out) = verify("stolen.pem");
+        assert!(!ok && out.contains("certificate revoked"), "{out}");
+        let (ok, out) = verify("good.pem");
+        assert!(ok, "{out}");
+        // Durable: after a restart the CRL still lists them.
+        env.stop().await;
+        env.serve().await;
+        let crl = env.reader_crl().await;
+        assert_eq!(shomei_pki::crl::parse_crl_summary(&crl).unwrap().entries, 2);
+        let (code, v) = env
+            .revoke(&shop, serial, json!({"reason": "keyCompromise"}))
+            .await;
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (409, Some("already_revoked")),
+            "{v}"
+        );
+        env.stop().await;
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_the_reader_certificate_route() {
     let mut env = start(Backend::Sqlite).await.unwrap();
@@ -405,6 +639,11 @@ async fn openapi_documents_the_reader_certificate_route() {
     let doc: Value = r.json().await.unwrap();
     let p = "/v1/reader-certificates";
     assert!(shomei_authority_server::openapi::PATHS.contains(&p));
+    let revoke = &doc["paths"]["/v1/reader-certificates/{serial}/revoke"]["post"];
+    for code in ["200", "400", "401", "403", "404", "409"] {
+        assert!(revoke["responses"].get(code).is_some(), "{code}");
+    }
+    assert!(doc["paths"]["/ca/reader-ca.crl"]["get"].is_object());
     let post = &doc["paths"][p]["post"];
     for code in ["201", "400", "401", "422"] {
         assert!(post["responses"].get(code).is_some(), "{code}");
