@@ -119,6 +119,9 @@ pub enum MdocError {
     /// Reader authentication: the reader certificate lacks the extended key
     /// usage id-mdl-kp-mdlReaderAuth (1.0.18013.5.1.6).
     ReaderCertificateUsage,
+    /// Reader authentication: the reader certificate is on its reader CA's
+    /// CRL (revoked, e.g. its key was stolen).
+    ReaderCertificateRevoked,
 }
 
 impl MdocError {
@@ -161,6 +164,7 @@ impl MdocError {
             Self::UntrustedReader => "untrusted_reader",
             Self::ReaderCertificateNotValid => "reader_certificate_not_valid",
             Self::ReaderCertificateUsage => "reader_certificate_usage",
+            Self::ReaderCertificateRevoked => "reader_certificate_revoked",
         }
     }
 
@@ -174,6 +178,7 @@ impl MdocError {
                 | Self::UntrustedReader
                 | Self::ReaderCertificateNotValid
                 | Self::ReaderCertificateUsage
+                | Self::ReaderCertificateRevoked
         )
     }
 }
@@ -242,6 +247,9 @@ impl fmt::Display for MdocError {
             Self::ReaderCertificateUsage => f.write_str(
                 "reader certificate lacks the mdoc reader authentication extended key usage",
             ),
+            Self::ReaderCertificateRevoked => {
+                f.write_str("reader certificate is revoked (on the reader CA's CRL)")
+            }
         }
     }
 }
@@ -309,6 +317,7 @@ mod tests {
             MdocError::UntrustedReader,
             MdocError::ReaderCertificateNotValid,
             MdocError::ReaderCertificateUsage,
+            MdocError::ReaderCertificateRevoked,
         ];
         let mut codes: Vec<_> = all.iter().map(MdocError::code).collect();
         codes.sort_unstable();

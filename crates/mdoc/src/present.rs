@@ -45,6 +45,13 @@
 //! counts as authenticated ([`ConsentRequest::reader`]) only when every
 //! DocRequest for our docType is signed, all by the same certificate.
 //!
+//! Reader revocation, once enabled ([`Presenter::check_reader_revocation`]
+//! with the reader CAs' CRLs): a signed request whose reader certificate is
+//! on its CA's CRL is refused whole like any invalid readerAuth
+//! ([`MdocError::ReaderCertificateRevoked`]); with no CRL, or a stale one,
+//! the reader counts as not authenticated and
+//! [`Presenter::revocation_not_checked`] says why.
+//!
 //! The individual number (`individual_number_unicode`) only ever goes to an
 //! authenticated reader: under any policy, to an unauthenticated one it is
 //! withheld without asking. [`ConsentPolicy::Auto`]'s
@@ -62,7 +69,10 @@ use crate::error::MdocError;
 use crate::issuer::IssuerSigned;
 use crate::jp;
 use crate::mso::{DeviceKey, MobileSecurityObject};
-use crate::reader_auth::{ReaderIdentity, TrustedReaderCas, authenticate_reader};
+use crate::reader_auth::{
+    ReaderCrl, ReaderIdentity, ReaderRevocationStatus, TrustedReaderCas, authenticate_reader,
+    check_reader_revocation,
+};
 use crate::request::{
     MAX_DOC_REQUESTS, MAX_ELEMENTS, MAX_NAME_SPACES, NameSpaces, parse_device_request,
 };
@@ -556,6 +566,10 @@ pub struct Presenter<'a> {
     session: Option<(SessionEncryption, SessionTranscriptBytes)>,
     closed: bool,
     reader_trust: TrustedReaderCas,
+    /// The reader CAs' CRLs, when revocation is checked.
+    reader_crls: Option<Vec<ReaderCrl>>,
+    /// Why the last request's reader revocation could not be checked.
+    revocation_not_checked: Option<&'static str>,
     /// When reader certificates are checked.
     now: Timestamp,
     /// The reader of the last request answered, if authenticated.
@@ -662,6 +676,8 @@ impl<'a> Presenter<'a> {
             session: None,
             closed: false,
             reader_trust: TrustedReaderCas::default(),
+            reader_crls: None,
+            revocation_not_checked: None,
             now,
             reader: None,
         })
@@ -673,6 +689,24 @@ impl<'a> Presenter<'a> {
     pub fn trust_readers(&mut self, trust: TrustedReaderCas, now: Timestamp) {
         self.reader_trust = trust;
         self.now = now;
+    }
+
+    /// Checks reader certificates against these CRLs of the trusted reader
+    /// CAs (verified, e.g. with [`ReaderCrl::verify`]; may be empty). Then
+    /// a revoked reader's request is refused whole
+    /// ([`MdocError::ReaderCertificateRevoked`]), and a reader whose CA has
+    /// no CRL here, or only one past nextUpdate +
+    /// [`crate::reader_auth::READER_CRL_GRACE`], is not authenticated (see
+    /// [`Presenter::revocation_not_checked`]). Without a call, revocation
+    /// is not checked.
+    pub fn check_reader_revocation(&mut self, crls: Vec<ReaderCrl>) {
+        self.reader_crls = Some(crls);
+    }
+
+    /// Why the signed last request's reader was taken as not authenticated
+    /// because its revocation could not be checked (no CRL, stale CRL).
+    pub fn revocation_not_checked(&self) -> Option<&'static str> {
+        self.revocation_not_checked
     }
 
     /// The authenticated reader of the last request answered.
@@ -879,6 +913,7 @@ impl<'a> Presenter<'a> {
         // for our document only if all its DocRequests are signed by one
         // certificate.
         let mut readers: Vec<Option<ReaderIdentity>> = Vec::new();
+        let mut not_checked = None;
         for r in &request.doc_requests {
             let identity = match &r.reader_auth {
                 Some(ra) => Some(authenticate_reader(
@@ -890,10 +925,23 @@ impl<'a> Presenter<'a> {
                 )?),
                 None => None,
             };
+            // A revoked reader refuses the whole request; one whose
+            // revocation is unknown is not authenticated.
+            let identity = match (identity, &self.reader_crls) {
+                (Some(id), Some(crls)) => match check_reader_revocation(&id, crls, self.now)? {
+                    ReaderRevocationStatus::Good => Some(id),
+                    ReaderRevocationStatus::NotChecked(why) => {
+                        not_checked = Some(why);
+                        None
+                    }
+                },
+                (identity, _) => identity,
+            };
             if r.items_request.doc_type == self.doc_type {
                 readers.push(identity);
             }
         }
+        self.revocation_not_checked = not_checked;
         self.reader = match readers.split_first() {
             Some((Some(first), rest))
                 if rest.iter().all(|r| {

@@ -27,8 +27,16 @@
 //!    ([`MdocError::ReaderCertificateUsage`]).
 //!
 //! The result is a [`ReaderIdentity`]: the certificate subject's CN and O,
-//! for the holder's consent decision. Revocation of reader certificates is
-//! not checked (they are short-lived).
+//! for the holder's consent decision.
+//!
+//! Revocation: the holder keeps its reader CA's CRL ([`ReaderCrl::verify`],
+//! fetched at sync) and asks [`check_reader_revocation`]: a reader
+//! certificate on the CRL is [`MdocError::ReaderCertificateRevoked`] (the
+//! request is refused like any invalid readerAuth); no CRL, or one past
+//! nextUpdate + [`READER_CRL_GRACE`], is
+//! [`ReaderRevocationStatus::NotChecked`]: the reader is authenticated but
+//! its revocation is unknown, and the caller withholds what only an
+//! authenticated reader may get.
 
 use ciborium::Value;
 use shomei_core::{Signer, Timestamp};
@@ -191,6 +199,145 @@ pub fn authenticate_reader(
         });
     }
     Err(MdocError::UntrustedReader)
+}
+
+/// Largest reader CRL accepted (bytes).
+pub const MAX_READER_CRL: usize = 1 << 20;
+
+/// How long past its nextUpdate a reader CRL is still used (the phone may
+/// not have synced for a while): 7 days.
+pub const READER_CRL_GRACE: time::Duration = time::Duration::days(7);
+
+/// A reader CA's CRL whose signature was checked under a trusted reader CA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderCrl {
+    issuer: Vec<u8>,
+    this_update: Timestamp,
+    next_update: Timestamp,
+    revoked: std::collections::BTreeSet<Vec<u8>>,
+}
+
+impl ReaderCrl {
+    /// Verifies a DER CRL: at most [`MAX_READER_CRL`] bytes, issued (name
+    /// and signature) by one of `trust`'s CAs, with a nextUpdate. Refused
+    /// as [`MdocError::Invalid`] (malformed) or [`MdocError::UntrustedReader`]
+    /// (no trusted CA signed it).
+    pub fn verify(der_bytes: &[u8], trust: &TrustedReaderCas) -> Result<Self, MdocError> {
+        use der::{Decode as _, Encode as _};
+        if der_bytes.len() > MAX_READER_CRL {
+            return Err(MdocError::LimitExceeded("reader CRL size"));
+        }
+        let bad = |_| MdocError::Invalid("reader CRL is not a DER CRL");
+        let crl = x509_cert::crl::CertificateList::from_der(der_bytes).map_err(bad)?;
+        let tbs = &crl.tbs_cert_list;
+        let tbs_der = tbs.to_der().map_err(bad)?;
+        let issuer = tbs.issuer.to_der().map_err(bad)?;
+        let signature = crl
+            .signature
+            .as_bytes()
+            .ok_or(MdocError::Invalid("reader CRL signature has unused bits"))?;
+        let signed_by_trusted = trust.certs.iter().any(|ca_der| {
+            CertView::parse(ca_der).is_ok_and(|ca| {
+                ca.subject == issuer
+                    && shomei_pki::cms::verify_signature(
+                        &ca.spki,
+                        crl.signature_algorithm.oid,
+                        &tbs_der,
+                        signature,
+                        "reader CRL",
+                    )
+                    .is_ok()
+            })
+        });
+        if !signed_by_trusted {
+            return Err(MdocError::UntrustedReader);
+        }
+        let time = |t: x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs())
+                .ok()
+                .and_then(|s| Timestamp::from_unix_timestamp(s).ok())
+                .ok_or(MdocError::Invalid("reader CRL time out of range"))
+        };
+        let this_update = time(tbs.this_update)?;
+        let next_update = time(
+            tbs.next_update
+                .ok_or(MdocError::Invalid("reader CRL without nextUpdate"))?,
+        )?;
+        let revoked = tbs
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .map(|e| e.serial_number.as_bytes().to_vec())
+            .collect();
+        Ok(Self {
+            issuer,
+            this_update,
+            next_update,
+            revoked,
+        })
+    }
+
+    /// thisUpdate.
+    pub fn this_update(&self) -> Timestamp {
+        self.this_update
+    }
+
+    /// nextUpdate.
+    pub fn next_update(&self) -> Timestamp {
+        self.next_update
+    }
+
+    /// How many certificates it lists.
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    /// Whether it lists none.
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
+/// What [`check_reader_revocation`] found out about an authenticated
+/// reader that is not revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaderRevocationStatus {
+    /// Its CA's CRL is current and does not list it.
+    Good,
+    /// Revocation could not be checked (why, for the holder): no CRL of its
+    /// CA, or the CRL is past nextUpdate + [`READER_CRL_GRACE`].
+    NotChecked(&'static str),
+}
+
+/// Checks an authenticated reader's certificate against the CRLs of its
+/// CA: listed is [`MdocError::ReaderCertificateRevoked`] (even on a stale
+/// CRL: revocation is final); otherwise see [`ReaderRevocationStatus`].
+pub fn check_reader_revocation(
+    reader: &ReaderIdentity,
+    crls: &[ReaderCrl],
+    now: Timestamp,
+) -> Result<ReaderRevocationStatus, MdocError> {
+    use der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(&reader.certificate)
+        .map_err(|_| MdocError::ReaderAuthMalformed("reader certificate is not DER X.509"))?;
+    let issuer = der::Encode::to_der(&cert.tbs_certificate.issuer)
+        .map_err(|_| MdocError::ReaderAuthMalformed("reader certificate issuer"))?;
+    let serial = cert.tbs_certificate.serial_number.as_bytes();
+    let mine: Vec<&ReaderCrl> = crls.iter().filter(|c| c.issuer == issuer).collect();
+    if mine.iter().any(|c| c.revoked.contains(serial)) {
+        return Err(MdocError::ReaderCertificateRevoked);
+    }
+    let Some(newest) = mine.iter().max_by_key(|c| c.next_update) else {
+        return Ok(ReaderRevocationStatus::NotChecked(
+            "no CRL of the reader CA (run `phone sync`)",
+        ));
+    };
+    if now > newest.next_update + READER_CRL_GRACE {
+        return Ok(ReaderRevocationStatus::NotChecked(
+            "the reader CA's CRL is stale (past nextUpdate + 7 days; run `phone sync`)",
+        ));
+    }
+    Ok(ReaderRevocationStatus::Good)
 }
 
 /// The subject's CN and O (first of each; UTF8String, PrintableString or

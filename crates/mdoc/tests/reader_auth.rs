@@ -21,7 +21,8 @@ use shomei_mdoc::mso::{DeviceKey, ValidityInfo};
 use shomei_mdoc::present::{ConsentPolicy, DeviceResponse, Presenter, Reply, STATUS_GENERAL_ERROR};
 use shomei_mdoc::reader::Reader;
 use shomei_mdoc::reader_auth::{
-    ReaderAuthKey, ReaderIdentity, TrustedReaderCas, authenticate_reader, sign_reader_auth,
+    READER_CRL_GRACE, ReaderAuthKey, ReaderCrl, ReaderIdentity, ReaderRevocationStatus,
+    TrustedReaderCas, authenticate_reader, check_reader_revocation, sign_reader_auth,
 };
 use shomei_mdoc::request::{DeviceRequest, DocRequest, ItemsRequest};
 use shomei_mdoc::session::{
@@ -614,5 +615,204 @@ fn authenticate_reader_directly() {
         &ra[..ra.len() / 2],
     ] {
         assert!(authenticate_reader(junk, &t, &irb, &w.trusted_readers(), NOW).is_err());
+    }
+}
+
+/// A reader certificate with serial `serial(b)`, as the holder sees it
+/// after [`authenticate_reader`].
+fn reader_identity(w: &World, b: u8) -> ReaderIdentity {
+    let key = EcdsaP256Signer::generate().unwrap();
+    let cert = w
+        .reader_ca
+        .issue_reader(
+            &points(),
+            key.public_key_spki(),
+            "shop",
+            &serial(b),
+            NOW,
+            90,
+        )
+        .unwrap();
+    ReaderIdentity {
+        common_name: Some("shop".into()),
+        organization: None,
+        certificate: cert,
+    }
+}
+
+fn reader_crl(ca: &ReaderCa, this_update: Timestamp, revoked: &[u8]) -> Vec<u8> {
+    let entries: Vec<_> = revoked
+        .iter()
+        .map(|b| shomei_pki::crl::RevokedEntry {
+            serial: serial(*b),
+            at: this_update,
+            reason: shomei_core::RevocationReason::KeyCompromise,
+        })
+        .collect();
+    ca.crl(1, this_update, this_update + Duration::hours(24), &entries)
+        .unwrap()
+}
+
+#[test]
+fn a_reader_on_its_cas_crl_is_refused_and_the_others_pass() {
+    let w = World::new();
+    let stolen = reader_identity(&w, 5);
+    let good = reader_identity(&w, 6);
+    let crl = ReaderCrl::verify(
+        &reader_crl(&w.reader_ca, NOW, &[5, 7]),
+        &w.trusted_readers(),
+    )
+    .unwrap();
+    assert_eq!(crl.len(), 2);
+    assert_eq!(crl.next_update() - crl.this_update(), Duration::hours(24));
+    let crls = [crl];
+    let err = check_reader_revocation(&stolen, &crls, NOW).unwrap_err();
+    assert_eq!(err, MdocError::ReaderCertificateRevoked);
+    // Refused like any invalid readerAuth (the whole request, status 10).
+    assert!(err.is_reader_auth());
+    assert_eq!(err.code(), "reader_certificate_revoked");
+    assert_eq!(
+        check_reader_revocation(&good, &crls, NOW),
+        Ok(ReaderRevocationStatus::Good)
+    );
+}
+
+#[test]
+fn a_missing_or_stale_reader_crl_means_revocation_not_checked() {
+    let w = World::new();
+    let stolen = reader_identity(&w, 5);
+    let good = reader_identity(&w, 6);
+    assert!(matches!(
+        check_reader_revocation(&good, &[], NOW),
+        Ok(ReaderRevocationStatus::NotChecked(why)) if why.contains("no CRL")
+    ));
+    let crls =
+        [ReaderCrl::verify(&reader_crl(&w.reader_ca, NOW, &[5]), &w.trusted_readers()).unwrap()];
+    let next = NOW + Duration::hours(24);
+    // Within nextUpdate + grace: checked.
+    assert_eq!(
+        check_reader_revocation(&good, &crls, next + READER_CRL_GRACE),
+        Ok(ReaderRevocationStatus::Good)
+    );
+    // Past it: not checked.
+    assert!(matches!(
+        check_reader_revocation(&good, &crls, next + READER_CRL_GRACE + Duration::seconds(1)),
+        Ok(ReaderRevocationStatus::NotChecked(why)) if why.contains("stale")
+    ));
+    // A revoked reader stays revoked on a stale CRL.
+    assert_eq!(
+        check_reader_revocation(&stolen, &crls, NOW + Duration::days(60)),
+        Err(MdocError::ReaderCertificateRevoked)
+    );
+    // The CRL of another CA does not cover this reader.
+    let other = ReaderCa::create(
+        "Other",
+        &points(),
+        Arc::new(EcdsaP256Signer::generate().unwrap()),
+        &serial(9),
+        NOW - Duration::days(1),
+    )
+    .unwrap();
+    let other_trust = TrustedReaderCas::new(vec![other.cert_der().to_vec()]).unwrap();
+    let others = [ReaderCrl::verify(&reader_crl(&other, NOW, &[5]), &other_trust).unwrap()];
+    assert!(matches!(
+        check_reader_revocation(&stolen, &others, NOW),
+        Ok(ReaderRevocationStatus::NotChecked(_))
+    ));
+}
+
+#[test]
+fn a_reader_crl_must_be_signed_by_a_trusted_reader_ca() {
+    let w = World::new();
+    // Same name, another key: not trusted.
+    let impostor = ReaderCa::create(
+        "Shomei Test",
+        &points(),
+        Arc::new(EcdsaP256Signer::generate().unwrap()),
+        &serial(3),
+        NOW - Duration::days(400),
+    )
+    .unwrap();
+    assert_eq!(
+        ReaderCrl::verify(&reader_crl(&impostor, NOW, &[]), &w.trusted_readers()),
+        Err(MdocError::UntrustedReader)
+    );
+    assert_eq!(
+        ReaderCrl::verify(
+            &reader_crl(&w.reader_ca, NOW, &[]),
+            &TrustedReaderCas::default()
+        ),
+        Err(MdocError::UntrustedReader)
+    );
+    // One flipped bit anywhere in the signed part or signature: refused.
+    let good = reader_crl(&w.reader_ca, NOW, &[5]);
+    for i in [20, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[i] ^= 1;
+        assert!(
+            ReaderCrl::verify(&bad, &w.trusted_readers()).is_err(),
+            "byte {i}"
+        );
+    }
+    // Junk and oversized input: errors, no panic.
+    for junk in [
+        &[][..],
+        &[0x30],
+        &[0x30, 0x03, 0x02, 0x01, 0x00],
+        &good[..good.len() / 2],
+    ] {
+        assert!(ReaderCrl::verify(junk, &w.trusted_readers()).is_err());
+    }
+    assert!(matches!(
+        ReaderCrl::verify(
+            &vec![0x30; shomei_mdoc::reader_auth::MAX_READER_CRL + 1],
+            &w.trusted_readers()
+        ),
+        Err(MdocError::LimitExceeded(_))
+    ));
+}
+
+#[test]
+fn presenter_refuses_a_revoked_reader_and_withholds_when_revocation_is_not_checked() {
+    let h = Holder::new();
+    let allow = || ConsentPolicy::Auto {
+        release_individual_number: true,
+        require_authenticated_reader: Vec::new(),
+    };
+    // World::reader certifies serial(4).
+    let (key, chain) = h.world.reader("city-office", NOW, 90);
+    let auth = ReaderAuthKey {
+        signer: &key,
+        chain: &chain,
+    };
+    let trust = h.world.trusted_readers();
+    let crl = |at: Timestamp, revoked: &[u8]| {
+        ReaderCrl::verify(&reader_crl(&h.world.reader_ca, at, revoked), &trust).unwrap()
+    };
+    // On the CRL: the whole request is refused, nothing released.
+    let mut p = h.presenter(allow());
+    p.check_reader_revocation(vec![crl(NOW, &[4])]);
+    let (reply, v) = round_trip(&mut p, &h, ALL, Some(&auth));
+    assert_refused(&reply, v, &MdocError::ReaderCertificateRevoked);
+    // A current CRL without it: authenticated, the individual number released.
+    let mut p = h.presenter(allow());
+    p.check_reader_revocation(vec![crl(NOW, &[5])]);
+    let (reply, v) = round_trip(&mut p, &h, ALL, Some(&auth));
+    assert!(reply.reader.is_some());
+    assert_eq!(v.unwrap()[elements::INDIVIDUAL_NUMBER], Value::from(NUMBER));
+    assert_eq!(p.revocation_not_checked(), None);
+    // No CRL, or a stale one: not authenticated, the number withheld, and why.
+    for (crls, why) in [
+        (vec![], "no CRL"),
+        (vec![crl(NOW - Duration::days(10), &[5])], "stale"),
+    ] {
+        let mut p = h.presenter(allow());
+        p.check_reader_revocation(crls);
+        let (reply, v) = round_trip(&mut p, &h, ALL, Some(&auth));
+        assert!(reply.reader.is_none());
+        let v = v.unwrap();
+        assert!(!v.contains_key(elements::INDIVIDUAL_NUMBER));
+        assert!(v.contains_key(elements::FULL_NAME));
+        assert!(p.revocation_not_checked().unwrap().contains(why));
     }
 }
