@@ -151,6 +151,44 @@ fn store_trusted_readers(http: &mut Http, authority: &str, phone: &Path) -> anyh
     Ok(())
 }
 
+/// The authority's reader-CA CRL as the phone keeps it (fetched at
+/// provisioning and `phone sync`, verified under the stored reader CA).
+pub const READER_CRL_FILE: &str = "reader-ca.crl";
+
+/// Fetches the authority's reader-CA CRL into PHONE/reader-ca.crl after
+/// checking its signature under PHONE/trusted-readers.pem. On failure the
+/// CRL kept before stays (it goes stale by itself).
+fn store_reader_crl(http: &mut Http, authority: &str, phone: &Path) -> anyhow::Result<()> {
+    let trust = crate::reader_cmd::trusted_readers(&phone.join(TRUSTED_READERS_FILE))?;
+    let resp = http
+        .send(
+            authority.trim_end_matches('/'),
+            &HttpRequest::get("/ca/reader-ca.crl"),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if resp.status != 200 {
+        anyhow::bail!("HTTP {}", resp.status);
+    }
+    shomei_mdoc::reader_auth::ReaderCrl::verify(&resp.body, &trust)
+        .map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+    let tmp = phone.join(format!(".{READER_CRL_FILE}.tmp"));
+    std::fs::write(&tmp, &resp.body)?;
+    std::fs::rename(&tmp, phone.join(READER_CRL_FILE))?;
+    Ok(())
+}
+
+/// The stored reader-CA CRL, if there is one that verifies under `trust`.
+fn stored_reader_crls(
+    phone: &Path,
+    trust: &shomei_mdoc::reader_auth::TrustedReaderCas,
+) -> Vec<shomei_mdoc::reader_auth::ReaderCrl> {
+    std::fs::read(phone.join(READER_CRL_FILE))
+        .ok()
+        .and_then(|der| shomei_mdoc::reader_auth::ReaderCrl::verify(&der, trust).ok())
+        .into_iter()
+        .collect()
+}
+
 /// `phone present --device-auth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceAuthArg {
@@ -322,12 +360,16 @@ fn run_blocking(cmd: PhoneCmd, json: bool) -> anyhow::Result<()> {
             let readers_note = match (p.is_provisioned(), &p.state().registration) {
                 (true, Some(reg)) => {
                     let authority = reg.authority.clone();
-                    store_trusted_readers(&mut http, &authority, &phone)
-                        .err()
-                        .map(|e| format!("the reader CA was not refreshed ({e:#})"))
+                    match store_trusted_readers(&mut http, &authority, &phone) {
+                        Err(e) => Some(format!("the reader CA was not refreshed ({e:#})")),
+                        Ok(()) => store_reader_crl(&mut http, &authority, &phone)
+                            .err()
+                            .map(|e| format!("the reader CRL was not refreshed ({e:#})")),
+                    }
                 }
                 _ => {
                     let _ = std::fs::remove_file(&readers);
+                    let _ = std::fs::remove_file(phone.join(READER_CRL_FILE));
                     None
                 }
             };
@@ -585,6 +627,10 @@ fn provision(a: ProvisionArgs, json: bool) -> anyhow::Result<()> {
     if let Err(e) = store_trusted_readers(&mut http, &a.authority, &a.phone) {
         eprintln!(
             "warning: the authority's reader CA could not be stored ({e:#}): `phone present` will refuse signed requests unless given --trusted-readers"
+        );
+    } else if let Err(e) = store_reader_crl(&mut http, &a.authority, &a.phone) {
+        eprintln!(
+            "warning: the authority's reader CRL could not be stored ({e:#}): until `phone sync` fetches it, `phone present` treats signed readers as not authenticated"
         );
     }
     emit(
@@ -941,7 +987,11 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
         now(),
     )
     .map_err(|e| anyhow::anyhow!("the mobile ID cannot be shown: {e} ({})", e.code()))?;
+    // Reader revocation: the stored CRL when it verifies under the CAs in
+    // use; without one (or a stale one) signed readers are not authenticated.
+    let reader_crls = stored_reader_crls(&a.phone, &trusted_readers);
     presenter.trust_readers(trusted_readers, now());
+    presenter.check_reader_revocation(reader_crls);
     // The contract: the engagement URI is the first line of stdout; the QR
     // code goes to stderr so it never mixes with the machine-readable lines.
     let uri = presenter.engagement_uri();
@@ -969,6 +1019,7 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
     let released = rt.block_on(crate::mdoc_cmd::serve_one(&listener, &mut presenter))?;
     let names: Vec<String> = released.iter().map(|(ns, e)| format!("{ns}/{e}")).collect();
     let reader = presenter.reader();
+    let not_checked = presenter.revocation_not_checked();
     emit(
         json,
         &json!({
@@ -977,14 +1028,18 @@ fn present(a: PresentArgs, json: bool) -> anyhow::Result<()> {
                 "authenticated": reader.is_some(),
                 "name": reader.map(|r| r.display_name()),
                 "organization": reader.and_then(|r| r.organization.as_deref()),
+                "revocation_not_checked": not_checked,
             },
         }),
         &format!(
             "reader: {}\nreleased: {}",
-            reader.map_or("not authenticated".to_owned(), |r| format!(
-                "{} (authenticated)",
-                r.display_name()
-            )),
+            match (reader, not_checked) {
+                (Some(r), _) => format!("{} (authenticated)", r.display_name()),
+                (None, Some(why)) => format!(
+                    "not authenticated: revocation not checked ({why}); elements for authenticated readers withheld"
+                ),
+                (None, None) => "not authenticated".to_owned(),
+            },
             if names.is_empty() {
                 "nothing".to_owned()
             } else {

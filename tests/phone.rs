@@ -1641,7 +1641,7 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
     let p: Value = serde_json::from_str(rest.trim()).unwrap();
     assert_eq!(
         p["reader"],
-        json!({"authenticated": true, "name": "city-office.jp", "organization": null}),
+        json!({"authenticated": true, "name": "city-office.jp", "organization": null, "revocation_not_checked": null}),
         "{p}"
     );
     assert!(
@@ -1673,7 +1673,7 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
     let p: Value = serde_json::from_str(rest.trim()).unwrap();
     assert_eq!(
         p["reader"],
-        json!({"authenticated": false, "name": null, "organization": null})
+        json!({"authenticated": false, "name": null, "organization": null, "revocation_not_checked": null})
     );
 
     // Signed under a CA the phone does not trust: the whole request is refused.
@@ -1700,5 +1700,177 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
     assert!(
         err.contains("untrusted_reader") || err.contains("trusted reader CA"),
         "{err}"
+    );
+}
+
+/// Reader revocation end to end: a relying party enrols two readers, one
+/// key is stolen and its certificate revoked
+/// (`POST /v1/reader-certificates/{serial}/revoke` with the relying
+/// party's own token); after `phone sync` (which fetches and verifies
+/// /ca/reader-ca.crl) the phone refuses the revoked reader's signed request
+/// whole (status 10, nothing released), while the other reader is still
+/// authenticated and gets the element reserved for authenticated readers.
+/// Without a CRL, a signed reader is "revocation not checked": not
+/// authenticated, the element withheld, and the JSON result says why.
+#[test]
+fn a_revoked_reader_is_refused_after_phone_sync_and_a_good_one_still_served() {
+    use std::io::{BufRead as _, Read as _};
+    let w = world();
+    let (phone, _) = w.provision("phone1");
+    // Provisioning stored the reader CA's CRL next to the reader CA.
+    assert!(phone.join("reader-ca.crl").exists());
+    let (code, rp) = w.operator("/v1/relying-parties", json!({"name": "city-office.jp"}));
+    assert_eq!(code, 201, "{rp}");
+    let rp_token = rp["token"].as_str().unwrap().to_owned();
+    let token_file = w.path("rp.token");
+    std::fs::write(&token_file, &rp_token).unwrap();
+    let enrol = |dir: &str| {
+        let out = w.path(dir);
+        let e = json_of(&shomei(&[
+            "reader",
+            "enrol",
+            "--authority",
+            &w.url,
+            "--rp-token-file",
+            token_file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]));
+        (out, e["serial"].as_str().unwrap().to_owned())
+    };
+    let (stolen, stolen_serial) = enrol("reader-stolen");
+    let (good, _) = enrol("reader-good");
+
+    let spawn = || {
+        #[allow(clippy::zombie_processes)] // waited below
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+            .args(["phone", "present", "--phone", phone.to_str().unwrap()])
+            .args([
+                "--require-authenticated-reader",
+                "full_name_unicode",
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        (child, stdout, line.trim().to_owned())
+    };
+    let finish = |mut child: Child, mut stdout: std::io::BufReader<std::process::ChildStdout>| {
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let ok = child.wait().unwrap().success();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (ok, rest, err)
+    };
+    let iaca = w.dir.join("ca/iaca.pem");
+    let request = |uri: &str, reader: &Path| {
+        shomei(&[
+            "reader",
+            "request",
+            "--engagement",
+            uri,
+            "--items",
+            "full_name_unicode,age_over_20",
+            "--trust",
+            iaca.to_str().unwrap(),
+            "--reader-key",
+            reader.join("reader.p8").to_str().unwrap(),
+            "--reader-cert",
+            reader.join("reader.pem").to_str().unwrap(),
+            "--json",
+        ])
+    };
+
+    // Before revocation the (soon) stolen reader is authenticated.
+    let (child, stdout, uri) = spawn();
+    let v = json_of(&request(&uri, &stolen));
+    assert_eq!(v["reader_auth"], true, "{v}");
+    assert!(v["items"]["full_name_unicode"].is_string(), "{v}");
+    let (ok, rest, err) = finish(child, stdout);
+    assert!(ok, "{rest}{err}");
+
+    // The relying party revokes the stolen reader's certificate itself.
+    let resp = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/v1/reader-certificates/{stolen_serial}/revoke",
+            w.url
+        ))
+        .bearer_auth(&rp_token)
+        .json(&json!({"reason": "keyCompromise"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let old_crl = std::fs::read(phone.join("reader-ca.crl")).unwrap();
+    let synced = json_of(&shomei(&[
+        "phone",
+        "sync",
+        "--phone",
+        phone.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(synced.is_object(), "{synced}");
+    assert_ne!(std::fs::read(phone.join("reader-ca.crl")).unwrap(), old_crl);
+
+    // The revoked reader: the whole request refused, nothing released.
+    let (child, stdout, uri) = spawn();
+    let r = request(&uri, &stolen);
+    assert!(!r.status.success());
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&r.stdout).trim()).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["items"], json!({}), "{v}");
+    assert_eq!(v["error"]["code"], "device_response_status", "{v}");
+    let (ok, _, err) = finish(child, stdout);
+    assert!(!ok, "the phone reports the refusal");
+    assert!(err.contains("reader certificate is revoked"), "{err}");
+
+    // The good reader: authenticated, the reserved element released.
+    let (child, stdout, uri) = spawn();
+    let v = json_of(&request(&uri, &good));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["reader_auth"], true, "{v}");
+    assert!(v["items"]["full_name_unicode"].is_string(), "{v}");
+    let (ok, rest, err) = finish(child, stdout);
+    assert!(ok, "{rest}{err}");
+    let p: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(p["reader"]["authenticated"], true, "{p}");
+    assert_eq!(p["reader"]["revocation_not_checked"], Value::Null, "{p}");
+
+    // No CRL on the phone: revocation not checked, so the good reader is
+    // not authenticated and the reserved element is withheld.
+    std::fs::remove_file(phone.join("reader-ca.crl")).unwrap();
+    let (child, stdout, uri) = spawn();
+    let v = json_of(&request(&uri, &good));
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(v["items"].get("full_name_unicode").is_none(), "{v}");
+    assert_eq!(v["items"]["age_over_20"], true, "{v}");
+    let (ok, rest, err) = finish(child, stdout);
+    assert!(ok, "{rest}{err}");
+    let p: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(p["reader"]["authenticated"], false, "{p}");
+    assert!(
+        p["reader"]["revocation_not_checked"]
+            .as_str()
+            .unwrap()
+            .contains("no CRL"),
+        "{p}"
+    );
+    assert!(
+        !p["released"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().ends_with("/full_name_unicode")),
+        "{p}"
     );
 }
