@@ -1517,9 +1517,81 @@ fn present_without_pin_follows_the_contract() {
 /// reader (as the individual number always does — the authority's mobile
 /// ID does not carry it). A reader the phone's trust does not cover is
 /// refused whole.
+/// `phone present --require-authenticated-reader full_name_unicode --json
+/// EXTRA` started: the child, its stdout, and the engagement URI (the
+/// first line).
+fn present_for_reader(
+    phone: &Path,
+    extra: &[&str],
+) -> (Child, std::io::BufReader<std::process::ChildStdout>, String) {
+    use std::io::BufRead as _;
+    #[allow(clippy::zombie_processes)] // present_result waits for it
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(["phone", "present", "--phone", phone.to_str().unwrap()])
+        .args([
+            "--require-authenticated-reader",
+            "full_name_unicode",
+            "--json",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    (child, stdout, line.trim().to_owned())
+}
+
+/// Waits for a `present_for_reader` phone: success, the rest of its stdout
+/// (the result JSON), its stderr.
+fn present_result(
+    mut child: Child,
+    mut stdout: std::io::BufReader<std::process::ChildStdout>,
+) -> (bool, String, String) {
+    use std::io::Read as _;
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let ok = child.wait().unwrap().success();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (ok, rest, err)
+}
+
+/// `reader request` for the full name and age_over_20 at `uri`, trusting
+/// `iaca`, signed with the reader `(key, certificate)` when given.
+fn reader_request(uri: &str, iaca: &Path, reader: Option<(&PathBuf, &PathBuf)>) -> Output {
+    let mut args = vec![
+        "reader",
+        "request",
+        "--engagement",
+        uri,
+        "--items",
+        "full_name_unicode,age_over_20",
+        "--trust",
+        iaca.to_str().unwrap(),
+        "--json",
+    ];
+    if let Some((key, cert)) = reader {
+        args.extend([
+            "--reader-key",
+            key.to_str().unwrap(),
+            "--reader-cert",
+            cert.to_str().unwrap(),
+        ]);
+    }
+    shomei(&args)
+}
+
 #[test]
 fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
-    use std::io::{BufRead as _, Read as _};
+    use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
     let w = world();
     let (phone, _) = w.provision("phone1");
@@ -1581,54 +1653,14 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
     assert_eq!(code, 2, "{msg}");
 
     // The phone, its result JSON read after the session.
-    let spawn = |extra: &[&str]| {
-        #[allow(clippy::zombie_processes)] // waited below
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
-            .args(["phone", "present", "--phone", phone.to_str().unwrap()])
-            .args([
-                "--require-authenticated-reader",
-                "full_name_unicode",
-                "--json",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        (child, stdout, line.trim().to_owned())
-    };
-    let finish = |mut child: Child, mut stdout: std::io::BufReader<std::process::ChildStdout>| {
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        let ok = child.wait().unwrap().success();
+    let spawn = |extra: &[&str]| present_for_reader(&phone, extra);
+    let finish = |child, stdout| {
+        let (ok, rest, _) = present_result(child, stdout);
         (ok, rest)
     };
     let iaca = w.dir.join("ca/iaca.pem");
-    let request = |uri: &str, signed: bool| {
-        let mut args = vec![
-            "reader",
-            "request",
-            "--engagement",
-            uri,
-            "--items",
-            "full_name_unicode,age_over_20",
-            "--trust",
-            iaca.to_str().unwrap(),
-            "--json",
-        ];
-        if signed {
-            args.extend([
-                "--reader-key",
-                key.to_str().unwrap(),
-                "--reader-cert",
-                cert.to_str().unwrap(),
-            ]);
-        }
-        shomei(&args)
-    };
+    let request =
+        |uri: &str, signed: bool| reader_request(uri, &iaca, signed.then_some((&key, &cert)));
 
     // Signed, trusted explicitly: authenticated, the full name released.
     let (child, stdout, uri) = spawn(&["--trusted-readers", reader_ca.to_str().unwrap()]);
@@ -1714,7 +1746,6 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
 /// authenticated, the element withheld, and the JSON result says why.
 #[test]
 fn a_revoked_reader_is_refused_after_phone_sync_and_a_good_one_still_served() {
-    use std::io::{BufRead as _, Read as _};
     let w = world();
     let (phone, _) = w.provision("phone1");
     // Provisioning stored the reader CA's CRL next to the reader CA.
@@ -1742,54 +1773,12 @@ fn a_revoked_reader_is_refused_after_phone_sync_and_a_good_one_still_served() {
     let (stolen, stolen_serial) = enrol("reader-stolen");
     let (good, _) = enrol("reader-good");
 
-    let spawn = || {
-        #[allow(clippy::zombie_processes)] // waited below
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
-            .args(["phone", "present", "--phone", phone.to_str().unwrap()])
-            .args([
-                "--require-authenticated-reader",
-                "full_name_unicode",
-                "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        (child, stdout, line.trim().to_owned())
-    };
-    let finish = |mut child: Child, mut stdout: std::io::BufReader<std::process::ChildStdout>| {
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).unwrap();
-        let ok = child.wait().unwrap().success();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        (ok, rest, err)
-    };
+    let spawn = || present_for_reader(&phone, &[]);
+    let finish = present_result;
     let iaca = w.dir.join("ca/iaca.pem");
     let request = |uri: &str, reader: &Path| {
-        shomei(&[
-            "reader",
-            "request",
-            "--engagement",
-            uri,
-            "--items",
-            "full_name_unicode,age_over_20",
-            "--trust",
-            iaca.to_str().unwrap(),
-            "--reader-key",
-            reader.join("reader.p8").to_str().unwrap(),
-            "--reader-cert",
-            reader.join("reader.pem").to_str().unwrap(),
-            "--json",
-        ])
+        let (key, cert) = (reader.join("reader.p8"), reader.join("reader.pem"));
+        reader_request(uri, &iaca, Some((&key, &cert)))
     };
 
     // Before revocation the (soon) stolen reader is authenticated.
