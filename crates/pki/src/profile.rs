@@ -464,9 +464,7 @@ pub const MDL_DS_EKU: &[u64] = &[1, 0, 18013, 5, 1, 2];
 /// critical basicConstraints CA with pathLen 0, issuerAltName (URI), a CRL
 /// distribution point, SKI, and a non-sequential serial.
 pub struct Iaca {
-    authority_name: String,
-    cert_der: Vec<u8>,
-    key: RcgenKey,
+    root: MdocRoot,
 }
 
 /// How long the IACA lives (Annex B allows at most 20 years).
@@ -481,13 +479,14 @@ impl Iaca {
         serial: &Serial,
         now: Timestamp,
     ) -> Result<Self, PkiError> {
-        let (cert_der, key) =
-            self_signed_root(iaca_params(authority_name, points), signer, serial, now)?;
-        Ok(Self {
-            authority_name: authority_name.to_owned(),
-            cert_der,
-            key,
-        })
+        let root = MdocRoot::create(
+            authority_name,
+            iaca_params(authority_name, points),
+            signer,
+            serial,
+            now,
+        )?;
+        Ok(Self { root })
     }
 
     /// Loads the IACA from its certificate and key.
@@ -496,17 +495,13 @@ impl Iaca {
         cert_der: Vec<u8>,
         signer: Arc<dyn Signer>,
     ) -> Result<Self, PkiError> {
-        let key = root_key(&cert_der, signer, "IACA")?;
-        Ok(Self {
-            authority_name: authority_name.to_owned(),
-            cert_der,
-            key,
-        })
+        let root = MdocRoot::load(authority_name, cert_der, signer, "IACA")?;
+        Ok(Self { root })
     }
 
     /// DER certificate.
     pub fn cert_der(&self) -> &[u8] {
-        &self.cert_der
+        &self.root.cert_der
     }
 
     /// Issues a document signer (DS) certificate (Annex B.1.3): critical
@@ -536,11 +531,14 @@ impl Iaca {
         );
         dn.push(
             DnType::OrganizationName,
-            DnValue::Utf8String(self.authority_name.clone()),
+            DnValue::Utf8String(self.root.authority_name.clone()),
         );
         dn.push(
             DnType::CommonName,
-            DnValue::Utf8String(format!("{} mobile ID document signer", self.authority_name)),
+            DnValue::Utf8String(format!(
+                "{} mobile ID document signer",
+                self.root.authority_name
+            )),
         );
         p.distinguished_name = dn;
         p.is_ca = IsCa::ExplicitNoCa;
@@ -563,7 +561,10 @@ impl Iaca {
             raw,
             alg: rcgen_alg(ds.algorithm()),
         };
-        let issuer = Issuer::new(iaca_params(&self.authority_name, points), &self.key);
+        let issuer = Issuer::new(
+            iaca_params(&self.root.authority_name, points),
+            &self.root.key,
+        );
         let cert = p
             .signed_by(&subject, &issuer)
             .map_err(|e| PkiError::Build(e.to_string()))?;
@@ -595,7 +596,10 @@ impl Iaca {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        let issuer = Issuer::new(iaca_params(&self.authority_name, points), &self.key);
+        let issuer = Issuer::new(
+            iaca_params(&self.root.authority_name, points),
+            &self.root.key,
+        );
         params
             .signed_by(&issuer)
             .map(|c| c.der().to_vec())
@@ -603,37 +607,61 @@ impl Iaca {
     }
 }
 
-/// Self-signs a P-256 root of the mobile ID (the IACA, the reader CA):
-/// `params` with `serial`, valid from `now` for [`IACA_YEARS`].
-fn self_signed_root(
-    mut params: CertificateParams,
-    signer: Arc<dyn Signer>,
-    serial: &Serial,
-    now: Timestamp,
-) -> Result<(Vec<u8>, RcgenKey), PkiError> {
-    let key = RcgenKey::new(signer)?;
-    params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
-    params.not_before = truncate_to_second(now);
-    params.not_after = end_of_day_jst(
-        now.date()
-            .replace_year(now.year() + IACA_YEARS)
-            .unwrap_or(now.date()),
-    );
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| PkiError::Build(e.to_string()))?;
-    Ok((cert.der().to_vec(), key))
+/// A self-signed P-256 root of the mobile ID (the IACA, the reader CA): the
+/// authority's name, the certificate and its key.
+struct MdocRoot {
+    authority_name: String,
+    cert_der: Vec<u8>,
+    key: RcgenKey,
 }
 
-/// The key of a loaded root, checked against its certificate.
-fn root_key(cert_der: &[u8], signer: Arc<dyn Signer>, what: &str) -> Result<RcgenKey, PkiError> {
-    let key = RcgenKey::new(signer)?;
-    if crate::csr::certificate_spki(cert_der)? != key.signer.public_key_spki() {
-        return Err(PkiError::BadKey(format!(
-            "the key does not match the {what} certificate"
-        )));
+impl MdocRoot {
+    /// Self-signs `params` with `serial`, valid from `now` for [`IACA_YEARS`].
+    fn create(
+        authority_name: &str,
+        mut params: CertificateParams,
+        signer: Arc<dyn Signer>,
+        serial: &Serial,
+        now: Timestamp,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        params.not_before = truncate_to_second(now);
+        params.not_after = end_of_day_jst(
+            now.date()
+                .replace_year(now.year() + IACA_YEARS)
+                .unwrap_or(now.date()),
+        );
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| PkiError::Build(e.to_string()))?;
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der: cert.der().to_vec(),
+            key,
+        })
     }
-    Ok(key)
+
+    /// A loaded root, its key checked against its certificate (`what` names
+    /// the root in the error).
+    fn load(
+        authority_name: &str,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+        what: &str,
+    ) -> Result<Self, PkiError> {
+        let key = RcgenKey::new(signer)?;
+        if crate::csr::certificate_spki(&cert_der)? != key.signer.public_key_spki() {
+            return Err(PkiError::BadKey(format!(
+                "the key does not match the {what} certificate"
+            )));
+        }
+        Ok(Self {
+            authority_name: authority_name.to_owned(),
+            cert_der,
+            key,
+        })
+    }
 }
 
 /// A mobile-ID root (C=JP, O=authority, CN=authority + `role`): critical
@@ -732,9 +760,7 @@ pub fn p256_spki_point(spki: &[u8]) -> Result<&[u8], PkiError> {
 /// critical basicConstraints CA pathLen 0) that certifies the readers of
 /// registered relying parties for reader authentication.
 pub struct ReaderCa {
-    authority_name: String,
-    cert_der: Vec<u8>,
-    key: RcgenKey,
+    root: MdocRoot,
 }
 
 impl ReaderCa {
@@ -746,17 +772,14 @@ impl ReaderCa {
         serial: &Serial,
         now: Timestamp,
     ) -> Result<Self, PkiError> {
-        let (cert_der, key) = self_signed_root(
+        let root = MdocRoot::create(
+            authority_name,
             reader_ca_params(authority_name, points),
             signer,
             serial,
             now,
         )?;
-        Ok(Self {
-            authority_name: authority_name.to_owned(),
-            cert_der,
-            key,
-        })
+        Ok(Self { root })
     }
 
     /// Loads the reader CA from its certificate and key.
@@ -765,17 +788,13 @@ impl ReaderCa {
         cert_der: Vec<u8>,
         signer: Arc<dyn Signer>,
     ) -> Result<Self, PkiError> {
-        let key = root_key(&cert_der, signer, "reader CA")?;
-        Ok(Self {
-            authority_name: authority_name.to_owned(),
-            cert_der,
-            key,
-        })
+        let root = MdocRoot::load(authority_name, cert_der, signer, "reader CA")?;
+        Ok(Self { root })
     }
 
     /// DER certificate.
     pub fn cert_der(&self) -> &[u8] {
-        &self.cert_der
+        &self.root.cert_der
     }
 
     /// Issues a reader authentication certificate for the P-256 key
@@ -803,7 +822,7 @@ impl ReaderCa {
             ));
         }
         let point = p256_spki_point(reader_spki)?;
-        if reader_spki == self.key.signer.public_key_spki() {
+        if reader_spki == self.root.key.signer.public_key_spki() {
             return Err(PkiError::BadKey(
                 "the reader key is the reader CA's own key".into(),
             ));
@@ -838,7 +857,10 @@ impl ReaderCa {
             raw: point.to_vec(),
             alg: rcgen_alg(SignatureAlgorithm::EcdsaP256Sha256),
         };
-        let issuer = Issuer::new(reader_ca_params(&self.authority_name, points), &self.key);
+        let issuer = Issuer::new(
+            reader_ca_params(&self.root.authority_name, points),
+            &self.root.key,
+        );
         let cert = p
             .signed_by(&subject, &issuer)
             .map_err(|e| PkiError::Build(e.to_string()))?;
@@ -885,7 +907,7 @@ impl ReaderCa {
                 invalidity_date: None,
             });
         }
-        let key_identifier_method = match crate::crl::subject_key_identifier(&self.cert_der)? {
+        let key_identifier_method = match crate::crl::subject_key_identifier(&self.root.cert_der)? {
             Some(ski) => KeyIdMethod::PreSpecified(ski),
             None => KeyIdMethod::Sha256,
         };
@@ -900,8 +922,8 @@ impl ReaderCa {
         // Only the issuer's name and key matter for a CRL: the publication
         // points in the params are not written into it.
         let issuer = Issuer::new(
-            reader_ca_params(&self.authority_name, &PublicationPoints::new("")),
-            &self.key,
+            reader_ca_params(&self.root.authority_name, &PublicationPoints::new("")),
+            &self.root.key,
         );
         params
             .signed_by(&issuer)
