@@ -15,6 +15,7 @@ mod common;
 
 use common::{
     Backend, PgDb, free_port, init_authority, now, on_both_backends, postgres_db, rand_label,
+    send_checked,
 };
 
 use std::path::{Path, PathBuf};
@@ -334,29 +335,7 @@ impl Env {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if status >= 400 {
-            assert_eq!(
-                ct, "application/problem+json",
-                "errors are problem+json: {v}"
-            );
-            assert!(v["code"].is_string(), "problem has a stable code: {v}");
-            let detail = v["detail"].as_str().unwrap_or_default();
-            for personal in [NAME, ADDRESS, BIRTH] {
-                assert!(
-                    !detail.contains(personal),
-                    "no personal data in errors: {v}"
-                );
-            }
-        }
-        (status, v)
+        send_checked(req, &[NAME, ADDRESS, BIRTH]).await
     }
 
     /// POST as the operator.

@@ -12,7 +12,9 @@
 
 mod common;
 
-use common::{Backend, PgDb, free_port, init_authority, now, on_both_backends, postgres_db};
+use common::{
+    Backend, PgDb, free_port, init_authority, now, on_both_backends, postgres_db, send_checked,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,19 +91,7 @@ impl Env {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if status >= 400 {
-            assert_eq!(ct, "application/problem+json", "{v}");
-            assert!(v["code"].is_string(), "{v}");
-        }
-        (status, v)
+        send_checked(req, &[]).await
     }
 
     async fn register(&self, name: &str) -> String {

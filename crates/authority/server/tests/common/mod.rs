@@ -139,3 +139,32 @@ macro_rules! on_both_backends {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_backends;
+
+/// Sends `req`: the status and the JSON body (null if none). Every error
+/// must be `application/problem+json` with a stable `code`, and its
+/// `detail` must contain none of `personal`.
+pub async fn send_checked(
+    req: reqwest::RequestBuilder,
+    personal: &[&str],
+) -> (u16, serde_json::Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    if status >= 400 {
+        assert_eq!(
+            ct, "application/problem+json",
+            "errors are problem+json: {v}"
+        );
+        assert!(v["code"].is_string(), "problem has a stable code: {v}");
+        let detail = v["detail"].as_str().unwrap_or_default();
+        for p in personal {
+            assert!(!detail.contains(p), "no personal data in errors: {v}");
+        }
+    }
+    (status, v)
+}
