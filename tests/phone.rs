@@ -1564,6 +1564,21 @@ fn present_result(
     (ok, rest, err)
 }
 
+/// `reader enrol --json` into `out` for the relying party of `token_file`.
+fn reader_enrol(w: &World, token_file: &Path, out: &Path) -> Value {
+    json_of(&shomei(&[
+        "reader",
+        "enrol",
+        "--authority",
+        &w.url,
+        "--rp-token-file",
+        token_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]))
+}
+
 /// `reader request` for the full name and age_over_20 at `uri`, trusting
 /// `iaca`, signed with the reader `(key, certificate)` when given.
 fn reader_request(uri: &str, iaca: &Path, reader: Option<(&PathBuf, &PathBuf)>) -> Output {
@@ -1605,17 +1620,7 @@ fn reader_enrol_and_signed_request_are_authenticated_by_the_phone() {
     let token_file = w.path("rp.token");
     std::fs::write(&token_file, rp["token"].as_str().unwrap()).unwrap();
     let out = w.path("reader");
-    let e = json_of(&shomei(&[
-        "reader",
-        "enrol",
-        "--authority",
-        &w.url,
-        "--rp-token-file",
-        token_file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]));
+    let e = reader_enrol(&w, &token_file, &out);
     assert_eq!(e["name"], "city-office.jp", "{e}");
     let key = out.join("reader.p8");
     let cert = out.join("reader.pem");
@@ -1757,17 +1762,7 @@ fn a_revoked_reader_is_refused_after_phone_sync_and_a_good_one_still_served() {
     std::fs::write(&token_file, &rp_token).unwrap();
     let enrol = |dir: &str| {
         let out = w.path(dir);
-        let e = json_of(&shomei(&[
-            "reader",
-            "enrol",
-            "--authority",
-            &w.url,
-            "--rp-token-file",
-            token_file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ]));
+        let e = reader_enrol(&w, &token_file, &out);
         (out, e["serial"].as_str().unwrap().to_owned())
     };
     let (stolen, stolen_serial) = enrol("reader-stolen");
