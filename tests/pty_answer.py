@@ -3,10 +3,14 @@ types an answer at each prompt.
 
     python3 pty_answer.py ANSWER... -- COMMAND ARGS...
 
-A prompt is terminal output that ends with ": " and no newline; each one
-gets the next ANSWER and Enter, typed once the program has turned the
-terminal's echo off (or after 5 s, when the answer then shows). Prints one JSON object: the exit status and
-everything the terminal showed (so a test can check nothing was echoed).
+An answer is typed (then Enter) only when the program is waiting for hidden
+input: it has turned the terminal's echo off, it has written nothing for a
+moment, and what it wrote since the last answer ends with ": ". Output that
+merely contains ": " (an error message read in pieces) or a prompt read
+before the program turned echo off is never answered, so an answer can
+neither be typed early (the terminal would echo it) nor land at the wrong
+prompt. Prints one JSON object: the exit status and everything the terminal
+showed (so a test can check nothing was echoed).
 """
 
 import json
@@ -27,24 +31,21 @@ if pid == 0:
 
 shown = b""
 prompt_from = 0
-while True:
-    ready, _, _ = select.select([fd], [], [], 60)
-    if not ready:
-        break
-    try:
-        chunk = os.read(fd, 4096)
-    except OSError:  # the child closed the terminal
-        break
-    if not chunk:
-        break
-    shown += chunk
-    if answers and shown[prompt_from:].endswith(b": "):
-        # Type only once the program has turned echo off, as a person who
-        # waits for the prompt would (typeahead would be echoed by any
-        # terminal); if it never does, the answer shows and the test fails.
-        deadline = time.monotonic() + 5
-        while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
-            time.sleep(0.01)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    ready, _, _ = select.select([fd], [], [], 0.05)
+    if ready:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        continue
+    # Quiet for 50 ms: answer only a prompt the program is now reading with echo off.
+    echo_off = not termios.tcgetattr(fd)[3] & termios.ECHO
+    if answers and echo_off and shown[prompt_from:].endswith(b": "):
         os.write(fd, answers.pop(0).encode() + b"\r")
         prompt_from = len(shown)
 
